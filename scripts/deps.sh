@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages usher needs for a purpose, or says how to.
+#
+#   scripts/deps.sh [build|test|bench|fuzz]...   (default: build test)
+#
+# As root, missing packages are installed with apt-get. Otherwise the exact
+# apt-get line is printed and the script fails.
+set -euo pipefail
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(build test)
+
+pkgs=()
+for w in "${want[@]}"; do
+  case $w in
+    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev) ;;
+    test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl) ;;
+    bench) pkgs+=(wrk haproxy nginx-light curl procps) ;;
+    fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
+    *) echo "deps.sh: unknown purpose '$w' (expected build, test, bench or fuzz)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]}" >&2
+  echo "deps.sh: run as root:  apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,65 @@
+/* balance: the interface every balancing algorithm implements.
+ *
+ * An algorithm is one file with one `const struct balancer_ops` and one entry
+ * in the table in balance.c. pick() is called by worker threads concurrently:
+ * whatever state it shares across workers must be atomic. */
+#ifndef USHER_BALANCE_BALANCE_H
+#define USHER_BALANCE_BALANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "upstream/backend.h"
+
+#define BALANCE_MAX_TRIES 8
+
+/* Backends already tried for this request (a retry must go elsewhere). */
+struct balance_tried {
+    uint32_t n;
+    uint32_t idx[BALANCE_MAX_TRIES];
+};
+
+/* What an algorithm may look at to choose (hash keys use these later). */
+struct balance_ctx {
+    const struct sockaddr *client;
+    const char *target;
+    size_t target_len;
+};
+
+enum balance_outcome { BALANCE_OK, BALANCE_FAILED };
+
+struct balancer_ops {
+    const char *name;
+    /* Optional: allocates *state for pool p. 0 or -errno. */
+    int (*init)(struct pool *p, void **state);
+    void (*destroy)(void *state);
+    /* Required: a usable backend not in tried, or NULL when there is none. */
+    struct backend *(*pick)(void *state, struct pool *p, const struct balance_ctx *ctx,
+                            const struct balance_tried *tried);
+    /* Optional hooks around one request on backend b. */
+    void (*on_request_start)(void *state, struct backend *b);
+    void (*on_request_done)(void *state, struct backend *b, enum balance_outcome outcome,
+                            uint64_t latency_us);
+};
+
+/* The algorithm called name, or NULL. */
+const struct balancer_ops *balance_find(const char *name);
+/* "round-robin, ..." for help texts and errors. */
+const char *balance_names(void);
+
+/* Whether b may take a new request that has already tried the backends in t. */
+static inline int balance_usable(const struct backend *b, const struct balance_tried *t)
+{
+    if (backend_state(b) != BACKEND_UP) return 0;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->idx[i] == b->index) return 0;
+    return 1;
+}
+
+static inline void balance_tried_add(struct balance_tried *t, const struct backend *b)
+{
+    if (t->n < BALANCE_MAX_TRIES) t->idx[t->n++] = b->index;
+}
+
+#endif

@@ -1,0 +1,251 @@
+/* cli: quick-mode command line (see usher --help and docs/CONFIG.md). */
+#include "config/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balance/balance.h"
+#include "version.h"
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    const char *why;
+    sock_parse_addr("0.0.0.0:8000", &c->listen, &why);
+    snprintf(c->listen_str, sizeof(c->listen_str), "0.0.0.0:8000");
+    snprintf(c->balance, sizeof(c->balance), "round-robin");
+    c->health_path[0] = 0; /* no active checks unless asked for */
+    c->health_interval_ms = 2000;
+    c->health_timeout_ms = 1000;
+    c->threads = 0;
+    c->client_header_ms = 10000;
+    c->client_idle_ms = 60000;
+    c->connect_ms = 2000;
+    c->response_ms = 60000;
+    c->upstream_idle_ms = 30000;
+    c->tunnel_idle_ms = 300000;
+    c->max_headers = 100;
+    c->max_request_line = 8192;
+    c->max_conns = 100000;
+}
+
+int config_parse_duration(const char *s, uint32_t *ms)
+{
+    char *end;
+    if (!isdigit((unsigned char)s[0])) return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -EINVAL;
+    unsigned long long mult;
+    if (!strcmp(end, "ms"))
+        mult = 1;
+    else if (!strcmp(end, "s") || !*end)
+        mult = 1000;
+    else if (!strcmp(end, "m"))
+        mult = 60000;
+    else if (!strcmp(end, "h"))
+        mult = 3600000;
+    else
+        return -EINVAL;
+    if (v > UINT32_MAX / mult) return -EINVAL;
+    *ms = (uint32_t)(v * mult);
+    return 0;
+}
+
+int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap)
+{
+    memset(b, 0, sizeof(*b));
+    b->weight = 1;
+    const char *comma = strchr(s, ',');
+    size_t urllen = comma ? (size_t)(comma - s) : strlen(s);
+    if (urllen >= sizeof(b->url)) {
+        snprintf(why, why_cap, "URL too long");
+        return -EINVAL;
+    }
+    memcpy(b->url, s, urllen);
+    b->url[urllen] = 0;
+    for (const char *opt = comma; opt; opt = strchr(opt + 1, ',')) {
+        char *end;
+        if (strncmp(opt + 1, "weight=", 7)) {
+            snprintf(why, why_cap, "unknown option after the URL (expected ,weight=N)");
+            return -EINVAL;
+        }
+        errno = 0;
+        long w = strtol(opt + 8, &end, 10);
+        if (opt[8] == 0 || (*end && *end != ',') || errno || w < 1 || w > 1000) {
+            snprintf(why, why_cap, "weight must be a number from 1 to 1000");
+            return -EINVAL;
+        }
+        b->weight = (uint32_t)w;
+    }
+    if (strncmp(b->url, "http://", 7)) {
+        snprintf(why, why_cap, "URL must start with http://");
+        return -EINVAL;
+    }
+    const char *auth = b->url + 7;
+    size_t alen = strcspn(auth, "/");
+    if (auth[alen] == '/' && auth[alen + 1] != 0) {
+        snprintf(why, why_cap, "URL may not have a path (requests keep their own)");
+        return -EINVAL;
+    }
+    if (alen == 0 || alen >= sizeof(b->authority) - 6) {
+        snprintf(why, why_cap, "URL needs a host");
+        return -EINVAL;
+    }
+    char hostport[sizeof(b->authority)];
+    memcpy(hostport, auth, alen);
+    hostport[alen] = 0;
+    /* Add the default port when none is given ("http://10.0.0.1" or "http://[::1]"). */
+    const char *rb = strrchr(hostport, ']');
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || (rb && colon < rb) || (!rb && hostport[0] == '['))
+        strcat(hostport, ":80");
+    const char *perr;
+    if (sock_parse_addr(hostport, &b->addr, &perr) < 0) {
+        snprintf(why, why_cap, "%s", perr);
+        return -EINVAL;
+    }
+    if (b->addr.sa.sa_family == AF_INET6 && b->addr.in6.sin6_port == 0) {
+        snprintf(why, why_cap, "bad port");
+        return -EINVAL;
+    }
+    snprintf(b->authority, sizeof(b->authority), "%.*s", (int)alen, auth);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: usher [options]\n"
+            "       usher -c FILE [-t] [--threads N]\n"
+            "\n"
+            "usher is an HTTP/1.1 load balancer. In quick mode the command line says\n"
+            "everything: where to listen and which backends to spread requests over.\n"
+            "\n"
+            "  --listen HOST:PORT        address to accept clients on (default 0.0.0.0:8000);\n"
+            "                            HOST is numeric IPv4, [IPv6] or localhost\n"
+            "  --backend URL[,weight=N]  a backend, e.g. http://127.0.0.1:8001 (repeatable,\n"
+            "                            at least one); weight 1..1000 (default 1)\n"
+            "  --balance NAME            how to pick a backend (default round-robin):\n"
+            "                            %s\n"
+            "  --health-path PATH        check each backend with GET PATH (e.g. /health);\n"
+            "                            without it no active checks run\n"
+            "  --health-interval DUR     time between checks (default 2s)\n"
+            "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
+            "  -c FILE                   read a YAML config file (not available yet: use\n"
+            "                            the quick-mode flags)\n"
+            "  -t                        check the configuration, print 'configuration ok'\n"
+            "                            or the errors, and exit 0 or 2\n"
+            "  --version                 print the version and exit\n"
+            "  -h, --help                print this help and exit\n"
+            "\n"
+            "Durations are written 500ms, 2s, 1m or 1h. Flags take their value as the next\n"
+            "argument or after '=' (--threads=2). Every flag is described in docs/CONFIG.md.\n",
+            balance_names());
+}
+
+static int fail(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "usher: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\nusher: try 'usher --help'\n");
+    return 2;
+}
+
+int config_from_args(struct config *c, int argc, char **argv, int *check_only)
+{
+    config_defaults(c);
+    *check_only = 0;
+    const char *file = NULL;
+    int quick_flags = 0;
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i];
+        char name[64];
+        const char *val = NULL;
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--version")) {
+            printf("usher %s\n", USHER_VERSION);
+            return 1;
+        }
+        if (!strcmp(arg, "-t")) {
+            *check_only = 1;
+            continue;
+        }
+        const char *eq = strncmp(arg, "--", 2) ? NULL : strchr(arg, '=');
+        if (eq) {
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof(name), "%s", arg);
+        }
+        static const char *const with_value[] = {"-c",          "--listen",          "--backend",
+                                                 "--balance",   "--health-path",     "--threads",
+                                                 "--health-interval"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+            if (!strcmp(name, with_value[k])) known = 1;
+        if (!known) return fail("unknown option '%s'%s", arg, "");
+        if (!val) {
+            if (i + 1 >= argc) return fail("%s needs a value%s", name, "");
+            val = argv[++i];
+        }
+        if (strcmp(name, "-c") && strcmp(name, "--threads")) quick_flags = 1;
+
+        if (!strcmp(name, "-c")) {
+            file = val;
+        } else if (!strcmp(name, "--listen")) {
+            const char *why;
+            if (sock_parse_addr(val, &c->listen, &why) < 0)
+                return fail("--listen '%s': %s", val, why);
+            snprintf(c->listen_str, sizeof(c->listen_str), "%s", val);
+        } else if (!strcmp(name, "--backend")) {
+            char why[128];
+            if (c->nbackends >= CONFIG_MAX_BACKENDS) return fail("too many backends%s%s", "", "");
+            if (config_parse_backend(val, &c->backends[c->nbackends], why, sizeof(why)) < 0)
+                return fail("--backend '%s': %s", val, why);
+            c->nbackends++;
+        } else if (!strcmp(name, "--balance")) {
+            if (!balance_find(val)) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "--balance '%s': unknown algorithm (expected one of: %s)",
+                         val, balance_names());
+                return fail("%s%s", msg, "");
+            }
+            snprintf(c->balance, sizeof(c->balance), "%s", val);
+        } else if (!strcmp(name, "--health-path")) {
+            if (val[0] != '/' || strlen(val) >= sizeof(c->health_path) || strpbrk(val, " \r\n\t"))
+                return fail("--health-path '%s': %s", val, "expected a path starting with /");
+            snprintf(c->health_path, sizeof(c->health_path), "%s", val);
+        } else if (!strcmp(name, "--health-interval")) {
+            if (config_parse_duration(val, &c->health_interval_ms) < 0 ||
+                c->health_interval_ms < 10)
+                return fail("--health-interval '%s': %s", val,
+                            "expected a duration of at least 10ms such as 500ms, 2s or 1m");
+        } else if (!strcmp(name, "--threads")) {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            if (!strcmp(val, "auto"))
+                n = 0;
+            else if (!*val || *end || errno || n < 1 || n > 256)
+                return fail("--threads '%s': %s", val, "expected a number from 1 to 256 or auto");
+            c->threads = (uint32_t)n;
+        }
+    }
+    if (file && quick_flags)
+        return fail("-c %s cannot be mixed with quick-mode flags (only --threads)%s", file, "");
+    if (file)
+        return fail("-c %s: config files are not supported yet; use the quick-mode flags "
+                    "(usher --help)%s",
+                    file, "");
+    if (c->nbackends == 0)
+        return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "",
+                    "");
+    return 0;
+}

@@ -1,0 +1,130 @@
+/* worker: a thread with its own loop and SO_REUSEPORT listener. See worker.h. */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "http/session.h"
+#include "upstream/upconn.h"
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100 /* after EMFILE: let connections finish before accepting again */
+
+static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, listener));
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sock_addr peer;
+        socklen_t len = sizeof(peer.in6);
+        int fd = accept4(w->listen_fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            if (w->nsessions >= w->cfg->max_conns) {
+                close(fd);
+                continue;
+            }
+            session_accept(w, fd, &peer.sa, len);
+            continue;
+        }
+        if (errno == EAGAIN) return;
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The pending connection stays in the backlog; stop listening for a
+             * moment instead of spinning on an error we cannot fix right now. */
+            log_warn("worker %u: cannot accept (%s): pausing new connections for %d ms",
+                     w->id, strerror(errno), ACCEPT_PAUSE_MS);
+            epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+            loop_timer_set(loop, &w->accept_resume, ACCEPT_PAUSE_MS);
+            return;
+        }
+        log_warn("worker %u: accept failed: %s", w->id, strerror(errno));
+        return;
+    }
+}
+
+static void on_accept_resume(struct loop *loop, struct loop_timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, accept_resume));
+    if (loop_add(loop, &w->listener, EPOLLIN) < 0) loop_timer_set(loop, t, ACCEPT_PAUSE_MS);
+}
+
+static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    uint64_t v;
+    ssize_t n = read(io->fd, &v, sizeof(v));
+    (void)n;
+    loop->stop = 1;
+}
+
+int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pool)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    w->pool = pool;
+    w->listen_fd = -1;
+    w->wake.fd = -1;
+    w->bufs.max = 4096;
+    int err = loop_init(&w->loop);
+    if (err < 0) return err;
+    w->idle = calloc(pool->n, sizeof(*w->idle));
+    if (!w->idle) return -ENOMEM;
+    w->listen_fd = sock_listen(&cfg->listen, 4096);
+    if (w->listen_fd < 0) return w->listen_fd;
+    w->listener.fd = w->listen_fd;
+    w->listener.cb = on_accept;
+    w->accept_resume.cb = on_accept_resume;
+    if ((err = loop_add(&w->loop, &w->listener, EPOLLIN)) < 0) return err;
+    w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake.fd < 0) return -errno;
+    w->wake.cb = on_wake;
+    return loop_add(&w->loop, &w->wake, EPOLLIN);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    loop_run(&w->loop);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int err = pthread_create(&w->thread, NULL, worker_main, w);
+    return err ? -err : 0;
+}
+
+void worker_stop(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->wake.fd, &one, sizeof(one));
+    (void)n;
+    pthread_join(w->thread, NULL);
+}
+
+void worker_destroy(struct worker *w)
+{
+    if (w->listener.fd >= 0) loop_close(&w->loop, &w->listener);
+    if (w->wake.fd >= 0) loop_close(&w->loop, &w->wake);
+    if (w->idle) {
+        session_close_all(w);
+        upconn_close_all_idle(w);
+    }
+    loop_timer_stop(&w->loop, &w->accept_resume);
+    loop_run_once(&w->loop, 0); /* runs the deferred frees */
+    session_free_cache(w);
+    while (w->free_upconns) {
+        struct upconn *u = w->free_upconns;
+        w->free_upconns = u->next;
+        free(u);
+    }
+    buf_cache_drain(&w->bufs);
+    free(w->idle);
+    w->idle = NULL;
+    loop_destroy(&w->loop);
+}

@@ -1,0 +1,481 @@
+/* h1: HTTP/1.x heads. See h1.h. */
+#include "http/h1.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- parsing --------------------------------------------------------------- */
+
+static int span_add(struct h1_span *s, const char *at, size_t len)
+{
+    if (!s->p) {
+        s->p = at;
+        s->len = (uint32_t)len;
+    } else {
+        s->len += (uint32_t)len; /* spans are contiguous: a head is parsed in one buffer */
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1_head *h = p->data;
+    return span_add(&h->target, at, len);
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1_head *h = p->data;
+    return span_add(&h->reason, at, len);
+}
+
+/* llhttp delivers a field name, then its value; a field name that starts a
+ * new header arrives after the previous value, so "value set" marks the turn. */
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1_head *h = p->data;
+    if (h->too_many) return 0;
+    if (h->nheaders > 0 && h->h[h->nheaders - 1].value.p == NULL &&
+        h->h[h->nheaders - 1].name.p + h->h[h->nheaders - 1].name.len == at)
+        return span_add(&h->h[h->nheaders - 1].name, at, len);
+    if (h->nheaders >= h->max_headers) {
+        h->too_many = 1;
+        return 0;
+    }
+    struct h1_header *hd = &h->h[h->nheaders++];
+    memset(hd, 0, sizeof(*hd));
+    return span_add(&hd->name, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1_head *h = p->data;
+    if (h->too_many || h->nheaders == 0) return 0;
+    struct h1_header *hd = &h->h[h->nheaders - 1];
+    if (!hd->value.p) hd->value.p = at; /* empty values still get a non-NULL span */
+    if (hd->value.p + hd->value.len != at) hd->value.len = (uint32_t)(at - hd->value.p);
+    hd->value.len += (uint32_t)len;
+    /* RFC 9112 5.2: obs-fold is rejected (we cannot forward it); CR/LF/NUL inside
+     * a value would let a client smuggle a header line into what we forward. */
+    for (size_t i = 0; i < len; i++)
+        if (at[i] == '\r' || at[i] == '\n' || at[i] == 0) h->bad_value = 1;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct h1_head *h = p->data;
+    h->chunked = (p->flags & F_CHUNKED) != 0;
+    h->has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    h->content_length = h->has_cl ? p->content_length : 0;
+    return h->skip_body ? 1 : 0;
+}
+
+static int on_message_complete_head(llhttp_t *p)
+{
+    struct h1_head *h = p->data;
+    h->complete = 1;
+    return HPE_PAUSED; /* stop at the end of this message: the next one waits its turn */
+}
+
+static int on_message_complete_body(llhttp_t *p)
+{
+    return HPE_PAUSED;
+}
+
+/* De-chunking: body bytes are moved down over the chunk framing, in place. */
+struct dechunk_sink {
+    char *out;
+};
+
+static int on_body_dechunk(llhttp_t *p, const char *at, size_t len)
+{
+    struct dechunk_sink *k = p->data;
+    if (k->out != at) memmove(k->out, at, len);
+    k->out += len;
+    return 0;
+}
+
+static llhttp_settings_t head_settings, body_settings, dechunk_settings;
+
+static void settings_once(void)
+{
+    static int done;
+    if (done) return;
+    llhttp_settings_init(&head_settings);
+    head_settings.on_url = on_url;
+    head_settings.on_status = on_status;
+    head_settings.on_header_field = on_header_field;
+    head_settings.on_header_value = on_header_value;
+    head_settings.on_headers_complete = on_headers_complete;
+    head_settings.on_message_complete = on_message_complete_head;
+    llhttp_settings_init(&body_settings);
+    body_settings.on_message_complete = on_message_complete_body;
+    llhttp_settings_init(&dechunk_settings);
+    dechunk_settings.on_body = on_body_dechunk;
+    dechunk_settings.on_message_complete = on_message_complete_body;
+    done = 1;
+}
+
+static pthread_once_t settings_once_ctl = PTHREAD_ONCE_INIT;
+
+void h1_parser_init(llhttp_t *p, int is_request)
+{
+    pthread_once(&settings_once_ctl, settings_once);
+    llhttp_init(p, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &head_settings);
+}
+
+size_t h1_find_head_end(const char *p, size_t len, size_t *scanned)
+{
+    size_t i = *scanned;
+    while (i < len) {
+        const char *lf = memchr(p + i, '\n', len - i);
+        if (!lf) {
+            *scanned = len;
+            return 0;
+        }
+        size_t at = (size_t)(lf - p);
+        /* the empty line: LF followed by CRLF or by LF */
+        if (at + 1 < len && p[at + 1] == '\n') return at + 2;
+        if (at + 2 < len && p[at + 1] == '\r' && p[at + 2] == '\n') return at + 3;
+        if (at + 2 >= len) {
+            *scanned = at; /* not enough bytes yet to tell: look again from here */
+            return 0;
+        }
+        i = at + 1;
+    }
+    *scanned = len;
+    return 0;
+}
+
+static int is_tchar(unsigned char c)
+{
+    /* RFC 9110 5.6.2 token characters */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int span_ieq(struct h1_span s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+static int span_ieq_span(struct h1_span a, struct h1_span b)
+{
+    return a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0;
+}
+
+/* Headers a client may not remove by naming them in Connection: the proxy's
+ * own and the framing ones (RFC 9110 7.6.1 lets the proxy decide). */
+static int protected_header(struct h1_span name)
+{
+    return span_ieq(name, "host") || span_ieq(name, "content-length") ||
+           span_ieq(name, "transfer-encoding") || span_ieq(name, "x-forwarded-for") ||
+           span_ieq(name, "x-forwarded-proto") || span_ieq(name, "x-forwarded-host");
+}
+
+static void trim(struct h1_span *s)
+{
+    while (s->len && (s->p[0] == ' ' || s->p[0] == '\t')) s->p++, s->len--;
+    while (s->len && (s->p[s->len - 1] == ' ' || s->p[s->len - 1] == '\t')) s->len--;
+}
+
+static void derive(struct h1_head *h)
+{
+    h->host_i = h->upgrade_i = -1;
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        struct h1_header *hd = &h->h[i];
+        trim(&hd->value);
+        struct h1_span n = hd->name;
+        if (span_ieq(n, "host")) {
+            h->nhost++;
+            h->host_i = (int32_t)i;
+        } else if (span_ieq(n, "connection")) {
+            hd->drop = 1;
+            const char *v = hd->value.p, *end = v + hd->value.len;
+            while (v < end) {
+                const char *c = memchr(v, ',', (size_t)(end - v));
+                struct h1_span tok = {v, (uint32_t)((c ? c : end) - v)};
+                trim(&tok);
+                if (span_ieq(tok, "close"))
+                    h->conn_close = 1;
+                else if (span_ieq(tok, "keep-alive"))
+                    h->conn_keep_alive = 1;
+                else if (span_ieq(tok, "upgrade"))
+                    h->conn_upgrade = 1;
+                else if (tok.len && !protected_header(tok))
+                    for (uint32_t j = 0; j < h->nheaders; j++)
+                        if (span_ieq_span(h->h[j].name, tok)) h->h[j].drop = 1;
+                v = c ? c + 1 : end;
+            }
+        } else if (span_ieq(n, "keep-alive") || span_ieq(n, "proxy-connection") ||
+                   span_ieq(n, "te")) {
+            hd->drop = 1; /* hop-by-hop (RFC 9110 7.6.1) */
+        } else if (span_ieq(n, "upgrade")) {
+            hd->drop = 1; /* re-added by the writer only when upgrading */
+            h->upgrade_i = (int32_t)i;
+        } else if (span_ieq(n, "transfer-encoding")) {
+            h->has_te = 1;
+        } else if (span_ieq(n, "expect")) {
+            if (span_ieq(hd->value, "100-continue")) h->expect_continue = 1;
+        }
+    }
+}
+
+static int run(llhttp_t *parser, const char *p, size_t len)
+{
+    int err = llhttp_execute(parser, p, len);
+    if (err == HPE_PAUSED) {
+        /* paused by on_message_complete at the end of a body-less message */
+        llhttp_resume(parser);
+        return 0;
+    }
+    return err;
+}
+
+int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len,
+                  const char **reason)
+{
+    uint32_t max = h->max_headers ? h->max_headers : H1_MAX_HEADERS;
+    int skip = h->skip_body;
+    memset(h, 0, offsetof(struct h1_head, h));
+    h->max_headers = max > H1_MAX_HEADERS ? H1_MAX_HEADERS : max;
+    h->skip_body = skip;
+    parser->data = h;
+    parser->settings = &head_settings;
+    llhttp_t saved = *parser;
+    int err = run(parser, p, len);
+    if (err == HPE_INVALID_METHOD && parser->type == HTTP_REQUEST) {
+        /* RFC 9110 9.1: a method is any token, and a proxy forwards methods it
+         * does not know. llhttp only knows registered ones, so let it parse
+         * the rest of the head behind a stand-in method with no special
+         * framing rules, and keep the real one from the bytes. */
+        size_t m = 0;
+        while (m < len && is_tchar((unsigned char)p[m])) m++;
+        if (m > 0 && m < len && p[m] == ' ') {
+            *parser = saved;
+            memset(h, 0, offsetof(struct h1_head, h));
+            h->max_headers = max > H1_MAX_HEADERS ? H1_MAX_HEADERS : max;
+            err = llhttp_execute(parser, "PUT", 3);
+            if (err == HPE_OK) err = run(parser, p + m, len - m);
+        }
+    }
+    if (err != HPE_OK) {
+        *reason = llhttp_get_error_reason(parser);
+        parser->data = NULL;
+        return err;
+    }
+    if (parser->type == HTTP_REQUEST) {
+        size_t m = 0;
+        while (m < len && p[m] != ' ') m++;
+        h->method.p = p;
+        h->method.len = (uint32_t)m;
+        h->method_id = (uint8_t)llhttp_get_method(parser);
+    }
+    h->major = llhttp_get_http_major(parser);
+    h->minor = llhttp_get_http_minor(parser);
+    h->status = (uint16_t)llhttp_get_status_code(parser);
+    parser->data = NULL;
+    parser->settings = &body_settings;
+    derive(h);
+    return 0;
+}
+
+long h1_parse_body(llhttp_t *parser, const char *p, size_t len, int *done)
+{
+    *done = 0;
+    parser->settings = &body_settings;
+    int err = llhttp_execute(parser, p, len);
+    if (err == HPE_OK) return (long)len;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        long n = llhttp_get_error_pos(parser) - p;
+        llhttp_resume(parser);
+        *done = 1;
+        return n;
+    }
+    return -err;
+}
+
+long h1_parse_body_dechunk(llhttp_t *parser, char *p, size_t len, int *done, size_t *out_len)
+{
+    struct dechunk_sink k = {p};
+    *done = 0;
+    parser->settings = &dechunk_settings;
+    parser->data = &k;
+    int err = llhttp_execute(parser, p, len);
+    parser->data = NULL;
+    *out_len = (size_t)(k.out - p);
+    if (err == HPE_OK) return (long)len;
+    if (err == HPE_PAUSED) {
+        long n = llhttp_get_error_pos(parser) - p;
+        llhttp_resume(parser);
+        *done = 1;
+        return n;
+    }
+    return -err;
+}
+
+int h1_method_idempotent(const struct h1_head *h)
+{
+    /* RFC 9110 9.2.2 */
+    static const char *const m[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        if (h->method.len == strlen(m[i]) && !memcmp(h->method.p, m[i], h->method.len)) return 1;
+    return 0;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    int overflow;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (n == 0) return;
+    if (o->len + n > o->cap) {
+        o->overflow = 1;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void put_span(struct out *o, struct h1_span s)
+{
+    put(o, s.p, s.len);
+}
+
+static void put_header(struct out *o, const struct h1_header *hd)
+{
+    put_span(o, hd->name);
+    put(o, ": ", 2);
+    put_span(o, hd->value);
+    put(o, "\r\n", 2);
+}
+
+static long finish(struct out *o)
+{
+    return o->overflow ? -ENOSPC : (long)o->len;
+}
+
+long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *rw, char *out,
+                      size_t cap)
+{
+    struct out o = {out, 0, cap, 0};
+    put_span(&o, h->method);
+    put(&o, " ", 1);
+    put_span(&o, h->target);
+    puts_(&o, " HTTP/1.1\r\n"); /* RFC 9110 6.2: we send our own version */
+    int xff_first = 1;
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const struct h1_header *hd = &h->h[i];
+        if (hd->drop) continue;
+        if (span_ieq(hd->name, "x-forwarded-for") || span_ieq(hd->name, "x-forwarded-proto") ||
+            span_ieq(hd->name, "x-forwarded-host"))
+            continue;
+        put_header(&o, hd);
+    }
+    if (h->host_i < 0 && rw->default_host) {
+        puts_(&o, "Host: ");
+        puts_(&o, rw->default_host);
+        puts_(&o, "\r\n");
+    }
+    if (rw->upgrade && h->upgrade_i >= 0) {
+        put_header(&o, &h->h[h->upgrade_i]);
+        puts_(&o, "Connection: Upgrade\r\n");
+    }
+    /* X-Forwarded-For: what earlier proxies said, then the address we saw. */
+    puts_(&o, "X-Forwarded-For: ");
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const struct h1_header *hd = &h->h[i];
+        if (!span_ieq(hd->name, "x-forwarded-for") || hd->value.len == 0) continue;
+        if (!xff_first) put(&o, ", ", 2);
+        put_span(&o, hd->value);
+        xff_first = 0;
+    }
+    if (!xff_first) put(&o, ", ", 2);
+    puts_(&o, rw->client_ip);
+    puts_(&o, "\r\nX-Forwarded-Proto: http\r\n");
+    if (h->host_i >= 0) {
+        puts_(&o, "X-Forwarded-Host: ");
+        put_span(&o, h->h[h->host_i].value);
+        puts_(&o, "\r\n");
+    }
+    put(&o, "\r\n", 2);
+    return finish(&o);
+}
+
+long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite *rw, char *out,
+                       size_t cap)
+{
+    struct out o = {out, 0, cap, 0};
+    char status[16];
+    snprintf(status, sizeof(status), "HTTP/1.1 %03u ", h->status);
+    puts_(&o, status);
+    put_span(&o, h->reason);
+    put(&o, "\r\n", 2);
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const struct h1_header *hd = &h->h[i];
+        if (hd->drop) continue;
+        if (rw->dechunk && span_ieq(hd->name, "transfer-encoding")) continue;
+        put_header(&o, hd);
+    }
+    switch (rw->conn) {
+    case H1_CONN_CLOSE: puts_(&o, "Connection: close\r\n"); break;
+    case H1_CONN_KEEP_ALIVE: puts_(&o, "Connection: keep-alive\r\n"); break;
+    case H1_CONN_UPGRADE:
+        if (h->upgrade_i >= 0) put_header(&o, &h->h[h->upgrade_i]);
+        puts_(&o, "Connection: Upgrade\r\n");
+        break;
+    case H1_CONN_NONE: break;
+    }
+    put(&o, "\r\n", 2);
+    return finish(&o);
+}
+
+const char *h1_reason(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+long h1_write_error(int status, const char *msg, int close, char *out, size_t cap)
+{
+    char body[256];
+    int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %d\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "%s"
+                     "\r\n%s",
+                     status, h1_reason(status), blen, close ? "Connection: close\r\n" : "", body);
+    return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
+}

@@ -1,0 +1,110 @@
+/* h1: HTTP/1.x message heads: find, parse (with llhttp), check and rewrite.
+ *
+ * A head is parsed only once it is complete in one buffer, so every span
+ * points into that buffer and stays valid until the buffer is consumed. The
+ * header table is large (H1_MAX_HEADERS entries): each worker has one scratch
+ * table that is used only while a head is being parsed and rewritten, never
+ * across event-loop iterations. Body bytes are not parsed here: the caller
+ * keeps running the same llhttp parser over them (h1_parse_body). */
+#ifndef USHER_HTTP_H1_H
+#define USHER_HTTP_H1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llhttp.h"
+
+#define H1_MAX_HEADERS 128 /* hard cap of the table; config max_headers <= this */
+
+struct h1_span {
+    const char *p;
+    uint32_t len;
+};
+
+struct h1_header {
+    struct h1_span name, value;
+    uint8_t drop; /* not forwarded: hop-by-hop, or named in Connection */
+};
+
+struct h1_head {
+    struct h1_span method, target, reason;
+    uint8_t major, minor;
+    uint16_t status;
+    uint8_t method_id;      /* llhttp_method_t; HTTP_PUT for methods llhttp does not know */
+    uint32_t nheaders;      /* entries used in h[] */
+    uint32_t max_headers;   /* set by the caller before parsing */
+    uint32_t too_many : 1;  /* more header lines than max_headers */
+    uint32_t bad_value : 1; /* a value with CR, LF (obs-fold) or NUL */
+    uint32_t skip_body : 1; /* set by the caller: response to HEAD */
+    uint32_t complete : 1;  /* the whole message (no body) ended with the head */
+    uint32_t chunked : 1;
+    uint32_t has_cl : 1;
+    uint32_t has_te : 1;
+    uint32_t conn_close : 1;
+    uint32_t conn_keep_alive : 1;
+    uint32_t conn_upgrade : 1;
+    uint32_t expect_continue : 1;
+    uint32_t nhost;
+    int32_t host_i;    /* index of the Host header or -1 */
+    int32_t upgrade_i; /* index of the Upgrade header or -1 */
+    uint64_t content_length;
+    struct h1_header h[H1_MAX_HEADERS];
+};
+
+/* Parser settings for requests and responses; the parser's data pointer is
+ * set by h1_parse_head. */
+void h1_parser_init(llhttp_t *p, int is_request);
+
+/* Finds the end of a head in p[0..len): returns the length of the head
+ * including its empty line, or 0 when it is not complete yet. *scanned keeps
+ * the position between calls so bytes are looked at once. */
+size_t h1_find_head_end(const char *p, size_t len, size_t *scanned);
+
+/* Parses one complete head p[0..len) with parser (at a message start) into h
+ * and derives framing and connection flags. Returns 0, or an HPE_* error
+ * code (> 0) with llhttp's reason in *reason. h->complete is set when the
+ * message has no body. */
+int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len,
+                  const char **reason);
+
+/* Runs parser over body bytes p[0..len). Returns the number of bytes that
+ * belong to the message, sets *done when the message ended there, or returns
+ * -HPE_* on a framing error. */
+long h1_parse_body(llhttp_t *parser, const char *p, size_t len, int *done);
+
+/* Like h1_parse_body, but moves the decoded body bytes of a chunked message
+ * to the front of p (in place) and sets *out_len to their count. */
+long h1_parse_body_dechunk(llhttp_t *parser, char *p, size_t len, int *done, size_t *out_len);
+
+/* Whether the request method is idempotent (RFC 9110 9.2.2). */
+int h1_method_idempotent(const struct h1_head *h);
+
+struct h1_request_rewrite {
+    const char *client_ip;    /* appended to X-Forwarded-For */
+    const char *default_host; /* Host to send when the client sent none (HTTP/1.0) */
+    int upgrade;              /* forward Upgrade / Connection: upgrade */
+};
+
+/* Writes the head to send to the backend into out. Returns its length or
+ * -ENOSPC. */
+long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *rw, char *out,
+                      size_t cap);
+
+enum h1_conn_header { H1_CONN_NONE, H1_CONN_CLOSE, H1_CONN_KEEP_ALIVE, H1_CONN_UPGRADE };
+
+struct h1_response_rewrite {
+    int dechunk;               /* body is de-chunked for an HTTP/1.0 client: drop TE */
+    enum h1_conn_header conn; /* Connection header to add */
+};
+
+/* Writes the head to send to the client into out. Returns length or -ENOSPC. */
+long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite *rw, char *out,
+                       size_t cap);
+
+/* Writes usher's own JSON answer {"error":msg}. Returns length or -ENOSPC. */
+long h1_write_error(int status, const char *msg, int close, char *out, size_t cap);
+
+/* Standard reason phrase for a status code usher itself sends. */
+const char *h1_reason(int status);
+
+#endif

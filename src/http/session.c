@@ -1,0 +1,1014 @@
+/* session: the proxy state machine for one client connection. See session.h.
+ *
+ * Everything that can make progress is done by session_progress(), which runs
+ * the steps below in a loop until none of them changes anything:
+ *
+ *   client_read -> request_step -> upstream_step -> response_step
+ *               -> client_write -> exchange_end
+ *
+ * Sockets are registered edge-triggered once; c_readable/c_writable (and the
+ * upconn's flags) remember what the kernel last told us, so a step that could
+ * not run for lack of buffer room runs again as soon as room is made, without
+ * another epoll_ctl.
+ *
+ * Buffers (all from the worker's cache, all given back when empty):
+ *   cin       bytes from the client; [start, cin_parsed) are request body bytes
+ *             ready to go up, [cin_parsed, end) not looked at yet
+ *   req_head  the rewritten request head; kept until the response starts so a
+ *             request can be sent again on another connection
+ *   uin       bytes from the backend; [start, uin_parsed) ready to go down
+ *   res_out   the rewritten response head(s), or usher's own answer
+ */
+#include "http/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "balance/balance.h"
+#include "core/log.h"
+#include "core/sock.h"
+#include "core/worker.h"
+#include "http/h1.h"
+#include "upstream/upconn.h"
+
+#define LINGER_MS 2000      /* how long a closing connection waits for the client's FIN */
+#define MAX_ATTEMPTS 8      /* backends tried for one request, at most */
+#define MAX_STALE_RETRIES 3 /* re-sends after a reused connection turned out closed */
+#define MAX_ROUNDS 64       /* progress rounds before yielding to other connections */
+
+enum rq_state { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
+enum rs_state { RS_NONE, RS_CONNECTING, RS_HEAD, RS_BODY, RS_DONE, RS_TUNNEL, RS_LOCAL };
+
+struct session {
+    struct loop_io io;
+    struct loop_timer timer;
+    struct loop_defer defer;
+    struct session *next, *prev; /* worker's open sessions, or its free list */
+    struct worker *w;
+    struct upconn *up;
+    struct backend *be;
+    struct buf *cin, *req_head, *uin, *res_out;
+    llhttp_t req_parser, res_parser;
+    uint64_t deadline;
+    struct balance_tried tried;
+    uint32_t cin_parsed, cin_scan, uin_parsed, uin_scan;
+    int up_err; /* -errno seen on the upstream socket */
+    uint8_t rq, rs;
+    uint8_t attempts, stale_retries;
+    /* client socket */
+    uint8_t c_readable : 1, c_writable : 1, c_rdhup : 1, c_eof : 1, closed : 1, lingering : 1,
+        resume : 1;
+    /* current exchange */
+    uint8_t keep_alive : 1, http10 : 1, is_head : 1, upgrade_req : 1, idempotent : 1,
+        dechunk : 1, truncated : 1;
+    uint8_t sent_any : 1, body_sent : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
+        up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
+    char client_ip[46];
+};
+
+static void session_progress(struct session *s);
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static const struct config *cfg(const struct session *s)
+{
+    return s->w->cfg;
+}
+
+/* Sets the deadline for whatever the session is waiting for now. The heap
+ * timer is only moved when the deadline comes earlier; a later deadline is
+ * picked up when the timer fires, so refreshing it per read costs nothing. */
+static void arm(struct session *s, uint32_t ms)
+{
+    struct loop *l = &s->w->loop;
+    s->deadline = l->now + ms;
+    if (!loop_timer_armed(&s->timer) || s->timer.when > s->deadline)
+        loop_timer_at(l, &s->timer, s->deadline);
+}
+
+static struct buf *take_buf(struct session *s, struct buf **slot)
+{
+    if (!*slot) *slot = buf_get(&s->w->bufs);
+    return *slot;
+}
+
+static void drop_buf(struct session *s, struct buf **slot)
+{
+    buf_put(&s->w->bufs, *slot);
+    *slot = NULL;
+}
+
+static void session_free(struct loop_defer *d)
+{
+    struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
+    struct worker *w = s->w;
+    s->next = w->free_sessions;
+    w->free_sessions = s;
+}
+
+static void release_upstream(struct session *s, int reusable)
+{
+    struct upconn *u = s->up;
+    if (!u) return;
+    s->up = NULL;
+    if (s->be) atomic_fetch_sub_explicit(&s->be->inflight, 1, memory_order_relaxed);
+    if (reusable)
+        upconn_release(u);
+    else
+        upconn_close(u);
+}
+
+static void close_now(struct session *s)
+{
+    struct worker *w = s->w;
+    if (s->closed) return;
+    s->closed = 1;
+    release_upstream(s, 0);
+    drop_buf(s, &s->cin);
+    drop_buf(s, &s->req_head);
+    drop_buf(s, &s->uin);
+    drop_buf(s, &s->res_out);
+    loop_timer_stop(&w->loop, &s->timer);
+    loop_close(&w->loop, &s->io);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next) s->next->prev = s->prev;
+    w->nsessions--;
+    loop_defer(&w->loop, &s->defer);
+}
+
+/* Closes after the client has seen everything: half-close, then wait a little
+ * for the client's FIN so that unread bytes it sent do not turn our close
+ * into a reset that destroys the answer in flight (RFC 9112 9.6). */
+static void linger_close(struct session *s)
+{
+    release_upstream(s, 0);
+    if (s->c_eof || s->io.fd < 0) {
+        close_now(s);
+        return;
+    }
+    shutdown(s->io.fd, SHUT_WR);
+    s->lingering = 1;
+    drop_buf(s, &s->req_head);
+    drop_buf(s, &s->uin);
+    drop_buf(s, &s->res_out);
+    arm(s, LINGER_MS);
+}
+
+/* Answers the client with usher's own JSON error. Anything the backend said
+ * for this request is dropped; if the client already got part of a response,
+ * the only honest thing left is to close. */
+static void respond_error(struct session *s, int status, const char *msg)
+{
+    if (s->client_started) {
+        release_upstream(s, 0);
+        close_now(s);
+        return;
+    }
+    release_upstream(s, 0);
+    drop_buf(s, &s->req_head);
+    drop_buf(s, &s->uin);
+    int close = status == 400 || status == 408 || status == 414 || status == 431 ||
+                s->rq != RQ_DONE || !s->keep_alive || s->req_abandoned;
+    struct buf *o = take_buf(s, &s->res_out);
+    if (!o) {
+        close_now(s);
+        return;
+    }
+    o->start = o->end = 0;
+    long n = h1_write_error(status, msg, close, o->data, BUF_SIZE);
+    if (n < 0) {
+        close_now(s);
+        return;
+    }
+    o->end = (uint32_t)n;
+    s->keep_alive = !close;
+    s->rq = RQ_DONE;
+    s->rs = RS_LOCAL;
+    arm(s, cfg(s)->client_idle_ms);
+}
+
+/* ---- reading from the client ----------------------------------------------------- */
+
+static int want_client_read(const struct session *s)
+{
+    if (s->c_eof) return 0;
+    if (s->lingering || s->rs == RS_TUNNEL) return 1;
+    return s->rq == RQ_IDLE || s->rq == RQ_HEAD || s->rq == RQ_BODY;
+}
+
+static int client_read(struct session *s)
+{
+    if (!s->c_readable || !want_client_read(s)) return 0;
+    if (s->lingering) {
+        char sink[4096];
+        ssize_t n = read(s->io.fd, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            close_now(s);
+            return 1;
+        }
+        if (n < 0 && errno == EAGAIN) s->c_readable = 0;
+        return n > 0;
+    }
+    struct buf *b = take_buf(s, &s->cin);
+    if (!b) {
+        close_now(s);
+        return 1;
+    }
+    if (buf_room(b) == 0) {
+        if (b->start == 0) return 0; /* full: wait until bytes move on */
+        uint32_t shift = b->start;
+        buf_compact(b);
+        s->cin_parsed -= shift;
+    }
+    size_t room = buf_room(b);
+    ssize_t n = read(s->io.fd, b->data + b->end, room);
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        /* a short read means the socket is drained, unless a FIN is pending */
+        if ((size_t)n < room && !s->c_rdhup) s->c_readable = 0;
+        if (s->rq == RQ_BODY || s->rs == RS_TUNNEL)
+            s->deadline = s->w->loop.now + (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms
+                                                                : cfg(s)->response_ms);
+        return 1;
+    }
+    if (n == 0) {
+        s->c_eof = 1;
+        s->c_readable = 0;
+        return 1;
+    }
+    if (errno == EAGAIN) {
+        s->c_readable = 0;
+        return 0;
+    }
+    if (errno == EINTR) return 1;
+    s->c_eof = 1; /* reset by the client: nothing more will come */
+    s->c_readable = 0;
+    return 1;
+}
+
+/* ---- request -------------------------------------------------------------------- */
+
+static void upstream_start(struct session *s);
+
+static int request_head(struct session *s)
+{
+    struct buf *b = s->cin;
+    const struct config *c = cfg(s);
+    if (s->rq == RQ_IDLE) {
+        /* RFC 9112 2.2: empty lines before a request line are ignored */
+        while (b && b->start < b->end && (b->data[b->start] == '\r' || b->data[b->start] == '\n'))
+            b->start++;
+        if (!b || b->start == b->end) {
+            if (b) drop_buf(s, &s->cin); /* idle connections hold no buffer */
+            s->cin_parsed = 0;
+            if (s->c_eof) {
+                close_now(s);
+                return 1;
+            }
+            return 0;
+        }
+        s->rq = RQ_HEAD;
+        s->cin_scan = 0;
+        arm(s, c->client_header_ms);
+    }
+    const char *p = b->data + b->start;
+    size_t len = buf_len(b);
+    size_t scan = s->cin_scan;
+    size_t head_len = h1_find_head_end(p, len, &scan);
+    s->cin_scan = (uint32_t)scan;
+    if (!head_len) {
+        if (len >= c->max_request_line && !memchr(p, '\n', c->max_request_line)) {
+            respond_error(s, 414, "Request line too long");
+        } else if (len >= BUF_SIZE) {
+            respond_error(s, 431, "Request header fields too large");
+        } else if (s->c_eof) {
+            respond_error(s, 400, "Bad request: the connection closed inside the request head");
+        }
+        return s->rs == RS_LOCAL;
+    }
+    const char *lf = memchr(p, '\n', head_len);
+    if (lf && (size_t)(lf - p) > c->max_request_line) {
+        respond_error(s, 414, "Request line too long");
+        return 1;
+    }
+
+    struct h1_head *h = &s->w->scratch;
+    h->max_headers = c->max_headers;
+    h->skip_body = 0;
+    const char *why = NULL;
+    int err = h1_parse_head(&s->req_parser, h, p, head_len, &why);
+    s->keep_alive = 0; /* until the head is known good */
+    if (err) {
+        log_debug("client %s: malformed request: %s", s->client_ip, why ? why : "?");
+        respond_error(s, 400, "Bad request: malformed request head");
+        return 1;
+    }
+    if (h->too_many) {
+        respond_error(s, 431, "Request header fields too large: too many header lines");
+        return 1;
+    }
+    if (h->bad_value) {
+        respond_error(s, 400, "Bad request: invalid character or line folding in a header value");
+        return 1;
+    }
+    if (h->major == 1 && h->minor == 1 && h->nhost != 1) {
+        /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
+        respond_error(s, 400, "Bad request: HTTP/1.1 needs exactly one Host header");
+        return 1;
+    }
+    if (h->minor == 0 && h->has_te) {
+        /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is a smuggling vector */
+        respond_error(s, 400, "Bad request: Transfer-Encoding in an HTTP/1.0 request");
+        return 1;
+    }
+    if (h->method_id == HTTP_CONNECT && h->method.len == 7) {
+        respond_error(s, 405, "Method not allowed: usher is not a forward proxy");
+        return 1;
+    }
+    s->http10 = h->minor == 0;
+    s->keep_alive = s->http10 ? h->conn_keep_alive : !h->conn_close;
+    s->is_head = h->method_id == HTTP_HEAD && h->method.len == 4;
+    s->idempotent = h1_method_idempotent(h);
+    s->upgrade_req = h->upgrade_i >= 0 && h->conn_upgrade;
+
+    struct buf *rh = take_buf(s, &s->req_head);
+    if (!rh) {
+        close_now(s);
+        return 1;
+    }
+    rh->start = rh->end = 0;
+    s->be = NULL;
+    struct backend *first = &s->w->pool->backends[0];
+    struct h1_request_rewrite rw = {
+        .client_ip = s->client_ip,
+        .default_host = first->conf->authority,
+        .upgrade = s->upgrade_req,
+    };
+    long n = h1_write_request(h, &rw, rh->data, BUF_SIZE);
+    if (n < 0) {
+        respond_error(s, 431, "Request header fields too large");
+        return 1;
+    }
+    rh->end = (uint32_t)n;
+    b->start += (uint32_t)head_len;
+    s->cin_parsed = b->start;
+    s->rq = h->complete ? RQ_DONE : RQ_BODY;
+    s->tried.n = 0;
+    s->attempts = s->stale_retries = 0;
+    s->sent_any = s->body_sent = s->resp_bytes = s->client_started = 0;
+    s->req_abandoned = s->saw_timeout = s->truncated = s->dechunk = 0;
+    upstream_start(s);
+    return 1;
+}
+
+static int request_body(struct session *s)
+{
+    struct buf *b = s->cin;
+    if (b && s->cin_parsed < b->end) {
+        int done;
+        long n = h1_parse_body(&s->req_parser, b->data + s->cin_parsed, b->end - s->cin_parsed,
+                               &done);
+        if (n < 0) {
+            log_debug("client %s: malformed request body: %s", s->client_ip,
+                      llhttp_errno_name((llhttp_errno_t)-n));
+            s->keep_alive = 0;
+            respond_error(s, 400, "Bad request: malformed request body framing");
+            return 1;
+        }
+        s->cin_parsed += (uint32_t)n;
+        if (done) s->rq = RQ_DONE;
+        return n > 0 || done;
+    }
+    if (s->c_eof) {
+        /* the client went away in the middle of its body: nothing to answer */
+        close_now(s);
+        return 1;
+    }
+    return 0;
+}
+
+static int request_step(struct session *s)
+{
+    switch (s->rq) {
+    case RQ_IDLE:
+    case RQ_HEAD:
+        if (s->rs != RS_NONE) return 0;
+        if (!s->cin && !s->c_eof) return 0;
+        return request_head(s);
+    case RQ_BODY: return request_body(s);
+    default: return 0;
+    }
+}
+
+/* ---- upstream ------------------------------------------------------------------- */
+
+/* Picks a backend that has not been tried yet and leases a connection to it:
+ * a pooled one if there is one, else a new connect. No backend left: 503 (or
+ * 504 when the last failures were timeouts). */
+static void upstream_start(struct session *s)
+{
+    struct pool *pool = s->w->pool;
+    struct balance_ctx ctx = {
+        .client = NULL,
+        .target = NULL,
+        .target_len = 0,
+    };
+    while (s->attempts < MAX_ATTEMPTS) {
+        struct backend *be = pool->ops->pick(pool->balancer, pool, &ctx, &s->tried);
+        if (!be) break;
+        s->attempts++;
+        balance_tried_add(&s->tried, be);
+        struct upconn *u = s->stale_retries ? NULL : upconn_take_idle(s->w, be, s);
+        int err = 0;
+        if (!u) u = upconn_connect(s->w, be, s, &err);
+        if (!u) {
+            log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
+            continue;
+        }
+        s->be = be;
+        s->up = u;
+        atomic_fetch_add_explicit(&be->inflight, 1, memory_order_relaxed);
+        s->up_eof = 0;
+        s->up_err = 0;
+        s->uin_scan = 0;
+        s->uin_parsed = 0;
+        h1_parser_init(&s->res_parser, 0);
+        if (s->req_head) s->req_head->start = 0;
+        if (u->reused) {
+            s->rs = RS_HEAD;
+            arm(s, cfg(s)->response_ms);
+        } else {
+            s->rs = RS_CONNECTING;
+            arm(s, cfg(s)->connect_ms);
+        }
+        return;
+    }
+    if (s->saw_timeout)
+        respond_error(s, 504, "Gateway timeout: no backend answered in time");
+    else
+        respond_error(s, 503, "No healthy backends");
+}
+
+/* The upstream connection failed before the response could be forwarded.
+ * Retry when it is safe (see DESIGN.md "retries"), else answer 502/503/504. */
+static void upstream_failed(struct session *s, int err)
+{
+    struct upconn *u = s->up;
+    int connecting = s->rs == RS_CONNECTING;
+    int reused = u && u->reused;
+    struct backend *be = s->be;
+    if (err == -ETIMEDOUT) s->saw_timeout = 1;
+    release_upstream(s, 0);
+    drop_buf(s, &s->uin);
+    s->req_abandoned = 0;
+    if (connecting) {
+        /* nothing was sent: always safe to go to the next backend */
+        log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
+        s->rs = RS_NONE;
+        upstream_start(s);
+        return;
+    }
+    int replayable = !s->resp_bytes && !s->body_sent && s->req_head &&
+                     (s->idempotent || !s->sent_any);
+    if (replayable && reused && s->stale_retries < MAX_STALE_RETRIES) {
+        /* a pooled connection the backend had already closed: not the
+         * backend's fault, so the same backend may be used again, fresh */
+        s->stale_retries++;
+        if (s->tried.n) s->tried.n--;
+        s->attempts--;
+        s->rs = RS_NONE;
+        upstream_start(s);
+        return;
+    }
+    log_warn("backend %s: %s before a response (%s)", be->conf->url,
+             s->sent_any ? "connection lost" : "connection failed", strerror(-err));
+    if (replayable) {
+        s->rs = RS_NONE;
+        upstream_start(s);
+        return;
+    }
+    if (err == -ETIMEDOUT)
+        respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
+    else
+        respond_error(s, 502, "Bad gateway: the backend closed the connection");
+}
+
+static int upstream_write(struct session *s)
+{
+    struct upconn *u = s->up;
+    if (!u->writable || s->req_abandoned) return 0;
+    struct iovec iov[2];
+    int n = 0;
+    struct buf *rh = s->req_head;
+    if (rh && rh->start < rh->end)
+        iov[n++] = (struct iovec){rh->data + rh->start, rh->end - rh->start};
+    struct buf *b = s->cin;
+    uint32_t body_end = 0;
+    if (b) body_end = s->rs == RS_TUNNEL ? b->end : s->cin_parsed;
+    if (b && s->rq != RQ_IDLE && s->rq != RQ_HEAD && b->start < body_end)
+        iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
+    if (n == 0) return 0;
+    size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+    ssize_t w = writev(u->io.fd, iov, n);
+    if (w < 0) {
+        if (errno == EAGAIN) {
+            u->writable = 0;
+            return 0;
+        }
+        if (errno == EINTR) return 1;
+        /* The backend may have answered and closed (413, say): read what it
+         * said before deciding anything. */
+        s->up_err = -errno;
+        s->req_abandoned = 1;
+        u->readable = 1;
+        return 1;
+    }
+    if ((size_t)w < total) u->writable = 0;
+    size_t left = (size_t)w;
+    s->sent_any = 1;
+    if (rh && rh->start < rh->end) {
+        size_t k = left < rh->end - rh->start ? left : rh->end - rh->start;
+        rh->start += (uint32_t)k;
+        left -= k;
+    }
+    if (left) {
+        b->start += (uint32_t)left;
+        s->body_sent = 1;
+        if (b->start == b->end) {
+            b->start = b->end = 0;
+            s->cin_parsed = 0;
+        }
+    }
+    return 1;
+}
+
+static int upstream_read(struct session *s)
+{
+    struct upconn *u = s->up;
+    if (!u->readable || s->up_eof) return 0;
+    if (s->rs != RS_HEAD && s->rs != RS_BODY && s->rs != RS_TUNNEL) return 0;
+    struct buf *b = take_buf(s, &s->uin);
+    if (!b) {
+        close_now(s);
+        return 1;
+    }
+    if (buf_room(b) == 0) {
+        if (b->start == 0) return 0;
+        uint32_t shift = b->start;
+        buf_compact(b);
+        s->uin_parsed -= shift;
+    }
+    size_t room = buf_room(b);
+    ssize_t n = read(u->io.fd, b->data + b->end, room);
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        s->resp_bytes = 1;
+        if ((size_t)n < room && !(u->rdhup)) u->readable = 0;
+        s->deadline = s->w->loop.now +
+                      (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : cfg(s)->response_ms);
+        return 1;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        if (n < 0) s->up_err = -errno;
+        s->up_eof = 1;
+        u->readable = 0;
+        return 1;
+    }
+    if (errno == EAGAIN) u->readable = 0;
+    return errno == EINTR;
+}
+
+static int upstream_step(struct session *s)
+{
+    struct upconn *u = s->up;
+    if (!u) return 0;
+    int progress = 0;
+    if (s->rs == RS_CONNECTING) {
+        if (!u->writable && !u->readable) return 0;
+        int err = sock_error(u->io.fd);
+        if (err) {
+            upstream_failed(s, err);
+            return 1;
+        }
+        u->connected = 1;
+        s->rs = RS_HEAD;
+        arm(s, cfg(s)->response_ms);
+        progress = 1;
+    }
+    progress |= upstream_write(s);
+    if (s->closed || s->up != u) return 1;
+    progress |= upstream_read(s);
+    return progress;
+}
+
+/* ---- response ------------------------------------------------------------------- */
+
+/* Appends the rewritten head of the scratch response to res_out. */
+static int append_out(struct session *s, const struct h1_response_rewrite *rw)
+{
+    struct buf *o = take_buf(s, &s->res_out);
+    if (!o) return -1;
+    buf_compact(o);
+    long n = h1_write_response(&s->w->scratch, rw, o->data + o->end, buf_room(o));
+    if (n < 0) return -1;
+    o->end += (uint32_t)n;
+    return 0;
+}
+
+static int response_head(struct session *s)
+{
+    struct buf *b = s->uin;
+    if (!b || buf_len(b) == 0) {
+        if (s->up_eof) {
+            upstream_failed(s, s->up_err ? s->up_err : -ECONNRESET);
+            return 1;
+        }
+        return 0;
+    }
+    const char *p = b->data + b->start;
+    size_t len = buf_len(b);
+    size_t scan = s->uin_scan;
+    size_t head_len = h1_find_head_end(p, len, &scan);
+    s->uin_scan = (uint32_t)scan;
+    if (!head_len) {
+        if (len >= BUF_SIZE || s->up_eof) {
+            log_warn("backend %s: %s", s->be->conf->url,
+                     s->up_eof ? "closed the connection inside the response head"
+                               : "response head larger than the buffer");
+            respond_error(s, 502, "Bad gateway: invalid response from the backend");
+            return 1;
+        }
+        return 0;
+    }
+    struct h1_head *h = &s->w->scratch;
+    h->max_headers = H1_MAX_HEADERS;
+    h->skip_body = s->is_head;
+    const char *why = NULL;
+    int err = h1_parse_head(&s->res_parser, h, p, head_len, &why);
+    if (err || h->too_many || h->bad_value) {
+        log_warn("backend %s: invalid response head (%s)", s->be->conf->url,
+                 err ? (why ? why : "?") : h->too_many ? "too many headers" : "bad header value");
+        respond_error(s, 502, "Bad gateway: invalid response from the backend");
+        return 1;
+    }
+    drop_buf(s, &s->req_head); /* a response has begun: no retry from here on */
+    if (h->status < 200) {
+        if (h->status == 101) {
+            if (!s->upgrade_req) {
+                log_warn("backend %s: 101 Switching Protocols without an upgrade request",
+                         s->be->conf->url);
+                respond_error(s, 502, "Bad gateway: invalid response from the backend");
+                return 1;
+            }
+            struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_UPGRADE};
+            if (append_out(s, &rw) < 0) {
+                respond_error(s, 502, "Bad gateway: response head too large");
+                return 1;
+            }
+            b->start += (uint32_t)head_len;
+            s->uin_parsed = b->start;
+            /* what follows the request head (if anything) is tunnel data */
+            if (s->cin) s->cin_parsed = s->cin->end;
+            s->rs = RS_TUNNEL;
+            s->rq = RQ_DONE;
+            s->keep_alive = 0;
+            s->client_started = 1;
+            arm(s, cfg(s)->tunnel_idle_ms);
+            return 1;
+        }
+        /* RFC 9110 15.2: interim responses go on, except to HTTP/1.0 clients */
+        if (!s->http10) {
+            struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_NONE};
+            if (append_out(s, &rw) < 0) {
+                respond_error(s, 502, "Bad gateway: response head too large");
+                return 1;
+            }
+        }
+        b->start += (uint32_t)head_len;
+        s->uin_scan = 0;
+        if (b->start == b->end) b->start = b->end = 0;
+        h1_parser_init(&s->res_parser, 0);
+        return 1;
+    }
+    int close_delimited = !h->complete && !h->chunked && !h->has_cl;
+    s->dechunk = h->chunked && s->http10 && !h->complete;
+    if (close_delimited || s->dechunk || s->upgrade_req || s->req_abandoned) s->keep_alive = 0;
+    s->up_keepalive = !close_delimited && !h->conn_close && !(h->minor == 0 && !h->conn_keep_alive);
+    struct h1_response_rewrite rw = {
+        .dechunk = s->dechunk,
+        .conn = !s->keep_alive ? H1_CONN_CLOSE : s->http10 ? H1_CONN_KEEP_ALIVE : H1_CONN_NONE,
+    };
+    if (append_out(s, &rw) < 0) {
+        respond_error(s, 502, "Bad gateway: response head too large");
+        return 1;
+    }
+    b->start += (uint32_t)head_len;
+    s->uin_parsed = b->start;
+    s->rs = h->complete ? RS_DONE : RS_BODY;
+    return 1;
+}
+
+static int response_body(struct session *s)
+{
+    struct buf *b = s->uin;
+    if (b && s->uin_parsed < b->end) {
+        int done;
+        long n;
+        uint32_t avail = b->end - s->uin_parsed;
+        if (s->dechunk) {
+            size_t out;
+            n = h1_parse_body_dechunk(&s->res_parser, b->data + s->uin_parsed, avail, &done, &out);
+            if (n >= 0) {
+                if ((uint32_t)n < avail) s->up_keepalive = 0; /* bytes after the end */
+                b->end = s->uin_parsed + (uint32_t)out;
+                s->uin_parsed = b->end;
+            }
+        } else {
+            n = h1_parse_body(&s->res_parser, b->data + s->uin_parsed, avail, &done);
+            if (n >= 0) s->uin_parsed += (uint32_t)n;
+        }
+        if (n < 0) {
+            log_warn("backend %s: invalid response body (%s)", s->be->conf->url,
+                     llhttp_errno_name((llhttp_errno_t)-n));
+            s->truncated = 1;
+            s->rs = RS_DONE;
+            return 1;
+        }
+        if (done) s->rs = RS_DONE;
+        return 1;
+    }
+    if (s->up_eof) {
+        if (llhttp_message_needs_eof(&s->res_parser)) {
+            llhttp_finish(&s->res_parser); /* the close is the end of this body */
+            s->up_keepalive = 0;
+        } else {
+            log_warn("backend %s: connection closed in the middle of a response body",
+                     s->be->conf->url);
+            s->truncated = 1;
+        }
+        s->rs = RS_DONE;
+        return 1;
+    }
+    return 0;
+}
+
+static int response_step(struct session *s)
+{
+    switch (s->rs) {
+    case RS_HEAD: return response_head(s);
+    case RS_BODY: return response_body(s);
+    default: return 0;
+    }
+}
+
+/* ---- writing to the client ------------------------------------------------------- */
+
+static int client_write(struct session *s)
+{
+    if (!s->c_writable || s->lingering) return 0;
+    struct iovec iov[2];
+    int n = 0;
+    struct buf *o = s->res_out;
+    if (o && o->start < o->end) iov[n++] = (struct iovec){o->data + o->start, o->end - o->start};
+    struct buf *b = s->uin;
+    uint32_t body_end = 0;
+    if (b) {
+        if (s->rs == RS_TUNNEL)
+            body_end = b->end;
+        else if (s->rs == RS_BODY || s->rs == RS_DONE)
+            body_end = s->uin_parsed;
+        if (b->start < body_end)
+            iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
+    }
+    if (n == 0) return 0;
+    size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+    ssize_t w = writev(s->io.fd, iov, n);
+    if (w < 0) {
+        if (errno == EAGAIN) {
+            s->c_writable = 0;
+            return 0;
+        }
+        if (errno == EINTR) return 1;
+        close_now(s); /* the client is gone */
+        return 1;
+    }
+    if ((size_t)w < total) s->c_writable = 0;
+    size_t left = (size_t)w;
+    if (o && o->start < o->end) {
+        size_t k = left < o->end - o->start ? left : o->end - o->start;
+        o->start += (uint32_t)k;
+        left -= k;
+        if (o->start == o->end) drop_buf(s, &s->res_out);
+    }
+    if (left) {
+        b->start += (uint32_t)left;
+        s->client_started = 1;
+        if (b->start == b->end) {
+            b->start = b->end = 0;
+            s->uin_parsed = 0;
+        }
+    }
+    if (s->rs == RS_LOCAL || s->rs == RS_BODY || s->rs == RS_DONE) s->client_started = 1;
+    return 1;
+}
+
+/* ---- end of an exchange ------------------------------------------------------------- */
+
+static int flushed(const struct session *s)
+{
+    if (s->res_out && s->res_out->start < s->res_out->end) return 0;
+    if (s->uin && s->rs == RS_TUNNEL) return s->uin->start == s->uin->end;
+    return !s->uin || s->uin->start >= s->uin_parsed;
+}
+
+static void next_request(struct session *s)
+{
+    s->rq = RQ_IDLE;
+    s->rs = RS_NONE;
+    s->be = NULL;
+    s->cin_scan = 0;
+    drop_buf(s, &s->req_head);
+    drop_buf(s, &s->uin);
+    drop_buf(s, &s->res_out);
+    if (s->cin && buf_len(s->cin) == 0) {
+        drop_buf(s, &s->cin);
+        s->cin_parsed = 0;
+    }
+    arm(s, cfg(s)->client_idle_ms);
+}
+
+static int exchange_end(struct session *s)
+{
+    if (s->rs == RS_TUNNEL) {
+        /* a tunnel ends when either side has closed and what it sent is through */
+        int up_done = s->up_eof && flushed(s);
+        int client_done = s->c_eof && (!s->cin || s->cin->start == s->cin->end);
+        if (up_done || client_done) {
+            close_now(s);
+            return 1;
+        }
+        return 0;
+    }
+    if (s->rs == RS_LOCAL) {
+        if (!flushed(s)) return 0;
+        if (s->keep_alive && s->rq == RQ_DONE)
+            next_request(s);
+        else
+            linger_close(s);
+        return 1;
+    }
+    if (s->rs != RS_DONE || !flushed(s)) return 0;
+    if (s->truncated) {
+        /* the client must see the response cut short: close without an end */
+        close_now(s);
+        return 1;
+    }
+    if (s->rq != RQ_DONE) {
+        /* the backend answered before the request body ended: that body will
+         * not be read by anyone, so neither connection can carry another request */
+        linger_close(s);
+        return 1;
+    }
+    int reusable = s->up_keepalive && !s->up_eof && !s->req_abandoned &&
+                   (!s->uin || s->uin_parsed == s->uin->end);
+    release_upstream(s, reusable);
+    if (!s->keep_alive) {
+        linger_close(s);
+        return 1;
+    }
+    next_request(s);
+    return 1;
+}
+
+/* ---- driving ------------------------------------------------------------------------ */
+
+static void session_progress(struct session *s)
+{
+    for (int round = 0; round < MAX_ROUNDS; round++) {
+        int p = client_read(s);
+        if (s->closed) return;
+        p |= request_step(s);
+        if (s->closed) return;
+        p |= upstream_step(s);
+        if (s->closed) return;
+        p |= response_step(s);
+        if (s->closed) return;
+        p |= client_write(s);
+        if (s->closed) return;
+        p |= exchange_end(s);
+        if (s->closed || !p) return;
+    }
+    /* still busy: let other connections run, come back on the next iteration */
+    s->resume = 1;
+    loop_timer_at(&s->w->loop, &s->timer, s->w->loop.now);
+}
+
+static void on_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+    if (s->resume) {
+        s->resume = 0;
+        loop_timer_at(loop, &s->timer, s->deadline);
+        session_progress(s);
+        return;
+    }
+    if (loop->now < s->deadline) {
+        loop_timer_at(loop, &s->timer, s->deadline);
+        return;
+    }
+    if (s->lingering || s->rs == RS_TUNNEL || s->rs == RS_BODY || s->rs == RS_LOCAL ||
+        (s->rq == RQ_IDLE && s->rs == RS_NONE)) {
+        close_now(s);
+        return;
+    }
+    if (s->rq == RQ_HEAD && s->rs == RS_NONE) {
+        respond_error(s, 408, "Request timeout: the request head did not arrive in time");
+    } else if (s->rs == RS_CONNECTING) {
+        upstream_failed(s, -ETIMEDOUT);
+    } else if (s->rs == RS_HEAD) {
+        if (s->rq == RQ_BODY && (!s->cin || s->cin->start == s->cin_parsed)) {
+            respond_error(s, 408, "Request timeout: the request body stopped arriving");
+        } else {
+            log_warn("backend %s: no response within %u ms", s->be->conf->url,
+                     cfg(s)->response_ms);
+            respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
+        }
+    } else {
+        close_now(s);
+        return;
+    }
+    if (!s->closed) session_progress(s);
+}
+
+static void on_client_event(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct session *s = (struct session *)io;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->c_readable = 1;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->c_rdhup = 1;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s->c_writable = 1;
+    session_progress(s);
+}
+
+void session_on_upstream(struct session *s, struct upconn *u, uint32_t events)
+{
+    if (s->closed || s->up != u) return;
+    session_progress(s);
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+    struct session *s = w->free_sessions;
+    if (s)
+        w->free_sessions = s->next;
+    else if (!(s = malloc(sizeof(*s)))) {
+        close(fd);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->io.fd = fd;
+    s->io.cb = on_client_event;
+    s->timer.cb = on_timer;
+    s->defer.fn = session_free;
+    s->w = w;
+    h1_parser_init(&s->req_parser, 1);
+    sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
+    (void)peer_len;
+    sock_nodelay(fd);
+    if (loop_add(&w->loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
+        close(fd);
+        s->next = w->free_sessions;
+        w->free_sessions = s;
+        return;
+    }
+    s->next = w->sessions;
+    if (w->sessions) w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+    s->c_writable = 1;
+    s->c_readable = 1; /* the request often arrives with the connection: try at once */
+    arm(s, cfg(s)->client_header_ms);
+    session_progress(s);
+}
+
+void session_close_all(struct worker *w)
+{
+    while (w->sessions) close_now(w->sessions);
+}
+
+void session_free_cache(struct worker *w)
+{
+    while (w->free_sessions) {
+        struct session *s = w->free_sessions;
+        w->free_sessions = s->next;
+        free(s);
+    }
+}

@@ -1,0 +1,109 @@
+/* usher: process start. Reads the command line, starts the worker threads,
+ * then runs the control loop (signals; health checks) on the main thread. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/worker.h"
+#include "upstream/backend.h"
+#include "version.h"
+
+static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct signalfd_siginfo si;
+    while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+            log_info("received %s: shutting down", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            loop->stop = 1;
+        }
+    }
+}
+
+static uint32_t cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;
+}
+
+int main(int argc, char **argv)
+{
+    static struct config cfg; /* large (backend table): not on the stack */
+    int check_only;
+    int rc = config_from_args(&cfg, argc, argv, &check_only);
+    if (rc == 1) return 0;
+    if (rc) return rc;
+    if (check_only) {
+        printf("configuration ok\n");
+        return 0;
+    }
+    if (getenv("USHER_DEBUG")) log_min_level = LOG_DEBUG;
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Block the signals we handle before any thread starts, so that only the
+     * main thread's signalfd ever sees them. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+    struct pool pool;
+    int err = pool_init(&pool, &cfg);
+    if (err < 0) {
+        log_err("cannot set up the backend pool: %s", strerror(-err));
+        return 1;
+    }
+    uint32_t nthreads = cfg.threads ? cfg.threads : cpu_count();
+    struct worker *workers = calloc(nthreads, sizeof(*workers));
+    if (!workers) return 1;
+    for (uint32_t i = 0; i < nthreads; i++) {
+        err = worker_init(&workers[i], i, &cfg, &pool);
+        if (err < 0) {
+            log_err("cannot listen on %s: %s", cfg.listen_str, strerror(-err));
+            return 1;
+        }
+    }
+    for (uint32_t i = 0; i < nthreads; i++) {
+        if ((err = worker_start(&workers[i])) < 0) {
+            log_err("cannot start worker thread %u: %s", i, strerror(-err));
+            return 1;
+        }
+    }
+
+    char list[1024];
+    size_t off = 0;
+    for (uint32_t i = 0; i < pool.n && off < sizeof(list); i++)
+        off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+                                cfg.backends[i].url);
+    log_info("usher %s listening on %s with %u worker thread%s; %s over %u backend%s: %s",
+             USHER_VERSION, cfg.listen_str, nthreads, nthreads == 1 ? "" : "s", cfg.balance,
+             pool.n, pool.n == 1 ? "" : "s", list);
+
+    struct loop control;
+    if ((err = loop_init(&control)) < 0) return 1;
+    struct loop_io sig = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .cb = on_signal};
+    if (sig.fd < 0 || loop_add(&control, &sig, EPOLLIN) < 0) {
+        log_err("cannot watch signals: %s", strerror(errno));
+        return 1;
+    }
+    loop_run(&control);
+
+    for (uint32_t i = 0; i < nthreads; i++) worker_stop(&workers[i]);
+    for (uint32_t i = 0; i < nthreads; i++) worker_destroy(&workers[i]);
+    free(workers);
+    loop_close(&control, &sig);
+    loop_destroy(&control);
+    pool_destroy(&pool);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* backend: pool set-up. See backend.h. */
+#include "upstream/backend.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "balance/balance.h"
+
+int pool_init(struct pool *p, const struct config *c)
+{
+    p->n = c->nbackends;
+    p->backends = calloc(p->n, sizeof(*p->backends));
+    if (!p->backends) return -ENOMEM;
+    for (uint32_t i = 0; i < p->n; i++) {
+        p->backends[i].conf = &c->backends[i];
+        p->backends[i].index = i;
+        atomic_init(&p->backends[i].state, BACKEND_UP);
+        atomic_init(&p->backends[i].inflight, 0);
+    }
+    p->ops = balance_find(c->balance);
+    if (!p->ops) return -EINVAL;
+    p->balancer = NULL;
+    if (p->ops->init) {
+        int err = p->ops->init(p, &p->balancer);
+        if (err < 0) return err;
+    }
+    return 0;
+}
+
+void pool_destroy(struct pool *p)
+{
+    if (p->ops && p->ops->destroy) p->ops->destroy(p->balancer);
+    free(p->backends);
+    p->backends = NULL;
+}

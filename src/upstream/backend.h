@@ -1,0 +1,41 @@
+/* backend: the shared, run-time view of a pool's backends.
+ *
+ * Backends and pools are created by the main thread before workers start and
+ * live until exit. Workers read state and update counters with atomics only;
+ * nothing here is locked on the request path. */
+#ifndef USHER_UPSTREAM_BACKEND_H
+#define USHER_UPSTREAM_BACKEND_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1, BACKEND_DRAIN = 2 };
+
+struct backend {
+    const struct backend_conf *conf;
+    uint32_t index;           /* position in pool->backends */
+    _Atomic int state;        /* enum backend_state, written by health checks */
+    _Atomic uint32_t inflight; /* requests being served right now, all workers */
+};
+
+struct balancer_ops;
+
+struct pool {
+    struct backend *backends;
+    uint32_t n;
+    const struct balancer_ops *ops;
+    void *balancer; /* the algorithm's own state, from ops->init */
+};
+
+/* Builds a pool from c's backends with c's balancer. Returns 0 or -errno. */
+int pool_init(struct pool *p, const struct config *c);
+void pool_destroy(struct pool *p);
+
+static inline int backend_state(const struct backend *b)
+{
+    return atomic_load_explicit(&b->state, memory_order_relaxed);
+}
+
+#endif

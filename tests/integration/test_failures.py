@@ -1,0 +1,168 @@
+"""Failures: no backend reachable (503), one backend down (fail over),
+malformed requests (400, never forwarded), and command-line errors."""
+
+import json
+import re
+import zlib
+
+import pytest
+
+from http_raw import free_port, get_once, unused_ports
+
+N = 20
+NO_BACKENDS = {"error": "No healthy backends"}
+
+
+def is_json_type(resp_ct):
+    return (resp_ct or "").split(";")[0].strip().lower() == "application/json"
+
+
+# -- no backend ----------------------------------------------------------------
+
+
+def test_503_when_no_backend_listens(start_usher):
+    u = start_usher(unused_ports(2))
+    for _ in range(3):
+        r = get_once(u.port, "GET", "/")
+        assert r.status == 503, r
+        assert is_json_type(r.header("Content-Type")), r.headers
+        assert json.loads(r.body) == NO_BACKENDS, r.body
+    # Over one keep-alive connection too, with a request body.
+    with u.raw() as c:
+        for i in range(3):
+            r = c.roundtrip("POST", "/echo/%d" % i, body=b"x" * 1000)
+            assert r.status == 503, r
+            assert is_json_type(r.header("Content-Type")), r.headers
+            assert json.loads(r.body) == NO_BACKENDS, r.body
+            if r.has_token("Connection", "close"):
+                break
+
+
+# -- one backend down ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dead_first", [True, False], ids=["dead-first", "dead-second"])
+def test_fail_over_to_live_backend(start_backend, start_usher, dead_first):
+    live = start_backend("backend1")
+    dead = unused_ports(1)[0]
+    order = [dead, live] if dead_first else [live, dead]
+    u = start_usher(order, "--balance", "round-robin")
+    # New connection per request.
+    for i in range(N):
+        r = get_once(u.port, "GET", "/echo/fo%d" % i)
+        assert r.status == 200, "request %d: %r" % (i, r)
+        assert r.header("X-Backend") == "backend1"
+    # Keep-alive, with bodies that must reach the live backend intact.
+    with u.raw() as c:
+        for i in range(N):
+            body = (b"body %d " % i) * 100
+            r = c.roundtrip("POST", "/echo/fo-post%d" % i, body=body)
+            assert r.status == 200, "request %d: %r" % (i, r)
+            assert r.header("X-Backend") == "backend1"
+            j = r.json()
+            assert j["body_length"] == len(body)
+            assert j["body_crc32"] == "%08x" % (zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def test_backend_stopping_while_running(start_backend, start_usher):
+    b1, b2 = start_backend("backend1"), start_backend("backend2")
+    u = start_usher([b1, b2], "--balance", "round-robin")
+    with u.client() as c:
+        seen = {c.get("/echo/warm").headers["x-backend"] for _ in range(4)}
+        assert seen == {"backend1", "backend2"}
+        b2.proc.stop()
+        for i in range(N):
+            r = c.get("/echo/after-stop-%d" % i)
+            assert r.status_code == 200, "request %d after backend2 stopped: %d %s" % (i, r.status_code, r.text)
+            assert r.headers["x-backend"] == "backend1"
+
+
+# -- malformed requests -----------------------------------------------------------
+
+MALFORMED = {
+    "header-without-colon": b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    "space-before-colon": b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad : v\r\n\r\n",
+    "content-length-not-a-number": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "content-length-negative": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    "content-length-conflicting": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    "bad-request-line": b"GET /echo HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", list(MALFORMED.values()), ids=list(MALFORMED.keys()))
+def test_malformed_request_gets_400_and_is_not_forwarded(backends, usher, raw):
+    for b in backends:
+        b.reset_stats()
+    with usher.raw() as c:
+        c.send(raw)
+        r = c.read_response()
+    assert r.status == 400, r
+    assert is_json_type(r.header("Content-Type")), r.headers
+    json.loads(r.body)  # a JSON body
+    for b in backends:
+        assert b.stats()["requests"] == 0, "malformed request reached %s" % b.name
+    # usher still serves others.
+    with usher.client() as c:
+        assert c.get("/echo/ok").status_code == 200
+
+
+# -- command line ---------------------------------------------------------------------
+
+FLAGS = ["--listen", "--backend", "--balance", "--threads", "--health-path", "--health-interval", "--help", "--version"]
+
+
+def test_help(run_usher):
+    p = run_usher("--help")
+    assert p.returncode == 0, p
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    for flag in FLAGS:
+        assert flag in out, "--help does not mention %s:\n%s" % (flag, out)
+    for short in ("-t", "-c"):
+        assert re.search(r"(?<![\w-])%s\b" % short, out), "--help does not mention %s:\n%s" % (short, out)
+
+
+def test_version(run_usher):
+    p = run_usher("--version")
+    assert p.returncode == 0, p
+    assert re.search(r"^usher \d+\.\d+\.\d+\s*$", p.stdout.decode(), re.M), p.stdout
+
+
+BAD = [
+    "unknown-flag",
+    "balance-nope",
+    "listen-nonsense",
+    "listen-port-out-of-range",
+    "threads-zero",
+    "threads-not-a-number",
+    "backend-not-http",
+    "backend-garbage",
+    "health-interval-garbage",
+    "missing-value",
+]
+
+
+def bad_args(case):
+    listen = "127.0.0.1:%d" % free_port()
+    backend = "http://127.0.0.1:%d" % unused_ports(1)[0]
+    ok = ["--listen", listen, "--backend", backend]
+    cases = {
+        "unknown-flag": ok + ["--frobnicate"],
+        "balance-nope": ok + ["--balance", "nope"],
+        "listen-nonsense": ["--listen", "nonsense", "--backend", backend],
+        "listen-port-out-of-range": ["--listen", "127.0.0.1:99999", "--backend", backend],
+        "threads-zero": ok + ["--threads", "0"],
+        "threads-not-a-number": ok + ["--threads", "abc"],
+        "backend-not-http": ["--listen", listen, "--backend", "ftp://127.0.0.1:21"],
+        "backend-garbage": ["--listen", listen, "--backend", "not a url"],
+        "health-interval-garbage": ok + ["--health-interval", "soon"],
+        "missing-value": ok + ["--threads"],
+    }
+    return cases[case]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_command_line_exits_2(run_usher, case):
+    args = bad_args(case)
+    p = run_usher(*args)
+    assert p.returncode == 2, "usher %s exited %r (stderr %r)" % (" ".join(args), p.returncode, p.stderr)
+    assert p.stderr.strip(), "no message on stderr for usher %s" % " ".join(args)

@@ -57,7 +57,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (h->too_many || h->nheaders == 0) return 0;
     struct h1_header *hd = &h->h[h->nheaders - 1];
     if (!hd->value.p) hd->value.p = at; /* empty values still get a non-NULL span */
-    if (hd->value.p + hd->value.len != at) hd->value.len = (uint32_t)(at - hd->value.p);
+    if (hd->value.p + hd->value.len != at) {
+        /* llhttp continues a value after an obs-fold: the gap holds the fold */
+        h->bad_value = 1;
+        hd->value.len = (uint32_t)(at - hd->value.p);
+    }
     hd->value.len += (uint32_t)len;
     /* RFC 9112 5.2: obs-fold is rejected (we cannot forward it); CR/LF/NUL inside
      * a value would let a client smuggle a header line into what we forward. */

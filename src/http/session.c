@@ -157,6 +157,8 @@ static void linger_close(struct session *s)
     }
     shutdown(s->io.fd, SHUT_WR);
     s->lingering = 1;
+    s->rq = RQ_DONE;
+    s->rs = RS_NONE;
     drop_buf(s, &s->req_head);
     drop_buf(s, &s->uin);
     drop_buf(s, &s->res_out);
@@ -848,6 +850,7 @@ static void next_request(struct session *s)
 
 static int exchange_end(struct session *s)
 {
+    if (s->lingering) return 0;
     if (s->rs == RS_TUNNEL) {
         /* a tunnel ends when either side has closed and what it sent is through */
         int up_done = s->up_eof && flushed(s);

@@ -194,7 +194,8 @@ class Backend:
         self.url = "http://%s:%d" % (HOST, port)
 
     def client(self, **kw):
-        return httpx.Client(base_url=self.url, timeout=SOCKET_TIMEOUT, trust_env=False, **kw)
+        kw.setdefault("timeout", SOCKET_TIMEOUT)
+        return httpx.Client(base_url=self.url, trust_env=False, **kw)
 
     def stats(self):
         with self.client() as c:
@@ -262,7 +263,8 @@ class Usher:
         self.url = "http://%s:%d" % (HOST, port)
 
     def client(self, **kw):
-        return httpx.Client(base_url=self.url, timeout=SOCKET_TIMEOUT, trust_env=False, **kw)
+        kw.setdefault("timeout", SOCKET_TIMEOUT)
+        return httpx.Client(base_url=self.url, trust_env=False, **kw)
 
     def raw(self):
         return RawHTTPConnection(HOST, self.port, timeout=SOCKET_TIMEOUT)

@@ -3,6 +3,8 @@ malformed requests (400, never forwarded), and command-line errors."""
 
 import json
 import re
+import signal
+import subprocess
 import zlib
 
 import pytest
@@ -166,3 +168,29 @@ def test_bad_command_line_exits_2(run_usher, case):
     p = run_usher(*args)
     assert p.returncode == 2, "usher %s exited %r (stderr %r)" % (" ".join(args), p.returncode, p.stderr)
     assert p.stderr.strip(), "no message on stderr for usher %s" % " ".join(args)
+
+
+# -- shutdown ---------------------------------------------------------------------------
+
+
+def test_sigterm_stops_usher_after_traffic(backends, start_usher):
+    """After serving keep-alive clients and clients that close their
+    connection, with one idle client connection still open, usher exits
+    promptly on SIGTERM."""
+    u = start_usher(backends, "--threads", "2")
+    with u.client() as c:
+        for i in range(4):
+            assert c.get("/echo/k%d" % i).status_code == 200
+    for i in range(4):
+        with u.raw() as c:
+            assert c.roundtrip("GET", "/echo/c%d" % i).status == 200
+    idle = u.raw()  # an idle client connection left open
+    try:
+        assert idle.roundtrip("GET", "/echo/idle").status == 200
+        u.proc.proc.send_signal(signal.SIGTERM)
+        try:
+            u.proc.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("usher still running 10 s after SIGTERM")
+    finally:
+        idle.close()

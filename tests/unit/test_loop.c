@@ -60,6 +60,9 @@ static void heap_stays_ordered_under_random_use(void **state)
     }
     for (int i = 0; i < N; i += 3) loop_timer_stop(&l, &ts[i]);
     for (int i = 1; i < N; i += 5) loop_timer_at(&l, &ts[i], (uint64_t)(rand() % 10000));
+    uint32_t armed = 0;
+    for (int i = 0; i < N; i++) armed += loop_timer_armed(&ts[i]);
+    assert_int_equal(armed, l.heap_len);
     /* pop in order by hand: the root is always the minimum */
     uint64_t last = 0;
     uint32_t count = 0;
@@ -70,7 +73,11 @@ static void heap_stays_ordered_under_random_use(void **state)
         loop_timer_stop(&l, t);
         count++;
     }
-    assert_int_equal(count, N - (N + 2) / 3);
+    assert_int_equal(count, armed);
+    /* stopped: i % 3 == 0, unless re-armed (i % 5 == 1) */
+    uint32_t expect = 0;
+    for (int i = 0; i < N; i++) expect += i % 3 != 0 || i % 5 == 1;
+    assert_int_equal(count, expect);
     loop_destroy(&l);
 }
 

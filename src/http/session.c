@@ -405,7 +405,10 @@ static int request_step(struct session *s)
     case RQ_HEAD:
         if (s->rs != RS_NONE) return 0;
         if (!s->cin && !s->c_eof) return 0;
-        return request_head(s);
+        if (!request_head(s)) return 0;
+        /* body bytes that came with the head go up in the same write */
+        if (s->rq == RQ_BODY && !s->closed) request_body(s);
+        return 1;
     case RQ_BODY: return request_body(s);
     default: return 0;
     }
@@ -766,7 +769,13 @@ static int response_body(struct session *s)
 static int response_step(struct session *s)
 {
     switch (s->rs) {
-    case RS_HEAD: return response_head(s);
+    case RS_HEAD: {
+        int p = response_head(s);
+        /* parse the body bytes that came with the head, so that head and body
+         * leave in one write */
+        if (s->rs == RS_BODY && !s->closed) response_body(s);
+        return p;
+    }
     case RS_BODY: return response_body(s);
     default: return 0;
     }

@@ -25,6 +25,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from capture_backend import CaptureBackend  # noqa: E402
 from http_raw import RawHTTPConnection, free_port  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -319,3 +320,22 @@ def run_usher(usher_bin):
             )
 
     return run
+
+
+# -- capture backend (Python, in-process) -----------------------------------------
+
+
+@pytest.fixture
+def capture():
+    """capture(mode=..., idle=..., linger=...) -> a CaptureBackend, stopped at
+    teardown."""
+    backends = []
+
+    def make(**kw):
+        b = CaptureBackend(**kw)
+        backends.append(b)
+        return b
+
+    yield make
+    for b in backends:
+        b.stop()

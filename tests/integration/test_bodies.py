@@ -196,3 +196,34 @@ def test_64mib_download_streamed(usher, chunked):
     assert total == BIG
     assert mismatch_at is None, "body differs from the pattern near offset %d" % mismatch_at
     assert "%08x" % (crc & 0xFFFFFFFF) == announced
+
+
+def test_concurrent_uploads_and_downloads(usher):
+    """Several clients at once, bodies must not get mixed up."""
+    import threading
+
+    errors = []
+
+    def client(k):
+        try:
+            with usher.client() as c:
+                for i in range(4):
+                    body = random_bytes(100000 + 997 * k + i, 1000 * k + i)
+                    r = c.post("/echo/k%d/%d" % (k, i), content=body)
+                    assert r.status_code == 200
+                    j = r.json()
+                    assert j["path"] == "/echo/k%d/%d" % (k, i)
+                    assert (j["body_length"], j["body_crc32"]) == (len(body), crc_hex(body))
+                    n = 50000 + 31 * k + i
+                    r = c.get("/bytes?n=%d%s" % (n, "&chunked=1" if i % 2 else ""))
+                    assert r.status_code == 200 and r.content == pattern(n)
+        except Exception as e:  # reported below
+            errors.append("client %d: %r" % (k, e))
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "clients still running after 60 s"
+    assert not errors, errors

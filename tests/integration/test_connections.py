@@ -86,6 +86,20 @@ def test_pipelined_mixed_bodiless_responses(usher):
         assert r.json()["method"] == "DELETE"
 
 
+def test_request_sent_byte_by_byte(usher):
+    body = b"0123456789"
+    wire = build_request("PUT", "/echo/slowly?a=1", [("X-Slow", "yes")], body=body)
+    with usher.raw() as c:
+        for i in range(len(wire)):
+            c.send(wire[i : i + 1])
+        r = c.read_response()
+    assert r.status == 200, r
+    j = r.json()
+    assert (j["method"], j["path"], j["query"]) == ("PUT", "/echo/slowly", "a=1")
+    assert j["body_crc32"] == crc_hex(body)
+    assert ["X-Slow", "yes"] in j["headers"]
+
+
 # -- HTTP/1.0 and Connection: close ---------------------------------------------
 
 
@@ -273,6 +287,18 @@ def test_websocket_echo(usher):
         if payload:
             assert int.from_bytes(payload[:2], "big") == 1000
         assert c.wait_closed(10), "TCP connection not closed after the WebSocket close handshake"
+
+
+def test_declined_upgrade_keeps_http(usher):
+    """An upgrade request the backend answers with 200 (not 101) leaves the
+    connection in HTTP mode."""
+    with usher.raw() as c:
+        r = c.roundtrip("GET", "/echo/no-upgrade", [("Connection", "Upgrade"), ("Upgrade", "websocket")])
+        assert r.status == 200, r
+        assert r.json()["path"] == "/echo/no-upgrade"
+        r2 = c.roundtrip("GET", "/echo/still-http")
+        assert r2.status == 200, r2
+        assert r2.json()["path"] == "/echo/still-http"
 
 
 def test_websocket_does_not_disturb_other_connections(usher):

@@ -196,6 +196,10 @@ static void derive(struct h1_head *h)
         struct h1_header *hd = &h->h[i];
         trim(&hd->value);
         struct h1_span n = hd->name;
+        /* RFC 9112 5.1: no whitespace between name and colon; names are tokens */
+        if (n.len == 0) h->bad_name = 1;
+        for (uint32_t k = 0; k < n.len; k++)
+            if (!is_tchar((unsigned char)n.p[k])) h->bad_name = 1;
         if (span_ieq(n, "host")) {
             h->nhost++;
             h->host_i = (int32_t)i;

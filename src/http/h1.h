@@ -35,6 +35,7 @@ struct h1_head {
     uint32_t max_headers;   /* set by the caller before parsing */
     uint32_t too_many : 1;  /* more header lines than max_headers */
     uint32_t bad_value : 1; /* a value with CR, LF (obs-fold) or NUL */
+    uint32_t bad_name : 1;  /* a field name that is not a token (e.g. "Name :") */
     uint32_t skip_body : 1; /* set by the caller: response to HEAD */
     uint32_t complete : 1;  /* the whole message (no body) ended with the head */
     uint32_t chunked : 1;

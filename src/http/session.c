@@ -318,8 +318,8 @@ static int request_head(struct session *s)
         respond_error(s, 431, "Request header fields too large: too many header lines");
         return 1;
     }
-    if (h->bad_value) {
-        respond_error(s, 400, "Bad request: invalid character or line folding in a header value");
+    if (h->bad_value || h->bad_name) {
+        respond_error(s, 400, "Bad request: invalid header name, character or line folding");
         return 1;
     }
     if (h->major == 1 && h->minor == 1 && h->nhost != 1) {
@@ -482,11 +482,14 @@ static void upstream_failed(struct session *s, int err)
         upstream_start(s);
         return;
     }
+    /* RFC 9110 9.2.2: a pooled connection that the backend had already closed
+     * when the request went out is not the backend's fault; an idempotent
+     * request (or one of which nothing was sent) goes again on a fresh
+     * connection, possibly to the same backend. Any other failure after
+     * sending is the backend's: 502. */
     int replayable = !s->resp_bytes && !s->body_sent && s->req_head &&
                      (s->idempotent || !s->sent_any);
     if (replayable && reused && s->stale_retries < MAX_STALE_RETRIES) {
-        /* a pooled connection the backend had already closed: not the
-         * backend's fault, so the same backend may be used again, fresh */
         s->stale_retries++;
         if (s->tried.n) s->tried.n--;
         s->attempts--;
@@ -496,11 +499,6 @@ static void upstream_failed(struct session *s, int err)
     }
     log_warn("backend %s: %s before a response (%s)", be->conf->url,
              s->sent_any ? "connection lost" : "connection failed", strerror(-err));
-    if (replayable) {
-        s->rs = RS_NONE;
-        upstream_start(s);
-        return;
-    }
     if (err == -ETIMEDOUT)
         respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
     else
@@ -659,7 +657,7 @@ static int response_head(struct session *s)
     h->skip_body = s->is_head;
     const char *why = NULL;
     int err = h1_parse_head(&s->res_parser, h, p, head_len, &why);
-    if (err || h->too_many || h->bad_value) {
+    if (err || h->too_many || h->bad_value || h->bad_name) {
         log_warn("backend %s: invalid response head (%s)", s->be->conf->url,
                  err ? (why ? why : "?") : h->too_many ? "too many headers" : "bad header value");
         respond_error(s, 502, "Bad gateway: invalid response from the backend");

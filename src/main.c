@@ -86,8 +86,8 @@ int main(int argc, char **argv)
         off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
                                 cfg.backends[i].url);
     log_info("usher %s listening on %s with %u worker thread%s; %s over %u backend%s: %s",
-             USHER_VERSION, cfg.listen_str, nthreads, nthreads == 1 ? "" : "s", cfg.balance,
-             pool.n, pool.n == 1 ? "" : "s", list);
+             USHER_VERSION, cfg.listen_str, nthreads, nthreads == 1 ? "" : "s", cfg.balance, pool.n,
+             pool.n == 1 ? "" : "s", list);
 
     struct loop control;
     if ((err = loop_init(&control)) < 0) return 1;

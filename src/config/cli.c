@@ -101,8 +101,7 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
     /* Add the default port when none is given ("http://10.0.0.1" or "http://[::1]"). */
     const char *rb = strrchr(hostport, ']');
     const char *colon = strrchr(hostport, ':');
-    if (!colon || (rb && colon < rb) || (!rb && hostport[0] == '['))
-        strcat(hostport, ":80");
+    if (!colon || (rb && colon < rb) || (!rb && hostport[0] == '[')) strcat(hostport, ":80");
     const char *perr;
     if (sock_parse_addr(hostport, &b->addr, &perr) < 0) {
         snprintf(why, why_cap, "%s", perr);
@@ -184,9 +183,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         } else {
             snprintf(name, sizeof(name), "%s", arg);
         }
-        static const char *const with_value[] = {"-c",          "--listen",          "--backend",
-                                                 "--balance",   "--health-path",     "--threads",
-                                                 "--health-interval"};
+        static const char *const with_value[] = {
+            "-c",        "--listen",         "--backend", "--balance", "--health-path",
+            "--threads", "--health-interval"};
         int known = 0;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (!strcmp(name, with_value[k])) known = 1;
@@ -213,8 +212,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         } else if (!strcmp(name, "--balance")) {
             if (!balance_find(val)) {
                 char msg[512];
-                snprintf(msg, sizeof(msg), "--balance '%s': unknown algorithm (expected one of: %s)",
-                         val, balance_names());
+                snprintf(msg, sizeof(msg),
+                         "--balance '%s': unknown algorithm (expected one of: %s)", val,
+                         balance_names());
                 return fail("%s%s", msg, "");
             }
             snprintf(c->balance, sizeof(c->balance), "%s", val);
@@ -245,7 +245,6 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                     "(usher --help)%s",
                     file, "");
     if (c->nbackends == 0)
-        return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "",
-                    "");
+        return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
     return 0;
 }

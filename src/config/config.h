@@ -29,12 +29,12 @@ struct config {
     uint32_t threads; /* worker threads; 0 = one per CPU */
 
     /* timeouts, ms */
-    uint32_t client_header_ms;  /* whole request head must arrive within this: 408 */
-    uint32_t client_idle_ms;    /* keep-alive idle between requests, and body idle */
-    uint32_t connect_ms;        /* backend connect */
-    uint32_t response_ms;       /* backend idle while a response is awaited or streamed: 504 */
-    uint32_t upstream_idle_ms;  /* idle pooled backend connection is closed after this */
-    uint32_t tunnel_idle_ms;    /* an upgraded (WebSocket) tunnel with no traffic is closed */
+    uint32_t client_header_ms; /* whole request head must arrive within this: 408 */
+    uint32_t client_idle_ms;   /* keep-alive idle between requests, and body idle */
+    uint32_t connect_ms;       /* backend connect */
+    uint32_t response_ms;      /* backend idle while a response is awaited or streamed: 504 */
+    uint32_t upstream_idle_ms; /* idle pooled backend connection is closed after this */
+    uint32_t tunnel_idle_ms;   /* an upgraded (WebSocket) tunnel with no traffic is closed */
 
     /* limits */
     uint32_t max_headers;      /* header lines in a request head: 431 beyond */

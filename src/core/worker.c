@@ -36,8 +36,8 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* The pending connection stays in the backlog; stop listening for a
              * moment instead of spinning on an error we cannot fix right now. */
-            log_warn("worker %u: cannot accept (%s): pausing new connections for %d ms",
-                     w->id, strerror(errno), ACCEPT_PAUSE_MS);
+            log_warn("worker %u: cannot accept (%s): pausing new connections for %d ms", w->id,
+                     strerror(errno), ACCEPT_PAUSE_MS);
             epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
             loop_timer_set(loop, &w->accept_resume, ACCEPT_PAUSE_MS);
             return;

@@ -36,7 +36,7 @@ struct worker {
     struct pool *pool;
     struct buf_cache bufs;
     struct upconn_idle_list *idle; /* one list per backend, indexed like pool->backends */
-    struct session *sessions; /* open client connections */
+    struct session *sessions;      /* open client connections */
     struct session *free_sessions;
     struct upconn *free_upconns;
     uint32_t nsessions;

@@ -94,7 +94,7 @@ long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *
 enum h1_conn_header { H1_CONN_NONE, H1_CONN_CLOSE, H1_CONN_KEEP_ALIVE, H1_CONN_UPGRADE };
 
 struct h1_response_rewrite {
-    int dechunk;               /* body is de-chunked for an HTTP/1.0 client: drop TE */
+    int dechunk;              /* body is de-chunked for an HTTP/1.0 client: drop TE */
     enum h1_conn_header conn; /* Connection header to add */
 };
 

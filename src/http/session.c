@@ -65,8 +65,8 @@ struct session {
     uint8_t c_readable : 1, c_writable : 1, c_rdhup : 1, c_eof : 1, closed : 1, lingering : 1,
         resume : 1;
     /* current exchange */
-    uint8_t keep_alive : 1, http10 : 1, is_head : 1, upgrade_req : 1, idempotent : 1,
-        dechunk : 1, truncated : 1;
+    uint8_t keep_alive : 1, http10 : 1, is_head : 1, upgrade_req : 1, idempotent : 1, dechunk : 1,
+        truncated : 1;
     uint8_t sent_any : 1, body_sent : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
         up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
     char client_ip[46];
@@ -238,8 +238,8 @@ static int client_read(struct session *s)
         /* a short read means the socket is drained, unless a FIN is pending */
         if ((size_t)n < room && !s->c_rdhup) s->c_readable = 0;
         if (s->rq == RQ_BODY || s->rs == RS_TUNNEL)
-            s->deadline = s->w->loop.now + (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms
-                                                                : cfg(s)->response_ms);
+            s->deadline = s->w->loop.now +
+                          (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : cfg(s)->response_ms);
         return 1;
     }
     if (n == 0) {
@@ -377,8 +377,8 @@ static int request_body(struct session *s)
     struct buf *b = s->cin;
     if (b && s->cin_parsed < b->end) {
         int done;
-        long n = h1_parse_body(&s->req_parser, b->data + s->cin_parsed, b->end - s->cin_parsed,
-                               &done);
+        long n =
+            h1_parse_body(&s->req_parser, b->data + s->cin_parsed, b->end - s->cin_parsed, &done);
         if (n < 0) {
             log_debug("client %s: malformed request body: %s", s->client_ip,
                       llhttp_errno_name((llhttp_errno_t)-n));
@@ -487,8 +487,8 @@ static void upstream_failed(struct session *s, int err)
      * request (or one of which nothing was sent) goes again on a fresh
      * connection, possibly to the same backend. Any other failure after
      * sending is the backend's: 502. */
-    int replayable = !s->resp_bytes && !s->body_sent && s->req_head &&
-                     (s->idempotent || !s->sent_any);
+    int replayable =
+        !s->resp_bytes && !s->body_sent && s->req_head && (s->idempotent || !s->sent_any);
     if (replayable && reused && s->stale_retries < MAX_STALE_RETRIES) {
         s->stale_retries++;
         if (s->tried.n) s->tried.n--;
@@ -576,8 +576,8 @@ static int upstream_read(struct session *s)
         b->end += (uint32_t)n;
         s->resp_bytes = 1;
         if ((size_t)n < room && !(u->rdhup)) u->readable = 0;
-        s->deadline = s->w->loop.now +
-                      (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : cfg(s)->response_ms);
+        s->deadline =
+            s->w->loop.now + (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : cfg(s)->response_ms);
         return 1;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -659,7 +659,9 @@ static int response_head(struct session *s)
     int err = h1_parse_head(&s->res_parser, h, p, head_len, &why);
     if (err || h->too_many || h->bad_value || h->bad_name) {
         log_warn("backend %s: invalid response head (%s)", s->be->conf->url,
-                 err ? (why ? why : "?") : h->too_many ? "too many headers" : "bad header value");
+                 err           ? (why ? why : "?")
+                 : h->too_many ? "too many headers"
+                               : "bad header value");
         respond_error(s, 502, "Bad gateway: invalid response from the backend");
         return 1;
     }
@@ -708,7 +710,9 @@ static int response_head(struct session *s)
     s->up_keepalive = !close_delimited && !h->conn_close && !(h->minor == 0 && !h->conn_keep_alive);
     struct h1_response_rewrite rw = {
         .dechunk = s->dechunk,
-        .conn = !s->keep_alive ? H1_CONN_CLOSE : s->http10 ? H1_CONN_KEEP_ALIVE : H1_CONN_NONE,
+        .conn = !s->keep_alive ? H1_CONN_CLOSE
+                : s->http10    ? H1_CONN_KEEP_ALIVE
+                               : H1_CONN_NONE,
     };
     if (append_out(s, &rw) < 0) {
         respond_error(s, 502, "Bad gateway: response head too large");
@@ -795,8 +799,7 @@ static int client_write(struct session *s)
             body_end = b->end;
         else if (s->rs == RS_BODY || s->rs == RS_DONE)
             body_end = s->uin_parsed;
-        if (b->start < body_end)
-            iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
+        if (b->start < body_end) iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
     }
     if (n == 0) return 0;
     size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
@@ -948,8 +951,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
         if (s->rq == RQ_BODY && (!s->cin || s->cin->start == s->cin_parsed)) {
             respond_error(s, 408, "Request timeout: the request body stopped arriving");
         } else {
-            log_warn("backend %s: no response within %u ms", s->be->conf->url,
-                     cfg(s)->response_ms);
+            log_warn("backend %s: no response within %u ms", s->be->conf->url, cfg(s)->response_ms);
             respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
         }
     } else {

@@ -15,8 +15,8 @@ enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1, BACKEND_DRAIN = 2 };
 
 struct backend {
     const struct backend_conf *conf;
-    uint32_t index;           /* position in pool->backends */
-    _Atomic int state;        /* enum backend_state, written by health checks */
+    uint32_t index;            /* position in pool->backends */
+    _Atomic int state;         /* enum backend_state, written by health checks */
     _Atomic uint32_t inflight; /* requests being served right now, all workers */
 };
 

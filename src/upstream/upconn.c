@@ -78,8 +78,7 @@ struct upconn *upconn_take_idle(struct worker *w, struct backend *b, struct sess
     return u;
 }
 
-struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner,
-                              int *err)
+struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner, int *err)
 {
     int fd = sock_connect(&b->conf->addr);
     if (fd < 0) {

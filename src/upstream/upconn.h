@@ -20,21 +20,20 @@ struct upconn {
     struct loop_defer defer;
     struct worker *w;
     struct backend *be;
-    struct session *owner; /* NULL while idle */
+    struct session *owner;      /* NULL while idle */
     struct upconn *next, *prev; /* idle list, or the worker's free list */
-    uint8_t idle;       /* in the worker's idle list for be */
-    uint8_t connected;  /* connect() finished */
-    uint8_t reused;     /* taken from the idle pool: may have been closed by the backend */
-    uint8_t readable;   /* edge-triggered: the socket may have bytes or EOF to read */
-    uint8_t writable;   /* edge-triggered: the socket may take more bytes */
-    uint8_t rdhup;      /* the backend half-closed: read until EOF */
+    uint8_t idle;               /* in the worker's idle list for be */
+    uint8_t connected;          /* connect() finished */
+    uint8_t reused;             /* taken from the idle pool: may have been closed by the backend */
+    uint8_t readable;           /* edge-triggered: the socket may have bytes or EOF to read */
+    uint8_t writable;           /* edge-triggered: the socket may take more bytes */
+    uint8_t rdhup;              /* the backend half-closed: read until EOF */
 };
 
 /* Leases an idle connection to b, or NULL. */
 struct upconn *upconn_take_idle(struct worker *w, struct backend *b, struct session *owner);
 /* Starts a new connection to b. Returns it (connecting) or NULL with *err set. */
-struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner,
-                              int *err);
+struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner, int *err);
 /* Returns a leased connection to the idle pool (after a response that ended
  * cleanly); closes it instead when the pool is full. */
 void upconn_release(struct upconn *u);

@@ -324,3 +324,18 @@ def test_sigterm_stops_usher_after_traffic(backends, start_usher):
             pytest.fail("usher still running 10 s after SIGTERM")
     finally:
         idle.close()
+
+
+def test_check_mode_accepts_valid_configuration(run_usher):
+    backend = "http://127.0.0.1:%d" % unused_ports(1)[0]
+    p = run_usher("-t", "--listen", "127.0.0.1:%d" % free_port(), "--backend", backend)
+    assert p.returncode == 0, p
+    assert b"configuration ok" in p.stdout + p.stderr, p
+
+
+@pytest.mark.parametrize("case", ["threads-zero", "balance-nope", "backend-not-http"])
+def test_check_mode_rejects_invalid_configuration(run_usher, case):
+    p = run_usher("-t", *bad_args(case))
+    assert p.returncode == 2, p
+    assert p.stderr.strip(), p
+    assert b"configuration ok" not in p.stdout + p.stderr, p

@@ -77,8 +77,10 @@ static void rejects_malformed_heads(void **state)
 {
     assert_int_not_equal(parse(1, "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", 0), 0);
     assert_int_not_equal(
-        parse(1, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-              0),
+        parse(
+            1,
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            0),
         0);
     assert_int_not_equal(parse(1, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 0), 0);
     /* obs-fold: parsed by llhttp, flagged by us so that it is never forwarded */
@@ -88,13 +90,14 @@ static void rejects_malformed_heads(void **state)
 
 static void rewrite_drops_hop_by_hop_and_adds_forwarded(void **state)
 {
-    assert_int_equal(parse(1,
-                           "GET /p HTTP/1.1\r\nHost: h.example\r\nConnection: keep-alive, X-Secret, "
-                           "Host\r\nKeep-Alive: 5\r\nX-Secret: s\r\nTE: trailers\r\n"
-                           "Proxy-Connection: x\r\nUpgrade: websocket\r\nX-Forwarded-For: 1.2.3.4\r\n"
-                           "X-Forwarded-Proto: https\r\nX-Keep: k\r\n\r\n",
-                           0),
-                     0);
+    assert_int_equal(
+        parse(1,
+              "GET /p HTTP/1.1\r\nHost: h.example\r\nConnection: keep-alive, X-Secret, "
+              "Host\r\nKeep-Alive: 5\r\nX-Secret: s\r\nTE: trailers\r\n"
+              "Proxy-Connection: x\r\nUpgrade: websocket\r\nX-Forwarded-For: 1.2.3.4\r\n"
+              "X-Forwarded-Proto: https\r\nX-Keep: k\r\n\r\n",
+              0),
+        0);
     const char *r = rewrite_request("127.0.0.1");
     assert_string_equal(r, "GET /p HTTP/1.1\r\n"
                            "Host: h.example\r\n"

@@ -33,7 +33,7 @@ static void timers_fire_in_deadline_order(void **state)
         loop_timer_at(&l, &t[i].t, l.now + when[i]);
     }
     /* stop one, move one earlier, move one later */
-    loop_timer_stop(&l, &t[4].t);     /* 30 never fires */
+    loop_timer_stop(&l, &t[4].t);          /* 30 never fires */
     loop_timer_at(&l, &t[5].t, l.now + 5); /* 60 now first */
     t[5].tag = 5;
     loop_timer_at(&l, &t[1].t, l.now + 45); /* 10 now after 40 */

@@ -14,6 +14,7 @@
 #include "core/loop.h"
 #include "core/worker.h"
 #include "upstream/backend.h"
+#include "upstream/health.h"
 #include "version.h"
 
 static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
@@ -96,7 +97,14 @@ int main(int argc, char **argv)
         log_err("cannot watch signals: %s", strerror(errno));
         return 1;
     }
+    struct health *health = health_start(&control, &pool, &cfg);
+    if (cfg.health_interval_ms)
+        log_info("health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
+                 "%u failures in a row on live traffic take a backend out",
+                 cfg.health_path[0] ? "HTTP GET" : "TCP connect", cfg.health_interval_ms,
+                 cfg.health_timeout_ms, cfg.health_rise, cfg.health_fall, cfg.max_fails);
     loop_run(&control);
+    health_stop(health);
 
     for (uint32_t i = 0; i < nthreads; i++) worker_stop(&workers[i]);
     for (uint32_t i = 0; i < nthreads; i++) worker_destroy(&workers[i]);

@@ -20,6 +20,11 @@ void config_defaults(struct config *c)
     c->health_path[0] = 0; /* no active checks unless asked for */
     c->health_interval_ms = 2000;
     c->health_timeout_ms = 1000;
+    c->health_rise = 2;
+    c->health_fall = 3;
+    c->health_status_min = 200;
+    c->health_status_max = 399;
+    c->max_fails = 3;
     c->threads = 0;
     c->client_header_ms = 10000;
     c->client_idle_ms = 60000;
@@ -131,8 +136,16 @@ static void usage(FILE *f)
             "  --balance NAME            how to pick a backend (default round-robin):\n"
             "                            %s\n"
             "  --health-path PATH        check each backend with GET PATH (e.g. /health);\n"
-            "                            without it no active checks run\n"
-            "  --health-interval DUR     time between checks (default 2s)\n"
+            "                            without it the check is a TCP connect\n"
+            "  --health-interval DUR     time between checks (default 2s); 0 or off turns\n"
+            "                            active checks off\n"
+            "  --health-timeout DUR      a check that takes longer fails (default 1s)\n"
+            "  --health-rise N           passed checks in a row that bring a backend up (2)\n"
+            "  --health-fall N           failed checks in a row that take it down (3)\n"
+            "  --health-status LO-HI     statuses that pass an HTTP check (default 200-399)\n"
+            "  --max-fails N             failures in a row on live traffic (refused, reset,\n"
+            "                            timed out, invalid answer) that take a backend\n"
+            "                            down at once (default 3; 0 turns this off)\n"
             "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
             "  -c FILE                   read a YAML config file (not available yet: use\n"
             "                            the quick-mode flags)\n"
@@ -183,9 +196,18 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         } else {
             snprintf(name, sizeof(name), "%s", arg);
         }
-        static const char *const with_value[] = {
-            "-c",        "--listen",         "--backend", "--balance", "--health-path",
-            "--threads", "--health-interval"};
+        static const char *const with_value[] = {"-c",
+                                                 "--listen",
+                                                 "--backend",
+                                                 "--balance",
+                                                 "--threads",
+                                                 "--health-path",
+                                                 "--health-interval",
+                                                 "--health-timeout",
+                                                 "--health-rise",
+                                                 "--health-fall",
+                                                 "--health-status",
+                                                 "--max-fails"};
         int known = 0;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (!strcmp(name, with_value[k])) known = 1;
@@ -223,10 +245,38 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                 return fail("--health-path '%s': %s", val, "expected a path starting with /");
             snprintf(c->health_path, sizeof(c->health_path), "%s", val);
         } else if (!strcmp(name, "--health-interval")) {
-            if (config_parse_duration(val, &c->health_interval_ms) < 0 ||
-                c->health_interval_ms < 10)
+            if (!strcmp(val, "off") || !strcmp(val, "0"))
+                c->health_interval_ms = 0;
+            else if (config_parse_duration(val, &c->health_interval_ms) < 0 ||
+                     c->health_interval_ms < 10)
                 return fail("--health-interval '%s': %s", val,
-                            "expected a duration of at least 10ms such as 500ms, 2s or 1m");
+                            "expected a duration of at least 10ms such as 500ms, 2s or 1m, or off");
+        } else if (!strcmp(name, "--health-timeout")) {
+            if (config_parse_duration(val, &c->health_timeout_ms) < 0 || c->health_timeout_ms < 1)
+                return fail("--health-timeout '%s': %s", val,
+                            "expected a duration such as 500ms or 2s");
+        } else if (!strcmp(name, "--health-rise") || !strcmp(name, "--health-fall") ||
+                   !strcmp(name, "--max-fails")) {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            long min = strcmp(name, "--max-fails") ? 1 : 0;
+            if (!*val || *end || errno || n < min || n > 1000)
+                return fail("%s: expected a whole number from %s to 1000", name, min ? "1" : "0");
+            uint32_t *dst = !strcmp(name, "--health-rise")   ? &c->health_rise
+                            : !strcmp(name, "--health-fall") ? &c->health_fall
+                                                             : &c->max_fails;
+            *dst = (uint32_t)n;
+        } else if (!strcmp(name, "--health-status")) {
+            unsigned lo, hi;
+            char extra;
+            int k = sscanf(val, "%u-%u%c", &lo, &hi, &extra);
+            if (k == 1) hi = lo;
+            if ((k != 1 && k != 2) || lo < 100 || hi > 599 || lo > hi)
+                return fail("--health-status '%s': %s", val,
+                            "expected a status or a range such as 200-399");
+            c->health_status_min = (uint16_t)lo;
+            c->health_status_max = (uint16_t)hi;
         } else if (!strcmp(name, "--threads")) {
             char *end;
             errno = 0;

@@ -22,11 +22,14 @@ struct config {
     char listen_str[80];
     struct backend_conf backends[CONFIG_MAX_BACKENDS];
     uint32_t nbackends;
-    char balance[32]; /* name of a balancer in balance.c's table */
-    char health_path[256];
-    uint32_t health_interval_ms;
+    char balance[32];            /* name of a balancer in balance.c's table */
+    char health_path[256];       /* "" = TCP connect checks */
+    uint32_t health_interval_ms; /* 0 = no active checks */
     uint32_t health_timeout_ms;
-    uint32_t threads; /* worker threads; 0 = one per CPU */
+    uint32_t health_rise, health_fall;
+    uint16_t health_status_min, health_status_max; /* expected status range */
+    uint32_t max_fails; /* passive: failures in a row on live traffic; 0 = off */
+    uint32_t threads;   /* worker threads; 0 = one per CPU */
 
     /* timeouts, ms */
     uint32_t client_header_ms; /* whole request head must arrive within this: 408 */

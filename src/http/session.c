@@ -35,6 +35,7 @@
 #include "core/sock.h"
 #include "core/worker.h"
 #include "http/h1.h"
+#include "upstream/health.h"
 #include "upstream/upconn.h"
 
 #define LINGER_MS 2000      /* how long a closing connection waits for the client's FIN */
@@ -261,6 +262,12 @@ static int client_read(struct session *s)
 
 static void upstream_start(struct session *s);
 
+/* Passive health: an attempt on be failed for a reason of the backend's. */
+static void backend_failed(struct session *s, struct backend *be, const char *why)
+{
+    health_passive_failure(s->w->pool, be, why, cfg(s)->max_fails);
+}
+
 static int request_head(struct session *s)
 {
     struct buf *b = s->cin;
@@ -437,6 +444,7 @@ static void upstream_start(struct session *s)
         if (!u) u = upconn_connect(s->w, be, s, &err);
         if (!u) {
             log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
+            backend_failed(s, be, strerror(-err));
             continue;
         }
         s->be = be;
@@ -478,6 +486,7 @@ static void upstream_failed(struct session *s, int err)
     if (connecting) {
         /* nothing was sent: always safe to go to the next backend */
         log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
+        backend_failed(s, be, err == -ETIMEDOUT ? "connect timed out" : strerror(-err));
         s->rs = RS_NONE;
         upstream_start(s);
         return;
@@ -499,6 +508,7 @@ static void upstream_failed(struct session *s, int err)
     }
     log_warn("backend %s: %s before a response (%s)", be->conf->url,
              s->sent_any ? "connection lost" : "connection failed", strerror(-err));
+    backend_failed(s, be, err == -ETIMEDOUT ? "no response in time" : strerror(-err));
     if (err == -ETIMEDOUT)
         respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
     else
@@ -647,6 +657,7 @@ static int response_head(struct session *s)
             log_warn("backend %s: %s", s->be->conf->url,
                      s->up_eof ? "closed the connection inside the response head"
                                : "response head larger than the buffer");
+            backend_failed(s, s->be, "invalid response");
             respond_error(s, 502, "Bad gateway: invalid response from the backend");
             return 1;
         }
@@ -666,6 +677,7 @@ static int response_head(struct session *s)
         return 1;
     }
     drop_buf(s, &s->req_head); /* a response has begun: no retry from here on */
+    health_passive_success(s->be);
     if (h->status < 200) {
         if (h->status == 101) {
             if (!s->upgrade_req) {

@@ -16,6 +16,7 @@ int pool_init(struct pool *p, const struct config *c)
         p->backends[i].index = i;
         atomic_init(&p->backends[i].state, BACKEND_UP);
         atomic_init(&p->backends[i].inflight, 0);
+        atomic_init(&p->backends[i].fails, 0);
     }
     p->ops = balance_find(c->balance);
     if (!p->ops) return -EINVAL;

@@ -18,6 +18,7 @@ struct backend {
     uint32_t index;            /* position in pool->backends */
     _Atomic int state;         /* enum backend_state, written by health checks */
     _Atomic uint32_t inflight; /* requests being served right now, all workers */
+    _Atomic uint32_t fails;    /* failures in a row on live traffic (passive checks) */
 };
 
 struct balancer_ops;

@@ -1,0 +1,243 @@
+/* health: active and passive health checks. See health.h. */
+#include "upstream/health.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+
+enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_READING };
+
+struct check {
+    struct loop_io io;
+    struct loop_timer timer; /* next check while idle; timeout while running */
+    struct health *h;
+    struct backend *be;
+    uint8_t phase;
+    uint8_t seen_down; /* state was DOWN when we last looked */
+    uint32_t ok_streak, fail_streak;
+    uint32_t got;
+    char resp[64]; /* enough for the status line */
+};
+
+struct health {
+    struct loop *loop;
+    struct pool *pool;
+    const struct config *cfg;
+    unsigned seed;
+    struct check checks[];
+};
+
+void health_list_up(const struct pool *p, char *out, size_t cap)
+{
+    size_t off = 0;
+    out[0] = 0;
+    for (uint32_t i = 0; i < p->n && off + 1 < cap; i++) {
+        if (backend_state(&p->backends[i]) != BACKEND_UP) continue;
+        int n = snprintf(out + off, cap - off, "%s%s", off ? ", " : "", p->backends[i].conf->url);
+        if (n < 0) break;
+        off += (size_t)n;
+    }
+    if (!off) snprintf(out, cap, "none");
+}
+
+/* Moves b from `from` to `to` unless someone else already did; logs once. */
+static int transition(struct pool *p, struct backend *b, int from, int to, const char *why)
+{
+    int expected = from;
+    if (!atomic_compare_exchange_strong(&b->state, &expected, to)) return 0;
+    char up[1024];
+    health_list_up(p, up, sizeof(up));
+    if (to == BACKEND_DOWN)
+        log_warn("backend %s is DOWN (%s); healthy: %s", b->conf->url, why, up);
+    else
+        log_info("backend %s is UP (%s); healthy: %s", b->conf->url, why, up);
+    return 1;
+}
+
+void health_passive_failure(struct pool *p, struct backend *b, const char *why, uint32_t max_fails)
+{
+    uint32_t n = atomic_fetch_add_explicit(&b->fails, 1, memory_order_relaxed) + 1;
+    if (max_fails == 0 || n < max_fails) return;
+    char reason[400];
+    snprintf(reason, sizeof(reason), "%s, %u failures in a row on live traffic", why, n);
+    if (transition(p, b, BACKEND_UP, BACKEND_DOWN, reason))
+        atomic_store_explicit(&b->fails, 0, memory_order_relaxed);
+}
+
+static uint32_t jitter(struct health *h, uint32_t ms)
+{
+    /* +-10%: checks of many backends (and many ushers) do not all fire together */
+    uint32_t span = ms / 5;
+    return span ? ms - ms / 10 + (uint32_t)rand_r(&h->seed) % span : ms;
+}
+
+static void check_schedule(struct check *c, uint32_t ms)
+{
+    c->phase = CHECK_IDLE;
+    loop_timer_set(c->h->loop, &c->timer, ms);
+}
+
+static void check_done(struct check *c, int ok, const char *why)
+{
+    struct health *h = c->h;
+    const struct config *cfg = h->cfg;
+    if (c->io.fd >= 0) loop_close(h->loop, &c->io);
+    loop_timer_stop(h->loop, &c->timer);
+    int state = backend_state(c->be);
+    if (state == BACKEND_DOWN && !c->seen_down) c->ok_streak = 0; /* taken down passively */
+    if (ok) {
+        c->ok_streak++;
+        c->fail_streak = 0;
+        if (state == BACKEND_DOWN && c->ok_streak >= cfg->health_rise) {
+            char reason[400];
+            snprintf(reason, sizeof(reason), "%s, %u of %u checks passed", why, c->ok_streak,
+                     cfg->health_rise);
+            transition(h->pool, c->be, BACKEND_DOWN, BACKEND_UP, reason);
+            atomic_store_explicit(&c->be->fails, 0, memory_order_relaxed);
+        }
+    } else {
+        c->fail_streak++;
+        c->ok_streak = 0;
+        if (state == BACKEND_UP && c->fail_streak >= cfg->health_fall) {
+            char reason[400];
+            snprintf(reason, sizeof(reason), "%s, %u of %u checks failed", why, c->fail_streak,
+                     cfg->health_fall);
+            transition(h->pool, c->be, BACKEND_UP, BACKEND_DOWN, reason);
+        } else if (state == BACKEND_UP) {
+            log_info("backend %s: health check failed (%s), %u of %u before it is taken out",
+                     c->be->conf->url, why, c->fail_streak, cfg->health_fall);
+        }
+    }
+    c->seen_down = backend_state(c->be) == BACKEND_DOWN;
+    check_schedule(c, jitter(h, cfg->health_interval_ms));
+}
+
+static void check_send(struct check *c)
+{
+    const struct config *cfg = c->h->cfg;
+    if (!cfg->health_path[0]) {
+        check_done(c, 1, "TCP connect succeeded");
+        return;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: usher-health-check\r\n"
+                     "Connection: close\r\n\r\n",
+                     cfg->health_path, c->be->conf->authority);
+    /* a fresh socket has far more room than one small request */
+    if (n < 0 || write(c->io.fd, req, (size_t)n) != n) {
+        check_done(c, 0, "could not send the check request");
+        return;
+    }
+    c->phase = CHECK_READING;
+    c->got = 0;
+}
+
+static void check_read(struct check *c)
+{
+    for (;;) {
+        if (c->got >= sizeof(c->resp) - 1) break;
+        ssize_t n = read(c->io.fd, c->resp + c->got, sizeof(c->resp) - 1 - c->got);
+        if (n > 0) {
+            c->got += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            if (!memchr(c->resp, '\n', c->got)) return; /* wait for the status line */
+            break;
+        }
+        if (n < 0) {
+            check_done(c, 0, strerror(errno));
+            return;
+        }
+        break; /* EOF */
+    }
+    c->resp[c->got] = 0;
+    unsigned status = 0;
+    char why[320];
+    if (sscanf(c->resp, "HTTP/1.%*1[01] %3u", &status) != 1 || status < 100 || status > 599) {
+        check_done(c, 0, c->got ? "not an HTTP response" : "connection closed without a response");
+        return;
+    }
+    const struct config *cfg = c->h->cfg;
+    int ok = status >= cfg->health_status_min && status <= cfg->health_status_max;
+    snprintf(why, sizeof(why), "GET %s answered %u", cfg->health_path, status);
+    check_done(c, ok, why);
+}
+
+static void on_check_io(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct check *c = (struct check *)((char *)io - offsetof(struct check, io));
+    if (c->phase == CHECK_CONNECTING) {
+        int err = sock_error(io->fd);
+        if (err) {
+            check_done(c, 0, strerror(-err));
+            return;
+        }
+        check_send(c);
+        if (c->phase != CHECK_READING) return;
+        loop_mod(loop, io, EPOLLIN | EPOLLRDHUP);
+        return;
+    }
+    if (c->phase == CHECK_READING) check_read(c);
+}
+
+static void on_check_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct check *c = (struct check *)((char *)t - offsetof(struct check, timer));
+    if (c->phase != CHECK_IDLE) {
+        check_done(c, 0, "timed out");
+        return;
+    }
+    int fd = sock_connect(&c->be->conf->addr);
+    if (fd < 0) {
+        check_done(c, 0, strerror(-fd));
+        return;
+    }
+    c->io.fd = fd;
+    if (loop_add(loop, &c->io, EPOLLOUT) < 0) {
+        check_done(c, 0, "cannot watch the socket");
+        return;
+    }
+    c->phase = CHECK_CONNECTING;
+    loop_timer_set(loop, &c->timer, c->h->cfg->health_timeout_ms);
+}
+
+struct health *health_start(struct loop *loop, struct pool *p, const struct config *cfg)
+{
+    if (cfg->health_interval_ms == 0) return NULL;
+    struct health *h = calloc(1, sizeof(*h) + p->n * sizeof(struct check));
+    if (!h) return NULL;
+    h->loop = loop;
+    h->pool = p;
+    h->cfg = cfg;
+    h->seed = (unsigned)getpid() ^ (unsigned)loop->now;
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct check *c = &h->checks[i];
+        c->h = h;
+        c->be = &p->backends[i];
+        c->io.fd = -1;
+        c->io.cb = on_check_io;
+        c->timer.cb = on_check_timer;
+        /* the first round is spread over a quarter interval: early, not all at once */
+        check_schedule(c, (uint32_t)rand_r(&h->seed) % (cfg->health_interval_ms / 4 + 1));
+    }
+    return h;
+}
+
+void health_stop(struct health *h)
+{
+    if (!h) return;
+    for (uint32_t i = 0; i < h->pool->n; i++) {
+        struct check *c = &h->checks[i];
+        if (c->io.fd >= 0) loop_close(h->loop, &c->io);
+        loop_timer_stop(h->loop, &c->timer);
+    }
+    free(h);
+}

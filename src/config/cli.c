@@ -25,6 +25,7 @@ void config_defaults(struct config *c)
     c->health_status_min = 200;
     c->health_status_max = 399;
     c->max_fails = 3;
+    c->retries = 2;
     c->threads = 0;
     c->client_header_ms = 10000;
     c->client_idle_ms = 60000;
@@ -146,6 +147,12 @@ static void usage(FILE *f)
             "  --max-fails N             failures in a row on live traffic (refused, reset,\n"
             "                            timed out, invalid answer) that take a backend\n"
             "                            down at once (default 3; 0 turns this off)\n"
+            "  --retries N               further attempts for a request on other backends\n"
+            "                            when it is safe (default 2, at most 7)\n"
+            "  --connect-timeout DUR     a backend connect that takes longer fails and the\n"
+            "                            request goes elsewhere (default 2s)\n"
+            "  --response-timeout DUR    a backend silent this long while a response is\n"
+            "                            awaited gets 504 (default 60s)\n"
             "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
             "  -c FILE                   read a YAML config file (not available yet: use\n"
             "                            the quick-mode flags)\n"
@@ -207,7 +214,10 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                                                  "--health-rise",
                                                  "--health-fall",
                                                  "--health-status",
-                                                 "--max-fails"};
+                                                 "--max-fails",
+                                                 "--retries",
+                                                 "--connect-timeout",
+                                                 "--response-timeout"};
         int known = 0;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (!strcmp(name, with_value[k])) known = 1;
@@ -255,6 +265,17 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             if (config_parse_duration(val, &c->health_timeout_ms) < 0 || c->health_timeout_ms < 1)
                 return fail("--health-timeout '%s': %s", val,
                             "expected a duration such as 500ms or 2s");
+        } else if (!strcmp(name, "--connect-timeout") || !strcmp(name, "--response-timeout")) {
+            uint32_t *dst = !strcmp(name, "--connect-timeout") ? &c->connect_ms : &c->response_ms;
+            if (config_parse_duration(val, dst) < 0 || *dst < 1)
+                return fail("%s: expected a duration such as 500ms, 2s or 1m, not '%s'", name, val);
+        } else if (!strcmp(name, "--retries")) {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            if (!*val || *end || errno || n < 0 || n > 7)
+                return fail("--retries '%s': %s", val, "expected a number from 0 to 7");
+            c->retries = (uint32_t)n;
         } else if (!strcmp(name, "--health-rise") || !strcmp(name, "--health-fall") ||
                    !strcmp(name, "--max-fails")) {
             char *end;

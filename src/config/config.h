@@ -29,6 +29,7 @@ struct config {
     uint32_t health_rise, health_fall;
     uint16_t health_status_min, health_status_max; /* expected status range */
     uint32_t max_fails; /* passive: failures in a row on live traffic; 0 = off */
+    uint32_t retries;   /* further attempts for one request, on other backends */
     uint32_t threads;   /* worker threads; 0 = one per CPU */
 
     /* timeouts, ms */

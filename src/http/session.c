@@ -39,7 +39,6 @@
 #include "upstream/upconn.h"
 
 #define LINGER_MS 2000      /* how long a closing connection waits for the client's FIN */
-#define MAX_ATTEMPTS 8      /* backends tried for one request, at most */
 #define MAX_STALE_RETRIES 3 /* re-sends after a reused connection turned out closed */
 #define MAX_ROUNDS 64       /* progress rounds before yielding to other connections */
 
@@ -434,8 +433,11 @@ static void upstream_start(struct session *s)
         .target = NULL,
         .target_len = 0,
     };
-    while (s->attempts < MAX_ATTEMPTS) {
+    while (s->attempts <= cfg(s)->retries && s->attempts < BALANCE_MAX_TRIES) {
         struct backend *be = pool->ops->pick(pool->balancer, pool, &ctx, &s->tried);
+        /* after a stale pooled connection, the same backend (fresh) is fine
+         * when there is no other */
+        if (!be && s->stale_retries && s->be && backend_state(s->be) == BACKEND_UP) be = s->be;
         if (!be) break;
         s->attempts++;
         balance_tried_add(&s->tried, be);
@@ -500,8 +502,6 @@ static void upstream_failed(struct session *s, int err)
         !s->resp_bytes && !s->body_sent && s->req_head && (s->idempotent || !s->sent_any);
     if (replayable && reused && s->stale_retries < MAX_STALE_RETRIES) {
         s->stale_retries++;
-        if (s->tried.n) s->tried.n--;
-        s->attempts--;
         s->rs = RS_NONE;
         upstream_start(s);
         return;

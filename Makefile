@@ -34,7 +34,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit integration bench clean format format-check deps
+.PHONY: all run test unit integration valgrind bench clean format format-check deps
 all: $(BUILD)/usher $(BUILD)/demo-backend
 
 $(DEPS_OK): scripts/deps.sh
@@ -72,6 +72,14 @@ integration: all
 	  $(PYTEST) -q tests/integration
 
 test: unit integration
+
+# The integration tests with usher under valgrind; one log per usher process.
+valgrind: all
+	rm -rf build/valgrind
+	USHER_BIN=$(abspath scripts/valgrind-usher.sh) DEMO_BIN=$(abspath $(BUILD)/demo-backend) \
+	  $(PYTEST) -q tests/integration
+	@if grep -l "ERROR SUMMARY: [1-9]\|definitely lost: [1-9]\|Invalid\|uninitialised" build/valgrind/*.log; \
+	  then echo "valgrind found problems (logs above)"; exit 1; else echo "valgrind: clean"; fi
 
 bench: all
 	scripts/deps.sh bench

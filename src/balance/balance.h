@@ -20,11 +20,14 @@ struct balance_tried {
     uint32_t idx[BALANCE_MAX_TRIES];
 };
 
-/* What an algorithm may look at to choose (hash keys use these later). */
+struct h1_head;
+
+/* What an algorithm may look at to choose. */
 struct balance_ctx {
-    const struct sockaddr *client;
-    const char *target;
-    size_t target_len;
+    const char *client_ip;      /* the client's address, as text */
+    const struct h1_head *head; /* the request head; NULL on a retry (the head is gone) */
+    uint64_t *hash;             /* the request's hash key, kept across retries by the
+                                   session: 0 until an algorithm computes it */
 };
 
 enum balance_outcome { BALANCE_OK, BALANCE_FAILED };
@@ -37,10 +40,16 @@ struct balancer_ops {
     /* Required: a usable backend not in tried, or NULL when there is none. */
     struct backend *(*pick)(void *state, struct pool *p, const struct balance_ctx *ctx,
                             const struct balance_tried *tried);
-    /* Optional hooks around one request on backend b. */
+    /* Optional hooks around one request on backend b (called by the worker
+     * that serves it; latency is from the request being sent to the response
+     * head arriving, or to the failure). */
     void (*on_request_start)(void *state, struct backend *b);
     void (*on_request_done)(void *state, struct backend *b, enum balance_outcome outcome,
                             uint64_t latency_us);
+    /* Optional: a header line to add to the response served by b, written
+     * into out as "Name: value" without CRLF (sticky sessions set a cookie).
+     * Returns its length, or 0 for none. */
+    size_t (*response_header)(void *state, const struct backend *b, char *out, size_t cap);
 };
 
 /* The algorithm called name, or NULL. */

@@ -441,6 +441,10 @@ long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite
         if (rw->dechunk && span_ieq(hd->name, "transfer-encoding")) continue;
         put_header(&o, hd);
     }
+    if (rw->extra && rw->extra_len) {
+        put(&o, rw->extra, rw->extra_len);
+        put(&o, "\r\n", 2);
+    }
     switch (rw->conn) {
     case H1_CONN_CLOSE: puts_(&o, "Connection: close\r\n"); break;
     case H1_CONN_KEEP_ALIVE: puts_(&o, "Connection: keep-alive\r\n"); break;

@@ -96,6 +96,8 @@ enum h1_conn_header { H1_CONN_NONE, H1_CONN_CLOSE, H1_CONN_KEEP_ALIVE, H1_CONN_U
 struct h1_response_rewrite {
     int dechunk;              /* body is de-chunked for an HTTP/1.0 client: drop TE */
     enum h1_conn_header conn; /* Connection header to add */
+    const char *extra;        /* one more header line without CRLF, or NULL */
+    size_t extra_len;
 };
 
 /* Writes the head to send to the client into out. Returns length or -ENOSPC. */

@@ -28,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "balance/balance.h"
@@ -56,6 +57,8 @@ struct session {
     struct buf *cin, *req_head, *uin, *res_out;
     llhttp_t req_parser, res_parser;
     uint64_t deadline;
+    uint64_t hash;    /* balancer's hash key for this request (0: not computed) */
+    uint64_t sent_us; /* when the request went to the backend, for latency-aware balancers */
     struct balance_tried tried;
     uint32_t cin_parsed, cin_scan, uin_parsed, uin_scan;
     int up_err; /* -errno seen on the upstream socket */
@@ -112,11 +115,32 @@ static void session_free(struct loop_defer *d)
     w->free_sessions = s;
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Tells the balancer how the attempt on s->be ended (once per attempt). */
+static void report_done(struct session *s, enum balance_outcome outcome)
+{
+    const struct balancer_ops *ops = s->w->pool->ops;
+    if (!s->sent_us) return;
+    if (ops->on_request_done) {
+        uint64_t t = now_us();
+        ops->on_request_done(s->w->pool->balancer, s->be, outcome,
+                             t > s->sent_us ? t - s->sent_us : 0);
+    }
+    s->sent_us = 0;
+}
+
 static void release_upstream(struct session *s, int reusable)
 {
     struct upconn *u = s->up;
     if (!u) return;
     s->up = NULL;
+    report_done(s, reusable ? BALANCE_OK : BALANCE_FAILED);
     if (s->be) atomic_fetch_sub_explicit(&s->be->inflight, 1, memory_order_relaxed);
     if (reusable)
         upconn_release(u);
@@ -148,10 +172,13 @@ static void close_now(struct session *s)
 /* Closes after the client has seen everything: half-close, then wait a little
  * for the client's FIN so that unread bytes it sent do not turn our close
  * into a reset that destroys the answer in flight (RFC 9112 9.6). */
-static void linger_close(struct session *s)
+static void linger_close(struct session *s, int always)
 {
     release_upstream(s, 0);
-    if (s->c_eof || s->io.fd < 0) {
+    /* Nothing unread and the request was read to its end: a plain close
+     * cannot destroy anything (nginx decides the same way). */
+    int unread = s->c_readable || (s->cin && buf_len(s->cin) > 0);
+    if (s->c_eof || s->io.fd < 0 || (!always && !unread)) {
         close_now(s);
         return;
     }
@@ -371,6 +398,7 @@ static int request_head(struct session *s)
     s->cin_parsed = b->start;
     s->rq = h->complete ? RQ_DONE : RQ_BODY;
     s->tried.n = 0;
+    s->hash = 0;
     s->attempts = s->stale_retries = 0;
     s->sent_any = s->body_sent = s->resp_bytes = s->client_started = 0;
     s->req_abandoned = s->saw_timeout = s->truncated = s->dechunk = 0;
@@ -429,9 +457,9 @@ static void upstream_start(struct session *s)
 {
     struct pool *pool = s->w->pool;
     struct balance_ctx ctx = {
-        .client = NULL,
-        .target = NULL,
-        .target_len = 0,
+        .client_ip = s->client_ip,
+        .head = s->attempts == 0 ? &s->w->scratch : NULL, /* valid on the first pick only */
+        .hash = &s->hash,
     };
     while (s->attempts <= cfg(s)->retries && s->attempts < BALANCE_MAX_TRIES) {
         struct backend *be = pool->ops->pick(pool->balancer, pool, &ctx, &s->tried);
@@ -452,6 +480,8 @@ static void upstream_start(struct session *s)
         s->be = be;
         s->up = u;
         atomic_fetch_add_explicit(&be->inflight, 1, memory_order_relaxed);
+        if (pool->ops->on_request_start) pool->ops->on_request_start(pool->balancer, be);
+        s->sent_us = pool->ops->on_request_done ? now_us() : 0;
         s->up_eof = 0;
         s->up_err = 0;
         s->uin_scan = 0;
@@ -678,6 +708,7 @@ static int response_head(struct session *s)
     }
     drop_buf(s, &s->req_head); /* a response has begun: no retry from here on */
     health_passive_success(s->be);
+    if (h->status >= 200) report_done(s, BALANCE_OK);
     if (h->status < 200) {
         if (h->status == 101) {
             if (!s->upgrade_req) {
@@ -888,7 +919,7 @@ static int exchange_end(struct session *s)
         if (s->keep_alive && s->rq == RQ_DONE)
             next_request(s);
         else
-            linger_close(s);
+            linger_close(s, 1); /* an error: the client may still be sending */
         return 1;
     }
     if (s->rs != RS_DONE || !flushed(s)) return 0;
@@ -900,14 +931,14 @@ static int exchange_end(struct session *s)
     if (s->rq != RQ_DONE) {
         /* the backend answered before the request body ended: that body will
          * not be read by anyone, so neither connection can carry another request */
-        linger_close(s);
+        linger_close(s, 1);
         return 1;
     }
     int reusable = s->up_keepalive && !s->up_eof && !s->req_abandoned &&
                    (!s->uin || s->uin_parsed == s->uin->end);
     release_upstream(s, reusable);
     if (!s->keep_alive) {
-        linger_close(s);
+        linger_close(s, 0);
         return 1;
     }
     next_request(s);

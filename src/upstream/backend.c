@@ -8,6 +8,7 @@
 
 int pool_init(struct pool *p, const struct config *c)
 {
+    p->cfg = c;
     p->n = c->nbackends;
     p->backends = calloc(p->n, sizeof(*p->backends));
     if (!p->backends) return -ENOMEM;

@@ -24,6 +24,7 @@ struct backend {
 struct balancer_ops;
 
 struct pool {
+    const struct config *cfg; /* the configuration the pool was built from */
     struct backend *backends;
     uint32_t n;
     const struct balancer_ops *ops;

@@ -10,6 +10,14 @@ and it is stopped at teardown (SIGTERM, then SIGKILL after a timeout).
 Everything listens on 127.0.0.1 on ports found by binding to port 0; a start
 that fails (for instance because the port was taken meanwhile) is retried on
 a new port.
+
+Stopping is checked: usher and demo-backend must exit with status 0 within
+STOP_TIMEOUT of SIGTERM (and must not have died before), and their output
+must hold no sanitizer report (AddressSanitizer, LeakSanitizer,
+UndefinedBehaviorSanitizer: the suite also runs against a build made with
+`make SANITIZE=address,undefined`). A violation is a test error at teardown,
+with the report and the process's output attached. A test that kills a
+process on purpose does so with ManagedProcess.kill().
 """
 
 import os
@@ -31,7 +39,8 @@ from http_raw import RawHTTPConnection, free_port  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
+# Generous: a sanitizer build checks for leaks at exit, valgrind is slower.
+STOP_TIMEOUT = float(os.environ.get("USHER_STOP_TIMEOUT", "15"))
 START_ATTEMPTS = 5
 SOCKET_TIMEOUT = 10.0
 
@@ -57,6 +66,37 @@ def demo_bin():
     return _binary("DEMO_BIN", "build/demo-backend")
 
 
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
+SANITIZER_REPORT_MAX = 20000
+
+
+def sanitizer_report(text):
+    """The part of `text` from the first sanitizer report on (bounded), or
+    None if there is none."""
+    starts = [i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0]
+    if not starts:
+        return None
+    # Start at the beginning of the line holding the first marker.
+    start = text.rfind("\n", 0, min(starts)) + 1
+    report = text[start:]
+    if len(report) > SANITIZER_REPORT_MAX:
+        report = report[:SANITIZER_REPORT_MAX] + "\n[... %d characters omitted ...]" % (len(report) - SANITIZER_REPORT_MAX)
+    return report
+
+
+def _child_env():
+    """The environment for the processes under test: stack traces in UBSan
+    reports unless the caller chose other options."""
+    env = dict(os.environ)
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    return env
+
+
 def tcp_connectable(port, timeout=0.5):
     try:
         with socket.create_connection((HOST, port), timeout=timeout):
@@ -77,8 +117,13 @@ class ManagedProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=_child_env(),
         )
         self.pid = self.proc.pid
+        self.check_exit = True  # exit status 0 after SIGTERM is required
+        self.killed_on_purpose = False
+        self.stop_problem = None  # set by stop(): did not exit in time
+        self.reported = False  # problems already reported by some test
 
     def alive(self):
         return self.proc.poll() is None
@@ -88,7 +133,8 @@ class ManagedProcess:
 
     def read_log(self):
         try:
-            self._log.flush()
+            if not self._log.closed:
+                self._log.flush()
             return self.log_path.read_bytes().decode("utf-8", "replace")
         except OSError as e:
             return "(log unreadable: %s)" % e
@@ -107,23 +153,68 @@ class ManagedProcess:
             time.sleep(0.05)
         return False
 
-    def stop(self):
+    def kill(self):
+        """SIGKILL on purpose (a crash simulated by the test): its exit status
+        is not held against it."""
+        self.killed_on_purpose = True
+        if self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.stop_problem = "still running %.0f s after SIGKILL" % STOP_TIMEOUT
+
+    def stop(self, check_exit=None):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT. Returns problems() (a
+        list of strings, empty if all is well). check_exit=False: any exit
+        status is fine (a start that failed, e.g. port taken)."""
+        if check_exit is not None:
+            self.check_exit = check_exit
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
+                self.stop_problem = "did not exit within %.0f s of SIGTERM (killed with SIGKILL)" % STOP_TIMEOUT
                 self.proc.kill()
                 try:
                     self.proc.wait(STOP_TIMEOUT)
                 except subprocess.TimeoutExpired:
-                    pass
+                    self.stop_problem += "; still running %.0f s after SIGKILL" % STOP_TIMEOUT
             except ProcessLookupError:
                 pass
         try:
             self._log.close()
         except OSError:
             pass
+        return self.problems()
+
+    def problems(self):
+        """What is wrong with this process, once it has ended: not stopped
+        in time, a non-zero exit status (including death by a signal the
+        test did not send), a sanitizer report in its output."""
+        out = []
+        rc = self.proc.poll()
+        if rc is None:
+            return out
+        if self.stop_problem:
+            out.append(self.stop_problem)
+        elif self.check_exit and not self.killed_on_purpose and rc != 0:
+            if rc < 0:
+                try:
+                    name = signal.Signals(-rc).name
+                except ValueError:
+                    name = "signal %d" % -rc
+                out.append("exited with status %d (killed by %s)" % (rc, name))
+            else:
+                out.append("exited with status %d, expected 0" % rc)
+        report = sanitizer_report(self.read_log())
+        if report is not None:
+            out.append("sanitizer report in its output:\n" + report)
+        return out
 
     def describe(self, tail=20000):
         log = self.read_log()
@@ -149,8 +240,41 @@ class ProcessRegistry:
         return p
 
     def stop_all(self):
+        """Stops every process (all of them, whatever happens) and returns
+        the problems not reported yet, as (process, [problem, ...])."""
+        found = []
         for p in reversed(self.procs):
-            p.stop()
+            try:
+                probs = p.stop()
+            except Exception as e:  # keep stopping the others
+                probs = ["could not be stopped: %r" % e]
+            if probs and not p.reported:
+                p.reported = True
+                found.append((p, probs))
+        return found
+
+    def dead_problems(self):
+        """Problems of processes that ended on their own (or were stopped by
+        a test) and were not reported yet; running ones are left alone."""
+        found = []
+        for p in self.procs:
+            if p.reported or p.alive():
+                continue
+            probs = p.problems()
+            if probs:
+                p.reported = True
+                found.append((p, probs))
+        return found
+
+
+def format_problems(found):
+    parts = []
+    for p, probs in found:
+        parts.append(
+            "%s (pid %d): %s\n$ %s"
+            % (p.label, p.pid, "\n".join(probs), " ".join(p.argv))
+        )
+    return "process problems:\n\n" + "\n\n".join(parts)
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +287,9 @@ def session_procs(_log_dir):
     """Processes shared by many tests (the two demo backends)."""
     reg = ProcessRegistry(_log_dir)
     yield reg
-    reg.stop_all()
+    found = reg.stop_all()
+    if found:
+        pytest.fail(format_problems(found), pytrace=False)
 
 
 @pytest.fixture
@@ -172,7 +298,11 @@ def procs(request, _log_dir, session_procs):
     # Both the test's own processes and the shared ones are reported on failure.
     request.node._usher_procs = lambda: reg.procs + session_procs.procs
     yield reg
-    reg.stop_all()
+    found = reg.stop_all()
+    # A shared process (demo backend) that died during this test.
+    found += session_procs.dead_problems()
+    if found:
+        pytest.fail(format_problems(found), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -225,7 +355,7 @@ def _start_backend(registry, demo_bin, name):
             except (OSError, AssertionError):
                 pass
         last = p
-        p.stop()
+        p.stop(check_exit=False)
     pytest.fail("demo-backend %s did not become ready:\n%s" % (name, last.describe()), pytrace=False)
 
 
@@ -289,7 +419,7 @@ def start_usher(procs, usher_bin):
             if p.wait_ready(port):
                 return Usher(port, p)
             last = p
-            p.stop()
+            p.stop(check_exit=False)
         pytest.fail("usher did not become ready:\n%s" % last.describe(), pytrace=False)
 
     return start
@@ -307,17 +437,25 @@ def run_usher(usher_bin):
 
     def run(*args, timeout=10.0):
         try:
-            return subprocess.run(
+            p = subprocess.run(
                 [usher_bin] + [str(a) for a in args],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=timeout,
+                env=_child_env(),
             )
         except subprocess.TimeoutExpired as e:
             pytest.fail(
                 "usher %s did not exit within %.0f s (stderr: %r)" % (" ".join(map(str, args)), timeout, e.stderr),
                 pytrace=False,
             )
+        report = sanitizer_report((p.stdout + p.stderr).decode("utf-8", "replace"))
+        if report is not None:
+            pytest.fail(
+                "usher %s (exit status %d): sanitizer report:\n%s" % (" ".join(map(str, args)), p.returncode, report),
+                pytrace=False,
+            )
+        return p
 
     return run
 

@@ -1,6 +1,7 @@
 /* usher: process start. Reads the command line, starts the worker threads,
  * then runs the control loop (signals; health checks) on the main thread. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +18,53 @@
 #include "upstream/health.h"
 #include "version.h"
 
+/* The control loop's view of the process. */
+static struct {
+    struct worker *workers;
+    uint32_t nworkers;
+    uint32_t grace_ms;
+    int shutting_down;
+    struct loop_timer tick; /* while shutting down: have the workers finished? */
+    uint64_t deadline;
+} ctl;
+
+static void on_tick(struct loop *loop, struct loop_timer *t)
+{
+    uint32_t running = 0;
+    for (uint32_t i = 0; i < ctl.nworkers; i++) running += !atomic_load(&ctl.workers[i].exited);
+    if (!running) {
+        loop->stop = 1;
+        return;
+    }
+    if (loop->now >= ctl.deadline) {
+        log_warn("grace period of %u ms over: closing the connections still open", ctl.grace_ms);
+        for (uint32_t i = 0; i < ctl.nworkers; i++) worker_signal(&ctl.workers[i], WORKER_STOP);
+        loop->stop = 1;
+        return;
+    }
+    loop_timer_set(loop, t, 50);
+}
+
 static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
-            log_info("received %s: shutting down", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM) continue;
+        const char *name = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+        if (ctl.shutting_down) {
+            log_warn("received %s again: stopping now", name);
+            for (uint32_t i = 0; i < ctl.nworkers; i++) worker_signal(&ctl.workers[i], WORKER_STOP);
             loop->stop = 1;
+            return;
         }
+        ctl.shutting_down = 1;
+        log_info("received %s: no new connections; finishing the requests in flight "
+                 "(at most %u ms; send it again to stop at once)",
+                 name, ctl.grace_ms);
+        for (uint32_t i = 0; i < ctl.nworkers; i++) worker_signal(&ctl.workers[i], WORKER_DRAIN);
+        ctl.deadline = loop->now + ctl.grace_ms;
+        ctl.tick.cb = on_tick;
+        loop_timer_set(loop, &ctl.tick, 10);
     }
 }
 
@@ -103,10 +143,15 @@ int main(int argc, char **argv)
                  "%u failures in a row on live traffic take a backend out",
                  cfg.health_path[0] ? "HTTP GET" : "TCP connect", cfg.health_interval_ms,
                  cfg.health_timeout_ms, cfg.health_rise, cfg.health_fall, cfg.max_fails);
+    ctl.workers = workers;
+    ctl.nworkers = nthreads;
+    ctl.grace_ms = cfg.grace_ms;
     loop_run(&control);
     health_stop(health);
+    loop_timer_stop(&control, &ctl.tick);
 
-    for (uint32_t i = 0; i < nthreads; i++) worker_stop(&workers[i]);
+    for (uint32_t i = 0; i < nthreads; i++) worker_signal(&workers[i], WORKER_STOP);
+    for (uint32_t i = 0; i < nthreads; i++) worker_join(&workers[i]);
     for (uint32_t i = 0; i < nthreads; i++) worker_destroy(&workers[i]);
     free(workers);
     loop_close(&control, &sig);

@@ -33,6 +33,7 @@ void config_defaults(struct config *c)
     c->response_ms = 60000;
     c->upstream_idle_ms = 30000;
     c->tunnel_idle_ms = 300000;
+    c->grace_ms = 30000;
     c->max_headers = 100;
     c->max_request_line = 8192;
     c->max_conns = 100000;

@@ -39,6 +39,7 @@ struct config {
     uint32_t response_ms;      /* backend idle while a response is awaited or streamed: 504 */
     uint32_t upstream_idle_ms; /* idle pooled backend connection is closed after this */
     uint32_t tunnel_idle_ms;   /* an upgraded (WebSocket) tunnel with no traffic is closed */
+    uint32_t grace_ms;         /* SIGTERM/SIGINT: how long in-flight requests may take */
 
     /* limits */
     uint32_t max_headers;      /* header lines in a request head: 431 beyond */

@@ -55,10 +55,24 @@ static void on_accept_resume(struct loop *loop, struct loop_timer *t)
 
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
 {
+    struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, wake));
     uint64_t v;
     ssize_t n = read(io->fd, &v, sizeof(v));
     (void)n;
-    loop->stop = 1;
+    int mode = atomic_load(&w->mode);
+    if (mode == WORKER_STOP) {
+        loop->stop = 1;
+        return;
+    }
+    if (mode == WORKER_DRAIN && !w->draining) {
+        /* Stop accepting; the kernel keeps queued connections for the other
+         * listeners of the port (a new usher), or refuses them once all are closed. */
+        w->draining = 1;
+        loop_timer_stop(loop, &w->accept_resume);
+        loop_close(loop, &w->listener);
+        w->listen_fd = -1;
+        session_close_idle(w);
+    }
 }
 
 int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pool)
@@ -89,7 +103,11 @@ int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    loop_run(&w->loop);
+    while (!w->loop.stop) {
+        loop_run_once(&w->loop, 1000);
+        if (w->draining && w->nsessions == 0) break; /* every in-flight request is done */
+    }
+    atomic_store(&w->exited, 1);
     return NULL;
 }
 
@@ -99,17 +117,22 @@ int worker_start(struct worker *w)
     return err ? -err : 0;
 }
 
-void worker_stop(struct worker *w)
+void worker_signal(struct worker *w, enum worker_mode mode)
 {
+    atomic_store(&w->mode, mode);
     uint64_t one = 1;
     ssize_t n = write(w->wake.fd, &one, sizeof(one));
     (void)n;
+}
+
+void worker_join(struct worker *w)
+{
     pthread_join(w->thread, NULL);
 }
 
 void worker_destroy(struct worker *w)
 {
-    if (w->listener.fd >= 0) loop_close(&w->loop, &w->listener);
+    if (w->listen_fd >= 0) loop_close(&w->loop, &w->listener);
     if (w->wake.fd >= 0) loop_close(&w->loop, &w->wake);
     if (w->idle) {
         session_close_all(w);

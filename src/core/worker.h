@@ -7,6 +7,7 @@
 #define USHER_CORE_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -30,7 +31,10 @@ struct worker {
     uint32_t id;
     int listen_fd;
     struct loop_io listener;
-    struct loop_io wake; /* eventfd: the main thread asks the loop to stop */
+    struct loop_io wake; /* eventfd: the main thread asks the loop to drain or stop */
+    _Atomic int mode;    /* WORKER_RUN, WORKER_DRAIN or WORKER_STOP, set by the main thread */
+    _Atomic int exited;  /* the thread has left its loop */
+    int draining;        /* this worker's view of mode == WORKER_DRAIN */
     struct loop_timer accept_resume;
     const struct config *cfg;
     struct pool *pool;
@@ -47,8 +51,14 @@ struct worker {
 int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pool);
 /* Starts the thread. Returns 0 or -errno. */
 int worker_start(struct worker *w);
-/* Asks the worker to stop and waits for its thread; closes its connections. */
-void worker_stop(struct worker *w);
+enum worker_mode { WORKER_RUN, WORKER_DRAIN, WORKER_STOP };
+
+/* Asks the worker to drain (stop accepting, finish in-flight requests, close
+ * idle connections, then leave its loop) or to stop at once. Main thread;
+ * returns immediately. */
+void worker_signal(struct worker *w, enum worker_mode mode);
+/* Waits for the worker's thread to end. */
+void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 
 #endif

@@ -748,6 +748,7 @@ static int response_head(struct session *s)
         return 1;
     }
     int close_delimited = !h->complete && !h->chunked && !h->has_cl;
+    if (s->w->draining) s->keep_alive = 0; /* shutting down: say so in this response */
     s->dechunk = h->chunked && s->http10 && !h->complete;
     if (close_delimited || s->dechunk || s->upgrade_req || s->req_abandoned) s->keep_alive = 0;
     s->up_keepalive = !close_delimited && !h->conn_close && !(h->minor == 0 && !h->conn_keep_alive);
@@ -899,6 +900,7 @@ static void next_request(struct session *s)
         s->cin_parsed = 0;
     }
     arm(s, cfg(s)->client_idle_ms);
+    if (s->w->draining && !s->cin) close_now(s); /* shutting down: no next request */
 }
 
 static int exchange_end(struct session *s)
@@ -1052,6 +1054,16 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     s->c_readable = 1; /* the request often arrives with the connection: try at once */
     arm(s, cfg(s)->client_header_ms);
     session_progress(s);
+}
+
+void session_close_idle(struct worker *w)
+{
+    struct session *s = w->sessions;
+    while (s) {
+        struct session *next = s->next;
+        if (s->rq == RQ_IDLE && s->rs == RS_NONE && !s->cin) close_now(s);
+        s = next;
+    }
 }
 
 void session_close_all(struct worker *w)

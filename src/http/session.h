@@ -20,6 +20,8 @@ struct upconn;
 void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* Called by upconn when the leased connection u has events. */
 void session_on_upstream(struct session *s, struct upconn *u, uint32_t events);
+/* Closes the sessions of w that wait for a next request (graceful shutdown). */
+void session_close_idle(struct worker *w);
 /* Closes every session of w at once (shutdown). */
 void session_close_all(struct worker *w);
 /* Frees w's cached session objects. */

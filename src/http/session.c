@@ -12,8 +12,11 @@
  * another epoll_ctl.
  *
  * Buffers (all from the worker's cache, all given back when empty):
- *   cin       bytes from the client; [start, cin_parsed) are request body bytes
- *             ready to go up, [cin_parsed, end) not looked at yet
+ *   cin       bytes from the client: [start, cin_sent) body bytes already sent up
+ *             but kept until the response begins, so that the request can be
+ *             sent again (given up when the buffer is needed); [cin_sent,
+ *             cin_parsed) body bytes ready to go up; [cin_parsed, end) not
+ *             looked at yet (the rest of the body, or the next request)
  *   req_head  the rewritten request head; kept until the response starts so a
  *             request can be sent again on another connection
  *   uin       bytes from the backend; [start, uin_parsed) ready to go down
@@ -60,17 +63,17 @@ struct session {
     uint64_t hash;    /* balancer's hash key for this request (0: not computed) */
     uint64_t sent_us; /* when the request went to the backend, for latency-aware balancers */
     struct balance_tried tried;
-    uint32_t cin_parsed, cin_scan, uin_parsed, uin_scan;
+    uint32_t cin_parsed, cin_sent, cin_scan, uin_parsed, uin_scan;
     int up_err; /* -errno seen on the upstream socket */
     uint8_t rq, rs;
     uint8_t attempts, stale_retries;
     /* client socket */
     uint8_t c_readable : 1, c_writable : 1, c_rdhup : 1, c_eof : 1, closed : 1, lingering : 1,
-        resume : 1;
+        resume : 1, c_out_armed : 1;
     /* current exchange */
     uint8_t keep_alive : 1, http10 : 1, is_head : 1, upgrade_req : 1, idempotent : 1, dechunk : 1,
         truncated : 1;
-    uint8_t sent_any : 1, body_sent : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
+    uint8_t sent_any : 1, body_released : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
         up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
     char client_ip[46];
 };
@@ -253,10 +256,16 @@ static int client_read(struct session *s)
         return 1;
     }
     if (buf_room(b) == 0) {
+        if (b->start < s->cin_sent) {
+            /* room is needed: give up keeping the sent body for a retry */
+            b->start = s->cin_sent;
+            s->body_released = 1;
+        }
         if (b->start == 0) return 0; /* full: wait until bytes move on */
         uint32_t shift = b->start;
         buf_compact(b);
         s->cin_parsed -= shift;
+        s->cin_sent = s->cin_sent > shift ? s->cin_sent - shift : 0;
     }
     size_t room = buf_room(b);
     ssize_t n = read(s->io.fd, b->data + b->end, room);
@@ -287,6 +296,18 @@ static int client_read(struct session *s)
 /* ---- request -------------------------------------------------------------------- */
 
 static void upstream_start(struct session *s);
+
+/* Forgets the body bytes already sent up (no retry will need them). */
+static void release_sent_body(struct session *s)
+{
+    struct buf *b = s->cin;
+    if (!b || b->start >= s->cin_sent) return;
+    b->start = s->cin_sent;
+    if (b->start == b->end) {
+        b->start = b->end = 0;
+        s->cin_parsed = s->cin_sent = 0;
+    }
+}
 
 /* Passive health: an attempt on be failed for a reason of the backend's. */
 static void backend_failed(struct session *s, struct backend *be, const char *why)
@@ -395,12 +416,12 @@ static int request_head(struct session *s)
     }
     rh->end = (uint32_t)n;
     b->start += (uint32_t)head_len;
-    s->cin_parsed = b->start;
+    s->cin_parsed = s->cin_sent = b->start;
     s->rq = h->complete ? RQ_DONE : RQ_BODY;
     s->tried.n = 0;
     s->hash = 0;
     s->attempts = s->stale_retries = 0;
-    s->sent_any = s->body_sent = s->resp_bytes = s->client_started = 0;
+    s->sent_any = s->body_released = s->resp_bytes = s->client_started = 0;
     s->req_abandoned = s->saw_timeout = s->truncated = s->dechunk = 0;
     upstream_start(s);
     return 1;
@@ -487,7 +508,10 @@ static void upstream_start(struct session *s)
         s->uin_scan = 0;
         s->uin_parsed = 0;
         h1_parser_init(&s->res_parser, 0);
-        if (s->req_head) s->req_head->start = 0;
+        if (s->req_head) {
+            s->req_head->start = 0; /* (re)send the head, and the body kept so far */
+            if (s->cin) s->cin_sent = s->cin->start;
+        }
         if (u->reused) {
             s->rs = RS_HEAD;
             arm(s, cfg(s)->response_ms);
@@ -529,7 +553,7 @@ static void upstream_failed(struct session *s, int err)
      * connection, possibly to the same backend. Any other failure after
      * sending is the backend's: 502. */
     int replayable =
-        !s->resp_bytes && !s->body_sent && s->req_head && (s->idempotent || !s->sent_any);
+        !s->resp_bytes && !s->body_released && s->req_head && (s->idempotent || !s->sent_any);
     if (replayable && reused && s->stale_retries < MAX_STALE_RETRIES) {
         s->stale_retries++;
         s->rs = RS_NONE;
@@ -557,14 +581,15 @@ static int upstream_write(struct session *s)
     struct buf *b = s->cin;
     uint32_t body_end = 0;
     if (b) body_end = s->rs == RS_TUNNEL ? b->end : s->cin_parsed;
-    if (b && s->rq != RQ_IDLE && s->rq != RQ_HEAD && b->start < body_end)
-        iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
+    if (b && s->rq != RQ_IDLE && s->rq != RQ_HEAD && s->cin_sent < body_end)
+        iov[n++] = (struct iovec){b->data + s->cin_sent, body_end - s->cin_sent};
     if (n == 0) return 0;
     size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
     ssize_t w = writev(u->io.fd, iov, n);
     if (w < 0) {
         if (errno == EAGAIN) {
             u->writable = 0;
+            upconn_want_write(u);
             return 0;
         }
         if (errno == EINTR) return 1;
@@ -575,7 +600,10 @@ static int upstream_write(struct session *s)
         u->readable = 1;
         return 1;
     }
-    if ((size_t)w < total) u->writable = 0;
+    if ((size_t)w < total) {
+        u->writable = 0;
+        upconn_want_write(u);
+    }
     size_t left = (size_t)w;
     s->sent_any = 1;
     if (rh && rh->start < rh->end) {
@@ -584,12 +612,8 @@ static int upstream_write(struct session *s)
         left -= k;
     }
     if (left) {
-        b->start += (uint32_t)left;
-        s->body_sent = 1;
-        if (b->start == b->end) {
-            b->start = b->end = 0;
-            s->cin_parsed = 0;
-        }
+        s->cin_sent += (uint32_t)left;
+        if (!s->req_head) release_sent_body(s); /* no retry possible: nothing to keep */
     }
     return 1;
 }
@@ -642,7 +666,7 @@ static int upstream_step(struct session *s)
             upstream_failed(s, err);
             return 1;
         }
-        u->connected = 1;
+        upconn_connected(u);
         s->rs = RS_HEAD;
         arm(s, cfg(s)->response_ms);
         progress = 1;
@@ -703,11 +727,13 @@ static int response_head(struct session *s)
                  err           ? (why ? why : "?")
                  : h->too_many ? "too many headers"
                                : "bad header value");
+        backend_failed(s, s->be, "invalid response");
         respond_error(s, 502, "Bad gateway: invalid response from the backend");
         return 1;
     }
-    drop_buf(s, &s->req_head); /* a response has begun: no retry from here on */
-    health_passive_success(s->be);
+    /* a response has begun: no retry from here on */
+    drop_buf(s, &s->req_head);
+    release_sent_body(s);
     if (h->status >= 200) report_done(s, BALANCE_OK);
     if (h->status < 200) {
         if (h->status == 101) {
@@ -790,6 +816,7 @@ static int response_body(struct session *s)
         if (n < 0) {
             log_warn("backend %s: invalid response body (%s)", s->be->conf->url,
                      llhttp_errno_name((llhttp_errno_t)-n));
+            backend_failed(s, s->be, "invalid response body");
             s->truncated = 1;
             s->rs = RS_DONE;
             return 1;
@@ -804,6 +831,7 @@ static int response_body(struct session *s)
         } else {
             log_warn("backend %s: connection closed in the middle of a response body",
                      s->be->conf->url);
+            backend_failed(s, s->be, "connection closed mid-response");
             s->truncated = 1;
         }
         s->rs = RS_DONE;
@@ -829,6 +857,14 @@ static int response_step(struct session *s)
 
 /* ---- writing to the client ------------------------------------------------------- */
 
+/* EPOLLOUT is watched only once a write has blocked (see upconn_connected). */
+static void client_want_write(struct session *s)
+{
+    if (!s->c_out_armed &&
+        loop_mod(&s->w->loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == 0)
+        s->c_out_armed = 1;
+}
+
 static int client_write(struct session *s)
 {
     if (!s->c_writable || s->lingering) return 0;
@@ -851,13 +887,17 @@ static int client_write(struct session *s)
     if (w < 0) {
         if (errno == EAGAIN) {
             s->c_writable = 0;
+            client_want_write(s);
             return 0;
         }
         if (errno == EINTR) return 1;
         close_now(s); /* the client is gone */
         return 1;
     }
-    if ((size_t)w < total) s->c_writable = 0;
+    if ((size_t)w < total) {
+        s->c_writable = 0;
+        client_want_write(s);
+    }
     size_t left = (size_t)w;
     if (o && o->start < o->end) {
         size_t k = left < o->end - o->start ? left : o->end - o->start;
@@ -888,6 +928,13 @@ static int flushed(const struct session *s)
 
 static void next_request(struct session *s)
 {
+    /* whatever is left of the request just answered (a body usher answered
+     * without sending on, say) is not the next request */
+    if (s->cin && s->cin->start < s->cin_parsed) {
+        s->cin->start = s->cin_parsed;
+        s->cin_sent = s->cin_parsed;
+        if (s->cin->start == s->cin->end) s->cin->start = s->cin->end = 0;
+    }
     s->rq = RQ_IDLE;
     s->rs = RS_NONE;
     s->be = NULL;
@@ -938,6 +985,7 @@ static int exchange_end(struct session *s)
     }
     int reusable = s->up_keepalive && !s->up_eof && !s->req_abandoned &&
                    (!s->uin || s->uin_parsed == s->uin->end);
+    health_passive_success(s->be); /* a whole response: failures in a row start again */
     release_upstream(s, reusable);
     if (!s->keep_alive) {
         linger_close(s, 0);
@@ -993,10 +1041,11 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
     } else if (s->rs == RS_CONNECTING) {
         upstream_failed(s, -ETIMEDOUT);
     } else if (s->rs == RS_HEAD) {
-        if (s->rq == RQ_BODY && (!s->cin || s->cin->start == s->cin_parsed)) {
+        if (s->rq == RQ_BODY && (!s->cin || s->cin_sent == s->cin_parsed)) {
             respond_error(s, 408, "Request timeout: the request body stopped arriving");
         } else {
             log_warn("backend %s: no response within %u ms", s->be->conf->url, cfg(s)->response_ms);
+            backend_failed(s, s->be, "no response in time");
             respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
         }
     } else {
@@ -1040,7 +1089,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
     (void)peer_len;
     sock_nodelay(fd);
-    if (loop_add(&w->loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
+    if (loop_add(&w->loop, &s->io, EPOLLIN | EPOLLRDHUP | EPOLLET) < 0) {
         close(fd);
         s->next = w->free_sessions;
         w->free_sessions = s;

@@ -101,6 +101,7 @@ struct upconn *upconn_connect(struct worker *w, struct backend *b, struct sessio
     u->w = w;
     u->be = b;
     u->owner = owner;
+    u->out_armed = 1; /* the end of the connect shows as writability */
     int e = loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
     if (e < 0) {
         *err = e;
@@ -111,6 +112,22 @@ struct upconn *upconn_connect(struct worker *w, struct backend *b, struct sessio
         return NULL;
     }
     return u;
+}
+
+/* EPOLLOUT is only watched while it is needed: on loopback every ACK would
+ * otherwise wake the loop for a socket nobody wants to write to. */
+void upconn_connected(struct upconn *u)
+{
+    u->connected = 1;
+    if (u->out_armed && loop_mod(&u->w->loop, &u->io, EPOLLIN | EPOLLRDHUP | EPOLLET) == 0)
+        u->out_armed = 0;
+}
+
+void upconn_want_write(struct upconn *u)
+{
+    if (!u->out_armed &&
+        loop_mod(&u->w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == 0)
+        u->out_armed = 1;
 }
 
 void upconn_release(struct upconn *u)

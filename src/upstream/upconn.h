@@ -28,12 +28,17 @@ struct upconn {
     uint8_t readable;           /* edge-triggered: the socket may have bytes or EOF to read */
     uint8_t writable;           /* edge-triggered: the socket may take more bytes */
     uint8_t rdhup;              /* the backend half-closed: read until EOF */
+    uint8_t out_armed; /* EPOLLOUT is watched (while connecting, or after a write blocked) */
 };
 
 /* Leases an idle connection to b, or NULL. */
 struct upconn *upconn_take_idle(struct worker *w, struct backend *b, struct session *owner);
 /* Starts a new connection to b. Returns it (connecting) or NULL with *err set. */
 struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner, int *err);
+/* The connect finished: stop watching for writability until a write blocks. */
+void upconn_connected(struct upconn *u);
+/* A write would block: be told when the socket takes bytes again. */
+void upconn_want_write(struct upconn *u);
 /* Returns a leased connection to the idle pool (after a response that ended
  * cleanly); closes it instead when the pool is full. */
 void upconn_release(struct upconn *u);

@@ -66,6 +66,7 @@ struct session {
     uint32_t cin_parsed, cin_sent, cin_scan, uin_parsed, uin_scan;
     int up_err; /* -errno seen on the upstream socket */
     uint8_t rq, rs;
+    uint16_t fail_status; /* answer when no backend is left: 502 after a failure mid-exchange */
     uint8_t attempts, stale_retries;
     /* client socket */
     uint8_t c_readable : 1, c_writable : 1, c_rdhup : 1, c_eof : 1, closed : 1, lingering : 1,
@@ -73,6 +74,7 @@ struct session {
     /* current exchange */
     uint8_t keep_alive : 1, http10 : 1, is_head : 1, upgrade_req : 1, idempotent : 1, dechunk : 1,
         truncated : 1;
+    uint8_t retry_same : 1; /* a retry may use the same backend (stale pooled connection) */
     uint8_t sent_any : 1, body_released : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
         up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
     char client_ip[46];
@@ -420,6 +422,8 @@ static int request_head(struct session *s)
     s->rq = h->complete ? RQ_DONE : RQ_BODY;
     s->tried.n = 0;
     s->hash = 0;
+    s->fail_status = 0;
+    s->retry_same = 0;
     s->attempts = s->stale_retries = 0;
     s->sent_any = s->body_released = s->resp_bytes = s->client_started = 0;
     s->req_abandoned = s->saw_timeout = s->truncated = s->dechunk = 0;
@@ -486,7 +490,8 @@ static void upstream_start(struct session *s)
         struct backend *be = pool->ops->pick(pool->balancer, pool, &ctx, &s->tried);
         /* after a stale pooled connection, the same backend (fresh) is fine
          * when there is no other */
-        if (!be && s->stale_retries && s->be && backend_state(s->be) == BACKEND_UP) be = s->be;
+        if (!be && s->retry_same && s->be && backend_state(s->be) == BACKEND_UP) be = s->be;
+        s->retry_same = 0;
         if (!be) break;
         s->attempts++;
         balance_tried_add(&s->tried, be);
@@ -521,7 +526,9 @@ static void upstream_start(struct session *s)
         }
         return;
     }
-    if (s->saw_timeout)
+    if (s->fail_status == 502)
+        respond_error(s, 502, "Bad gateway: the backend closed the connection");
+    else if (s->saw_timeout)
         respond_error(s, 504, "Gateway timeout: no backend answered in time");
     else
         respond_error(s, 503, "No healthy backends");
@@ -556,6 +563,7 @@ static void upstream_failed(struct session *s, int err)
         !s->resp_bytes && !s->body_released && s->req_head && (s->idempotent || !s->sent_any);
     if (replayable && reused && s->stale_retries < MAX_STALE_RETRIES) {
         s->stale_retries++;
+        s->retry_same = 1;
         s->rs = RS_NONE;
         upstream_start(s);
         return;
@@ -563,6 +571,14 @@ static void upstream_failed(struct session *s, int err)
     log_warn("backend %s: %s before a response (%s)", be->conf->url,
              s->sent_any ? "connection lost" : "connection failed", strerror(-err));
     backend_failed(s, be, err == -ETIMEDOUT ? "no response in time" : strerror(-err));
+    if (replayable && s->idempotent && err != -ETIMEDOUT) {
+        /* RFC 9110 9.2.2: an idempotent request may go again, to another
+         * backend; if there is none, the answer is this failure (502) */
+        s->rs = RS_NONE;
+        s->fail_status = 502;
+        upstream_start(s);
+        return;
+    }
     if (err == -ETIMEDOUT)
         respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
     else

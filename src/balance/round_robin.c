@@ -38,6 +38,11 @@ static struct backend *rr_pick(void *state, struct pool *p, const struct balance
         struct backend *b = &p->backends[n % p->n];
         if (balance_usable(b, tried)) return b;
     }
+    /* Other workers took slots in between, so this walk may have landed only
+     * on unusable backends: fall back to a plain scan rather than answer 503
+     * while a usable backend exists. */
+    for (uint32_t i = 0; i < p->n; i++)
+        if (balance_usable(&p->backends[i], tried)) return &p->backends[i];
     return NULL;
 }
 

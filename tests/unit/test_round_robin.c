@@ -98,6 +98,29 @@ static void exact_across_threads(void **state)
     pool_destroy(&shared);
 }
 
+static int nulls;
+static void *picker_down(void *arg)
+{
+    struct balance_tried none = {0};
+    for (int i = 0; i < 200000; i++)
+        if (!pick(&shared, &none)) __atomic_add_fetch(&nulls, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* With one of two backends down, picks racing on the shared counter may all
+ * land on the down one; a usable backend must still be returned every time. */
+static void never_null_while_one_is_up(void **state)
+{
+    make_pool(&shared, 2);
+    atomic_store(&shared.backends[0].state, BACKEND_DOWN);
+    nulls = 0;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, picker_down, NULL);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    assert_int_equal(nulls, 0);
+    pool_destroy(&shared);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +128,7 @@ int main(void)
         cmocka_unit_test(skips_down_backends_and_keeps_shares_equal),
         cmocka_unit_test(honours_the_tried_set),
         cmocka_unit_test(exact_across_threads),
+        cmocka_unit_test(never_null_while_one_is_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,13 +76,16 @@ static uint32_t cpu_count(void)
 
 int main(int argc, char **argv)
 {
-    static struct config cfg; /* large (backend table): not on the stack */
+    static struct config cfg;
     int check_only;
     int rc = config_from_args(&cfg, argc, argv, &check_only);
-    if (rc == 1) return 0;
-    if (rc) return rc;
+    if (rc) {
+        config_free(&cfg);
+        return rc < 0 ? 0 : rc;
+    }
     if (check_only) {
         printf("configuration ok\n");
+        config_free(&cfg);
         return 0;
     }
     if (getenv("USHER_DEBUG")) log_min_level = LOG_DEBUG;
@@ -98,19 +101,23 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
-    struct pool pool;
-    int err = pool_init(&pool, &cfg);
-    if (err < 0) {
-        log_err("cannot set up the backend pool: %s", strerror(-err));
-        return 1;
+    struct pool *pools = calloc(cfg.npools, sizeof(*pools));
+    if (!pools) return 1;
+    int err;
+    for (uint32_t i = 0, gbase = 0; i < cfg.npools; gbase += pools[i].n, i++) {
+        if ((err = pool_init(&pools[i], &cfg.pools[i], gbase)) < 0) {
+            log_err("cannot set up pool '%s': %s", cfg.pools[i].name, strerror(-err));
+            return 1;
+        }
     }
     uint32_t nthreads = cfg.threads ? cfg.threads : cpu_count();
     struct worker *workers = calloc(nthreads, sizeof(*workers));
     if (!workers) return 1;
     for (uint32_t i = 0; i < nthreads; i++) {
-        err = worker_init(&workers[i], i, &cfg, &pool);
+        uint32_t bad = 0;
+        err = worker_init(&workers[i], i, &cfg, pools, &bad);
         if (err < 0) {
-            log_err("cannot listen on %s: %s", cfg.listen_str, strerror(-err));
+            log_err("cannot listen on %s: %s", cfg.listeners[bad].bind, strerror(-err));
             return 1;
         }
     }
@@ -121,14 +128,11 @@ int main(int argc, char **argv)
         }
     }
 
-    char list[1024];
-    size_t off = 0;
-    for (uint32_t i = 0; i < pool.n && off < sizeof(list); i++)
-        off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
-                                cfg.backends[i].url);
-    log_info("usher %s listening on %s with %u worker thread%s; %s over %u backend%s: %s",
-             USHER_VERSION, cfg.listen_str, nthreads, nthreads == 1 ? "" : "s", cfg.balance, pool.n,
-             pool.n == 1 ? "" : "s", list);
+    for (uint32_t l = 0; l < cfg.nlisteners; l++)
+        log_info("usher %s listening on %s with %u worker thread%s; requests go to pool '%s'%s",
+                 USHER_VERSION, cfg.listeners[l].bind, nthreads, nthreads == 1 ? "" : "s",
+                 cfg.pools[cfg.listeners[l].pool].name,
+                 cfg.listeners[l].nroutes ? " unless a route says otherwise" : "");
 
     struct loop control;
     if ((err = loop_init(&control)) < 0) return 1;
@@ -137,17 +141,31 @@ int main(int argc, char **argv)
         log_err("cannot watch signals: %s", strerror(errno));
         return 1;
     }
-    struct health *health = health_start(&control, &pool, &cfg);
-    if (cfg.health_interval_ms)
-        log_info("health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
-                 "%u failures in a row on live traffic take a backend out",
-                 cfg.health_path[0] ? "HTTP GET" : "TCP connect", cfg.health_interval_ms,
-                 cfg.health_timeout_ms, cfg.health_rise, cfg.health_fall, cfg.max_fails);
+    struct health **health = calloc(cfg.npools, sizeof(*health));
+    if (!health) return 1;
+    for (uint32_t i = 0; i < cfg.npools; i++) {
+        const struct pool_conf *pc = &cfg.pools[i];
+        char list[1024];
+        size_t off = 0;
+        for (uint32_t b = 0; b < pc->nbackends && off < sizeof(list); b++)
+            off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", b ? ", " : "",
+                                    pc->backends[b].url);
+        log_info("pool '%s': %s over %u backend%s: %s", pc->name, pc->balance, pc->nbackends,
+                 pc->nbackends == 1 ? "" : "s", list);
+        health[i] = health_start(&control, &pools[i]);
+        if (pc->health_interval_ms)
+            log_info("pool '%s': health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
+                     "%u failures in a row on live traffic take a backend out",
+                     pc->name, pc->health_path[0] ? "HTTP GET" : "TCP connect",
+                     pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
+                     pc->health_fall, pc->max_fails);
+    }
     ctl.workers = workers;
     ctl.nworkers = nthreads;
     ctl.grace_ms = cfg.grace_ms;
     loop_run(&control);
-    health_stop(health);
+    for (uint32_t i = 0; i < cfg.npools; i++) health_stop(health[i]);
+    free(health);
     loop_timer_stop(&control, &ctl.tick);
 
     for (uint32_t i = 0; i < nthreads; i++) worker_signal(&workers[i], WORKER_STOP);
@@ -156,7 +174,9 @@ int main(int argc, char **argv)
     free(workers);
     loop_close(&control, &sig);
     loop_destroy(&control);
-    pool_destroy(&pool);
+    for (uint32_t i = 0; i < cfg.npools; i++) pool_destroy(&pools[i]);
+    free(pools);
+    config_free(&cfg);
     log_info("stopped");
     return 0;
 }

@@ -1,10 +1,11 @@
 /* config: what usher was asked to do, built from the command line (quick mode)
- * and later from a YAML file. Plain data; validated before anyone uses it. */
+ * or from a YAML file (yaml.c). Plain data; validated before anyone uses it. */
 #ifndef USHER_CONFIG_CONFIG_H
 #define USHER_CONFIG_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/sock.h"
 
@@ -17,38 +18,77 @@ struct backend_conf {
     uint32_t weight; /* 1..1000, default 1 */
 };
 
-struct config {
-    struct sock_addr listen;
-    char listen_str[80];
-    struct backend_conf backends[CONFIG_MAX_BACKENDS];
+/* One pool: a set of backends and how to spread requests over them. */
+struct pool_conf {
+    char name[64];
+    struct backend_conf *backends; /* heap array, owned by the config */
     uint32_t nbackends;
-    char balance[32];            /* name of a balancer in balance.c's table */
-    char health_path[256];       /* "" = TCP connect checks */
-    uint32_t health_interval_ms; /* 0 = no active checks */
+    char balance[32];             /* name of a balancer in balance.c's table */
+    char hash_key[128];           /* maglev: client_ip, uri, header:N, cookie:N, query:N */
+    uint32_t hash_balance_factor; /* maglev bounded load, percent; 0 = off */
+    char sticky_cookie[64];       /* sticky: cookie name */
+    char sticky_secret[128];      /* sticky: key of the cookie values */
+    char health_path[256];        /* "" = TCP connect checks */
+    uint32_t health_interval_ms;  /* 0 = no active checks */
     uint32_t health_timeout_ms;
     uint32_t health_rise, health_fall;
     uint16_t health_status_min, health_status_max; /* expected status range */
-    uint32_t max_fails; /* passive: failures in a row on live traffic; 0 = off */
-    uint32_t retries;   /* further attempts for one request, on other backends */
-    uint32_t threads;   /* worker threads; 0 = one per CPU */
+    uint32_t max_fails;   /* passive: failures in a row on live traffic; 0 = off */
+    uint32_t retries;     /* further attempts for one request, on other backends */
+    uint32_t connect_ms;  /* backend connect */
+    uint32_t response_ms; /* backend idle while a response is awaited or streamed: 504 */
+};
+
+/* A request whose Host (without port) and target match goes to pool; an
+ * empty host or path_prefix matches anything. First match wins. */
+struct route_conf {
+    char host[256];
+    char path_prefix[256];
+    int32_t pool; /* index in config.pools */
+};
+
+struct listener_conf {
+    char bind[80];
+    struct sock_addr addr;
+    int32_t pool; /* index in config.pools: requests no route takes */
+    struct route_conf *routes;
+    uint32_t nroutes;
+    uint32_t line; /* where it was defined (0 in quick mode) */
+};
+
+struct config {
+    char file[256]; /* the file it came from; "" for the command line */
+    struct listener_conf *listeners;
+    uint32_t nlisteners;
+    struct pool_conf *pools;
+    uint32_t npools;
+    uint32_t threads; /* worker threads; 0 = one per CPU */
 
     /* timeouts, ms */
     uint32_t client_header_ms; /* whole request head must arrive within this: 408 */
     uint32_t client_idle_ms;   /* keep-alive idle between requests, and body idle */
-    uint32_t connect_ms;       /* backend connect */
-    uint32_t response_ms;      /* backend idle while a response is awaited or streamed: 504 */
     uint32_t upstream_idle_ms; /* idle pooled backend connection is closed after this */
     uint32_t tunnel_idle_ms;   /* an upgraded (WebSocket) tunnel with no traffic is closed */
     uint32_t grace_ms;         /* SIGTERM/SIGINT: how long in-flight requests may take */
 
     /* limits */
+    uint32_t max_header_bytes; /* request head size: 431 beyond (at most the buffer size) */
     uint32_t max_headers;      /* header lines in a request head: 431 beyond */
     uint32_t max_request_line; /* bytes: 414 beyond */
     uint32_t max_conns;        /* client connections per worker */
 };
 
-/* Fills c with the documented defaults. */
+/* Fills c with the documented defaults (no listener, no pool). */
 void config_defaults(struct config *c);
+/* Fills p with the documented pool defaults (no backend). */
+void config_pool_defaults(struct pool_conf *p);
+/* Frees what c's arrays hold. */
+void config_free(struct config *c);
+
+/* Reads a YAML file into c (which holds the defaults). Every error is written
+ * to errors as "FILE:LINE:COLUMN: what was expected". Returns the number of
+ * errors: 0 means c is ready to use. */
+int config_load_file(struct config *c, const char *path, FILE *errors);
 
 /* Parses "500ms", "2s", "1m", "1h" (or a bare number of seconds) into *ms.
  * Returns 0 or -EINVAL. */
@@ -58,8 +98,10 @@ int config_parse_duration(const char *s, uint32_t *ms);
  * an explanation written into why. */
 int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap);
 
-/* Parses argv (quick mode). Returns 0 to run, 1 when it printed --help or
- * --version (exit 0), or 2 after printing what was wrong (exit 2).
+/* Parses argv: quick-mode flags build one listener and one pool named
+ * "default"; -c FILE reads the file instead. Returns 0 to run, -1 when it
+ * printed --help or --version (exit 0), or the exit status after printing
+ * what was wrong (2 for the command line, 1 for a configuration file).
  * *check_only is set for -t. */
 int config_from_args(struct config *c, int argc, char **argv, int *check_only);
 

@@ -18,17 +18,18 @@
 
 static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-    struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, listener));
+    struct worker_listener *wl = (struct worker_listener *)io;
+    struct worker *w = wl->w;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sock_addr peer;
         socklen_t len = sizeof(peer.in6);
-        int fd = accept4(w->listen_fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(io->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (w->nsessions >= w->cfg->max_conns) {
                 close(fd);
                 continue;
             }
-            session_accept(w, fd, &peer.sa, len);
+            session_accept(w, fd, &peer.sa, len, wl->index);
             continue;
         }
         if (errno == EAGAIN) return;
@@ -38,7 +39,13 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
              * moment instead of spinning on an error we cannot fix right now. */
             log_warn("worker %u: cannot accept (%s): pausing new connections for %d ms", w->id,
                      strerror(errno), ACCEPT_PAUSE_MS);
-            epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+            for (uint32_t k = 0; k < w->nlisteners; k++) {
+                struct worker_listener *x = &w->listeners[k];
+                if (x->io.fd >= 0 && !x->paused) {
+                    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, x->io.fd, NULL);
+                    x->paused = 1;
+                }
+            }
             loop_timer_set(loop, &w->accept_resume, ACCEPT_PAUSE_MS);
             return;
         }
@@ -50,7 +57,14 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 static void on_accept_resume(struct loop *loop, struct loop_timer *t)
 {
     struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, accept_resume));
-    if (loop_add(loop, &w->listener, EPOLLIN) < 0) loop_timer_set(loop, t, ACCEPT_PAUSE_MS);
+    for (uint32_t k = 0; k < w->nlisteners; k++) {
+        struct worker_listener *x = &w->listeners[k];
+        if (x->io.fd < 0 || !x->paused) continue;
+        if (loop_add(loop, &x->io, EPOLLIN) < 0)
+            loop_timer_set(loop, t, ACCEPT_PAUSE_MS);
+        else
+            x->paused = 0;
+    }
 }
 
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
@@ -69,31 +83,42 @@ static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
          * listeners of the port (a new usher), or refuses them once all are closed. */
         w->draining = 1;
         loop_timer_stop(loop, &w->accept_resume);
-        loop_close(loop, &w->listener);
-        w->listen_fd = -1;
+        for (uint32_t k = 0; k < w->nlisteners; k++) loop_close(loop, &w->listeners[k].io);
         session_close_idle(w);
     }
 }
 
-int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pool)
+int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pools,
+                uint32_t *failed)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->cfg = cfg;
-    w->pool = pool;
-    w->listen_fd = -1;
+    w->pools = pools;
+    w->npools = cfg->npools;
     w->wake.fd = -1;
     w->bufs.max = 4096;
     int err = loop_init(&w->loop);
     if (err < 0) return err;
-    w->idle = calloc(pool->n, sizeof(*w->idle));
-    if (!w->idle) return -ENOMEM;
-    w->listen_fd = sock_listen(&cfg->listen, 4096);
-    if (w->listen_fd < 0) return w->listen_fd;
-    w->listener.fd = w->listen_fd;
-    w->listener.cb = on_accept;
+    for (uint32_t i = 0; i < cfg->npools; i++) w->nbackends += pools[i].n;
+    w->idle = calloc(w->nbackends ? w->nbackends : 1, sizeof(*w->idle));
+    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+    if (!w->idle || !w->listeners) return -ENOMEM;
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        struct worker_listener *wl = &w->listeners[i];
+        wl->w = w;
+        wl->index = i;
+        wl->io.cb = on_accept;
+        wl->io.fd = sock_listen(&cfg->listeners[i].addr, 4096);
+        w->nlisteners = i + 1;
+        if (wl->io.fd < 0) {
+            *failed = i;
+            return wl->io.fd;
+        }
+        /* level-triggered: a batch limit on accept never loses a connection */
+        if ((err = loop_add(&w->loop, &wl->io, EPOLLIN)) < 0) return err;
+    }
     w->accept_resume.cb = on_accept_resume;
-    if ((err = loop_add(&w->loop, &w->listener, EPOLLIN)) < 0) return err;
     w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake.fd < 0) return -errno;
     w->wake.cb = on_wake;
@@ -132,7 +157,10 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
-    if (w->listen_fd >= 0) loop_close(&w->loop, &w->listener);
+    for (uint32_t k = 0; k < w->nlisteners; k++)
+        if (w->listeners[k].io.fd >= 0) loop_close(&w->loop, &w->listeners[k].io);
+    free(w->listeners);
+    w->listeners = NULL;
     if (w->wake.fd >= 0) loop_close(&w->loop, &w->wake);
     if (w->idle) {
         session_close_all(w);

@@ -1,4 +1,5 @@
-/* worker: one thread, one event loop, one listening socket (SO_REUSEPORT).
+/* worker: one thread, one event loop, one listening socket per listener
+ * (SO_REUSEPORT).
  *
  * A worker owns everything it touches on the request path: its sessions, its
  * upstream connections and their idle pools, its buffer cache and a scratch
@@ -25,21 +26,30 @@ struct upconn_idle_list {
     uint32_t count;
 };
 
+struct worker_listener {
+    struct loop_io io;
+    struct worker *w;
+    uint32_t index; /* in config.listeners */
+    int paused;     /* removed from epoll after EMFILE */
+};
+
 struct worker {
     struct loop loop;
     pthread_t thread;
     uint32_t id;
-    int listen_fd;
-    struct loop_io listener;
+    struct worker_listener *listeners; /* one per config listener */
+    uint32_t nlisteners;
     struct loop_io wake; /* eventfd: the main thread asks the loop to drain or stop */
     _Atomic int mode;    /* WORKER_RUN, WORKER_DRAIN or WORKER_STOP, set by the main thread */
     _Atomic int exited;  /* the thread has left its loop */
     int draining;        /* this worker's view of mode == WORKER_DRAIN */
     struct loop_timer accept_resume;
     const struct config *cfg;
-    struct pool *pool;
+    struct pool *pools; /* all pools, indexed like config.pools */
+    uint32_t npools;
+    uint32_t nbackends; /* backends of all pools (size of idle[]) */
     struct buf_cache bufs;
-    struct upconn_idle_list *idle; /* one list per backend, indexed like pool->backends */
+    struct upconn_idle_list *idle; /* one list per backend, indexed by backend.gindex */
     struct session *sessions;      /* open client connections */
     struct session *free_sessions;
     struct upconn *free_upconns;
@@ -47,8 +57,10 @@ struct worker {
     struct h1_head scratch; /* head parsing; never held across iterations */
 };
 
-/* Prepares w (loop, listening socket). Returns 0 or -errno. Main thread. */
-int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pool);
+/* Prepares w (loop, listening sockets). Returns 0 or -errno; on a listening
+ * error *failed is the config listener that failed. Main thread. */
+int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pools,
+                uint32_t *failed);
 /* Starts the thread. Returns 0 or -errno. */
 int worker_start(struct worker *w);
 enum worker_mode { WORKER_RUN, WORKER_DRAIN, WORKER_STOP };

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -56,6 +57,7 @@ struct session {
     struct session *next, *prev; /* worker's open sessions, or its free list */
     struct worker *w;
     struct upconn *up;
+    struct pool *pool; /* serves the current request (chosen by the listener's routes) */
     struct backend *be;
     struct buf *cin, *req_head, *uin, *res_out;
     llhttp_t req_parser, res_parser;
@@ -66,6 +68,7 @@ struct session {
     uint32_t cin_parsed, cin_sent, cin_scan, uin_parsed, uin_scan;
     int up_err; /* -errno seen on the upstream socket */
     uint8_t rq, rs;
+    uint16_t listener;    /* index in config.listeners */
     uint16_t fail_status; /* answer when no backend is left: 502 after a failure mid-exchange */
     uint8_t attempts, stale_retries;
     /* client socket */
@@ -87,6 +90,12 @@ static void session_progress(struct session *s);
 static const struct config *cfg(const struct session *s)
 {
     return s->w->cfg;
+}
+
+/* The settings of the pool serving the current request. */
+static const struct pool_conf *pcfg(const struct session *s)
+{
+    return s->pool->cfg;
 }
 
 /* Sets the deadline for whatever the session is waiting for now. The heap
@@ -130,11 +139,11 @@ static uint64_t now_us(void)
 /* Tells the balancer how the attempt on s->be ended (once per attempt). */
 static void report_done(struct session *s, enum balance_outcome outcome)
 {
-    const struct balancer_ops *ops = s->w->pool->ops;
+    const struct balancer_ops *ops = s->pool->ops;
     if (!s->sent_us) return;
     if (ops->on_request_done) {
         uint64_t t = now_us();
-        ops->on_request_done(s->w->pool->balancer, s->be, outcome,
+        ops->on_request_done(s->pool->balancer, s->be, outcome,
                              t > s->sent_us ? t - s->sent_us : 0);
     }
     s->sent_us = 0;
@@ -277,7 +286,7 @@ static int client_read(struct session *s)
         if ((size_t)n < room && !s->c_rdhup) s->c_readable = 0;
         if (s->rq == RQ_BODY || s->rs == RS_TUNNEL)
             s->deadline = s->w->loop.now +
-                          (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : cfg(s)->response_ms);
+                          (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : pcfg(s)->response_ms);
         return 1;
     }
     if (n == 0) {
@@ -314,7 +323,41 @@ static void release_sent_body(struct session *s)
 /* Passive health: an attempt on be failed for a reason of the backend's. */
 static void backend_failed(struct session *s, struct backend *be, const char *why)
 {
-    health_passive_failure(s->w->pool, be, why, cfg(s)->max_fails);
+    health_passive_failure(s->pool, be, why, pcfg(s)->max_fails);
+}
+
+static int span_ieq_str(struct h1_span a, const char *b, size_t n)
+{
+    return a.len == n && strncasecmp(a.p, b, n) == 0;
+}
+
+/* The pool for request h: the first route of the listener whose host and
+ * path prefix match, else the listener's own pool. */
+static struct pool *route(struct session *s, const struct h1_head *h)
+{
+    const struct listener_conf *l = &cfg(s)->listeners[s->listener];
+    for (uint32_t i = 0; i < l->nroutes; i++) {
+        const struct route_conf *r = &l->routes[i];
+        if (r->host[0]) {
+            if (h->host_i < 0) continue;
+            struct h1_span host = h->h[h->host_i].value;
+            /* the Host without its port ("[v6]:port" keeps its brackets) */
+            for (uint32_t k = host.len; k > 0; k--) {
+                if (host.p[k - 1] == ']') break;
+                if (host.p[k - 1] == ':') {
+                    host.len = k - 1;
+                    break;
+                }
+            }
+            if (!span_ieq_str(host, r->host, strlen(r->host))) continue;
+        }
+        if (r->path_prefix[0]) {
+            size_t n = strlen(r->path_prefix);
+            if (h->target.len < n || memcmp(h->target.p, r->path_prefix, n)) continue;
+        }
+        return &s->w->pools[r->pool];
+    }
+    return &s->w->pools[l->pool];
 }
 
 static int request_head(struct session *s)
@@ -346,12 +389,16 @@ static int request_head(struct session *s)
     if (!head_len) {
         if (len >= c->max_request_line && !memchr(p, '\n', c->max_request_line)) {
             respond_error(s, 414, "Request line too long");
-        } else if (len >= BUF_SIZE) {
+        } else if (len >= c->max_header_bytes || len >= BUF_SIZE) {
             respond_error(s, 431, "Request header fields too large");
         } else if (s->c_eof) {
             respond_error(s, 400, "Bad request: the connection closed inside the request head");
         }
         return s->rs == RS_LOCAL;
+    }
+    if (head_len > c->max_header_bytes) {
+        respond_error(s, 431, "Request header fields too large");
+        return 1;
     }
     const char *lf = memchr(p, '\n', head_len);
     if (lf && (size_t)(lf - p) > c->max_request_line) {
@@ -405,7 +452,8 @@ static int request_head(struct session *s)
     }
     rh->start = rh->end = 0;
     s->be = NULL;
-    struct backend *first = &s->w->pool->backends[0];
+    s->pool = route(s, h);
+    struct backend *first = &s->pool->backends[0];
     struct h1_request_rewrite rw = {
         .client_ip = s->client_ip,
         .default_host = first->conf->authority,
@@ -480,13 +528,13 @@ static int request_step(struct session *s)
  * 504 when the last failures were timeouts). */
 static void upstream_start(struct session *s)
 {
-    struct pool *pool = s->w->pool;
+    struct pool *pool = s->pool;
     struct balance_ctx ctx = {
         .client_ip = s->client_ip,
         .head = s->attempts == 0 ? &s->w->scratch : NULL, /* valid on the first pick only */
         .hash = &s->hash,
     };
-    while (s->attempts <= cfg(s)->retries && s->attempts < BALANCE_MAX_TRIES) {
+    while (s->attempts <= pcfg(s)->retries && s->attempts < BALANCE_MAX_TRIES) {
         struct backend *be = pool->ops->pick(pool->balancer, pool, &ctx, &s->tried);
         /* after a stale pooled connection, the same backend (fresh) is fine
          * when there is no other */
@@ -519,10 +567,10 @@ static void upstream_start(struct session *s)
         }
         if (u->reused) {
             s->rs = RS_HEAD;
-            arm(s, cfg(s)->response_ms);
+            arm(s, pcfg(s)->response_ms);
         } else {
             s->rs = RS_CONNECTING;
-            arm(s, cfg(s)->connect_ms);
+            arm(s, pcfg(s)->connect_ms);
         }
         return;
     }
@@ -657,7 +705,7 @@ static int upstream_read(struct session *s)
         s->resp_bytes = 1;
         if ((size_t)n < room && !(u->rdhup)) u->readable = 0;
         s->deadline =
-            s->w->loop.now + (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : cfg(s)->response_ms);
+            s->w->loop.now + (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : pcfg(s)->response_ms);
         return 1;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -684,7 +732,7 @@ static int upstream_step(struct session *s)
         }
         upconn_connected(u);
         s->rs = RS_HEAD;
-        arm(s, cfg(s)->response_ms);
+        arm(s, pcfg(s)->response_ms);
         progress = 1;
     }
     progress |= upstream_write(s);
@@ -1060,7 +1108,8 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
         if (s->rq == RQ_BODY && (!s->cin || s->cin_sent == s->cin_parsed)) {
             respond_error(s, 408, "Request timeout: the request body stopped arriving");
         } else {
-            log_warn("backend %s: no response within %u ms", s->be->conf->url, cfg(s)->response_ms);
+            log_warn("backend %s: no response within %u ms", s->be->conf->url,
+                     pcfg(s)->response_ms);
             backend_failed(s, s->be, "no response in time");
             respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
         }
@@ -1086,7 +1135,8 @@ void session_on_upstream(struct session *s, struct upconn *u, uint32_t events)
     session_progress(s);
 }
 
-void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                    uint32_t listener)
 {
     struct session *s = w->free_sessions;
     if (s)
@@ -1101,6 +1151,8 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     s->timer.cb = on_timer;
     s->defer.fn = session_free;
     s->w = w;
+    s->listener = (uint16_t)listener;
+    s->pool = &w->pools[w->cfg->listeners[listener].pool];
     h1_parser_init(&s->req_parser, 1);
     sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
     (void)peer_len;

@@ -16,8 +16,9 @@ struct worker;
 struct session;
 struct upconn;
 
-/* Takes ownership of the accepted socket fd. */
-void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);
+/* Takes ownership of the socket fd accepted on config listener `listener`. */
+void session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                    uint32_t listener);
 /* Called by upconn when the leased connection u has events. */
 void session_on_upstream(struct session *s, struct upconn *u, uint32_t events);
 /* Closes the sessions of w that wait for a next request (graceful shutdown). */

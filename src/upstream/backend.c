@@ -6,7 +6,7 @@
 
 #include "balance/balance.h"
 
-int pool_init(struct pool *p, const struct config *c)
+int pool_init(struct pool *p, const struct pool_conf *c, uint32_t gbase)
 {
     p->cfg = c;
     p->n = c->nbackends;
@@ -15,6 +15,7 @@ int pool_init(struct pool *p, const struct config *c)
     for (uint32_t i = 0; i < p->n; i++) {
         p->backends[i].conf = &c->backends[i];
         p->backends[i].index = i;
+        p->backends[i].gindex = gbase + i;
         atomic_init(&p->backends[i].state, BACKEND_UP);
         atomic_init(&p->backends[i].inflight, 0);
         atomic_init(&p->backends[i].fails, 0);

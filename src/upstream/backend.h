@@ -16,6 +16,7 @@ enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1, BACKEND_DRAIN = 2 };
 struct backend {
     const struct backend_conf *conf;
     uint32_t index;            /* position in pool->backends */
+    uint32_t gindex;           /* position among the backends of all pools */
     _Atomic int state;         /* enum backend_state, written by health checks */
     _Atomic uint32_t inflight; /* requests being served right now, all workers */
     _Atomic uint32_t fails;    /* failures in a row on live traffic (passive checks) */
@@ -24,15 +25,16 @@ struct backend {
 struct balancer_ops;
 
 struct pool {
-    const struct config *cfg; /* the configuration the pool was built from */
+    const struct pool_conf *cfg; /* the configuration the pool was built from */
     struct backend *backends;
     uint32_t n;
     const struct balancer_ops *ops;
     void *balancer; /* the algorithm's own state, from ops->init */
 };
 
-/* Builds a pool from c's backends with c's balancer. Returns 0 or -errno. */
-int pool_init(struct pool *p, const struct config *c);
+/* Builds a pool from c's backends with c's balancer; its backends are
+ * numbered from gbase among all pools. Returns 0 or -errno. */
+int pool_init(struct pool *p, const struct pool_conf *c, uint32_t gbase);
 void pool_destroy(struct pool *p);
 
 static inline int backend_state(const struct backend *b)

@@ -28,7 +28,7 @@ struct check {
 struct health {
     struct loop *loop;
     struct pool *pool;
-    const struct config *cfg;
+    const struct pool_conf *cfg;
     unsigned seed;
     struct check checks[];
 };
@@ -86,7 +86,7 @@ static void check_schedule(struct check *c, uint32_t ms)
 static void check_done(struct check *c, int ok, const char *why)
 {
     struct health *h = c->h;
-    const struct config *cfg = h->cfg;
+    const struct pool_conf *cfg = h->cfg;
     if (c->io.fd >= 0) loop_close(h->loop, &c->io);
     loop_timer_stop(h->loop, &c->timer);
     int state = backend_state(c->be);
@@ -120,7 +120,7 @@ static void check_done(struct check *c, int ok, const char *why)
 
 static void check_send(struct check *c)
 {
-    const struct config *cfg = c->h->cfg;
+    const struct pool_conf *cfg = c->h->cfg;
     if (!cfg->health_path[0]) {
         check_done(c, 1, "TCP connect succeeded");
         return;
@@ -165,7 +165,7 @@ static void check_read(struct check *c)
         check_done(c, 0, c->got ? "not an HTTP response" : "connection closed without a response");
         return;
     }
-    const struct config *cfg = c->h->cfg;
+    const struct pool_conf *cfg = c->h->cfg;
     int ok = status >= cfg->health_status_min && status <= cfg->health_status_max;
     snprintf(why, sizeof(why), "GET %s answered %u", cfg->health_path, status);
     check_done(c, ok, why);
@@ -209,8 +209,9 @@ static void on_check_timer(struct loop *loop, struct loop_timer *t)
     loop_timer_set(loop, &c->timer, c->h->cfg->health_timeout_ms);
 }
 
-struct health *health_start(struct loop *loop, struct pool *p, const struct config *cfg)
+struct health *health_start(struct loop *loop, struct pool *p)
 {
+    const struct pool_conf *cfg = p->cfg;
     if (cfg->health_interval_ms == 0) return NULL;
     struct health *h = calloc(1, sizeof(*h) + p->n * sizeof(struct check));
     if (!h) return NULL;

@@ -20,9 +20,9 @@
 
 struct health;
 
-/* Starts active checks of every backend of p on loop (the control thread's).
- * Returns NULL when checks are off or on ENOMEM. */
-struct health *health_start(struct loop *loop, struct pool *p, const struct config *c);
+/* Starts active checks of every backend of p, with the settings of p->cfg, on loop (the control
+ * thread's). Returns NULL when checks are off or on ENOMEM. */
+struct health *health_start(struct loop *loop, struct pool *p);
 void health_stop(struct health *h);
 
 /* Workers: an attempt on b failed (why: "connection refused", ...). */

@@ -22,7 +22,7 @@ static void upconn_free(struct loop_defer *d)
 
 static void idle_unlink(struct upconn *u)
 {
-    struct upconn_idle_list *l = &u->w->idle[u->be->index];
+    struct upconn_idle_list *l = &u->w->idle[u->be->gindex];
     if (u->prev)
         u->prev->next = u->next;
     else
@@ -66,7 +66,7 @@ static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
 
 struct upconn *upconn_take_idle(struct worker *w, struct backend *b, struct session *owner)
 {
-    struct upconn *u = w->idle[b->index].head;
+    struct upconn *u = w->idle[b->gindex].head;
     if (!u) return NULL;
     idle_unlink(u);
     loop_timer_stop(&w->loop, &u->idle_timer);
@@ -133,7 +133,7 @@ void upconn_want_write(struct upconn *u)
 void upconn_release(struct upconn *u)
 {
     struct worker *w = u->w;
-    struct upconn_idle_list *l = &w->idle[u->be->index];
+    struct upconn_idle_list *l = &w->idle[u->be->gindex];
     u->owner = NULL;
     if (l->count >= UPCONN_IDLE_MAX) {
         upconn_close(u);
@@ -150,6 +150,6 @@ void upconn_release(struct upconn *u)
 
 void upconn_close_all_idle(struct worker *w)
 {
-    for (uint32_t i = 0; i < w->pool->n; i++)
+    for (uint32_t i = 0; i < w->nbackends; i++)
         while (w->idle[i].head) upconn_close(w->idle[i].head);
 }

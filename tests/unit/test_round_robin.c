@@ -11,11 +11,13 @@
 #include "balance/balance.h"
 #include "config/config.h"
 
-static struct config cfg;
+static struct pool_conf cfg;
+static struct backend_conf backends[8];
 
 static void make_pool(struct pool *p, int n)
 {
-    config_defaults(&cfg);
+    config_pool_defaults(&cfg);
+    cfg.backends = backends;
     char why[128];
     for (int i = 0; i < n; i++) {
         char url[64];
@@ -23,7 +25,7 @@ static void make_pool(struct pool *p, int n)
         assert_int_equal(config_parse_backend(url, &cfg.backends[i], why, sizeof(why)), 0);
     }
     cfg.nbackends = (uint32_t)n;
-    assert_int_equal(pool_init(p, &cfg), 0);
+    assert_int_equal(pool_init(p, &cfg, 0), 0);
 }
 
 static struct backend *pick(struct pool *p, struct balance_tried *t)

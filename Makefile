@@ -95,3 +95,73 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- fuzzing: libFuzzer targets in tests/fuzz (clang) ---------------------------
+#
+#   make fuzz [FUZZ_SECONDS=60]   build the targets into build/fuzz/, replay
+#                                 tests/fuzz/regress/<target>/ (every crash found
+#                                 so far), then fuzz each target for FUZZ_SECONDS
+#                                 from tests/fuzz/corpus/<target>/ with
+#                                 tests/fuzz/http.dict; fails on any crash
+#   make fuzz-build               only build them
+#
+# New inputs go to build/fuzz/corpus/<target>/ and crashes to
+# build/fuzz/<target>-crash-*; the seeds in tests/ are never written.
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 60
+FUZZ_DIR      := build/fuzz
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   := -std=gnu11 -O1 -g -pthread -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) $(FUZZ_SAN)
+FUZZ_WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function
+FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session
+FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+FUZZ_LLHTTP   := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o $(FUZZ_DIR)/llhttp/http.o
+FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+# usher's objects and llhttp as usher builds them, with coverage for libFuzzer
+$(FUZZ_DIR)/src/%.o: src/%.c
+	@scripts/deps.sh fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@scripts/deps.sh fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_DIR)/src/http/h1.o $(FUZZ_LLHTTP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_DIR)/src/http/h1.o $(FUZZ_LLHTTP) -o $@
+
+$(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
+
+fuzz: $(FUZZ_BINS)
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  if ls tests/fuzz/regress/$$t/* >/dev/null 2>&1; then \
+	    echo "== $$t: replaying tests/fuzz/regress/$$t"; \
+	    for f in tests/fuzz/regress/$$t/*; do \
+	      $(FUZZ_DIR)/$$t $$f >$(FUZZ_DIR)/$$t-regress.log 2>&1 || \
+	        { echo "FAIL: $$t crashes on $$f:"; grep -m3 -E "invariant|ERROR|runtime error" $(FUZZ_DIR)/$$t-regress.log; status=1; }; \
+	    done; \
+	  fi; \
+	  echo "== $$t: fuzzing for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -dict=tests/fuzz/http.dict -artifact_prefix=$(FUZZ_DIR)/$$t- -print_final_stats=1 \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_DIR)/$$t.log 2>&1 \
+	    && tail -n 12 $(FUZZ_DIR)/$$t.log | grep -E "^#[0-9]+.*(DONE|pulse)|stat::" | tail -n 6 \
+	    || { echo "FAIL: $$t crashed (log: $(FUZZ_DIR)/$$t.log):"; \
+	         grep -m5 -E "invariant|ERROR|runtime error|Test unit written" $(FUZZ_DIR)/$$t.log; status=1; }; \
+	done; exit $$status
+
+# ---- balancer pick cost: ns per pick for every algorithm (docs/benchmarks.md) ----
+.PHONY: bench-pick
+bench-pick: $(BUILD)/bench/pick_bench
+	$(BUILD)/bench/pick_bench
+
+$(BUILD)/bench/pick_bench: bench/pick_bench.c $(LIB_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

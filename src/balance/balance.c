@@ -3,10 +3,14 @@
 
 #include <string.h>
 
-extern const struct balancer_ops balance_round_robin;
+extern const struct balancer_ops balance_round_robin, balance_weighted_round_robin,
+    balance_least_conn, balance_random, balance_p2c, balance_ewma, balance_maglev, balance_sticky;
 
 static const struct balancer_ops *const algorithms[] = {
-    &balance_round_robin,
+    &balance_round_robin, &balance_weighted_round_robin,
+    &balance_least_conn,  &balance_random,
+    &balance_p2c,         &balance_ewma,
+    &balance_maglev,      &balance_sticky,
 };
 
 #define NALGOS (sizeof(algorithms) / sizeof(algorithms[0]))

@@ -124,6 +124,10 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
     char hostport[sizeof(b->authority)];
     memcpy(hostport, auth, alen);
     hostport[alen] = 0;
+    if (hostport[0] == ':' || !strncmp(hostport, "[]", 2)) {
+        snprintf(why, why_cap, "URL needs a host");
+        return -EINVAL;
+    }
     /* Add the default port when none is given ("http://10.0.0.1" or "http://[::1]"). */
     const char *rb = strrchr(hostport, ']');
     const char *colon = strrchr(hostport, ':');

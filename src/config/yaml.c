@@ -492,9 +492,10 @@ int config_load_file(struct config *c, const char *path, FILE *errors)
     }
     struct walk w = {.doc = &doc, .file = path, .out = errors, .errors = 0, .c = c};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root)
-        err(&w, NULL, "the file is empty: expected listeners and pools");
-    else
+    if (!root) {
+        fprintf(errors, "%s:1:1: the file is empty: expected listeners and pools\n", path);
+        w.errors++;
+    } else
         read_top(&w, root);
     n_err = w.errors;
     yaml_document_delete(&doc);

@@ -55,6 +55,7 @@ struct worker {
     struct upconn *free_upconns;
     uint32_t nsessions;
     struct h1_head scratch; /* head parsing; never held across iterations */
+    llhttp_t parser;        /* the same: initialised for each head */
 };
 
 /* Prepares w (loop, listening sockets). Returns 0 or -errno; on a listening

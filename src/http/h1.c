@@ -86,25 +86,12 @@ static int on_message_complete_head(llhttp_t *p)
     return HPE_PAUSED; /* stop at the end of this message: the next one waits its turn */
 }
 
-static int on_message_complete_body(llhttp_t *p)
+static int on_message_complete_after(llhttp_t *p)
 {
     return HPE_PAUSED;
 }
 
-/* De-chunking: body bytes are moved down over the chunk framing, in place. */
-struct dechunk_sink {
-    char *out;
-};
-
-static int on_body_dechunk(llhttp_t *p, const char *at, size_t len)
-{
-    struct dechunk_sink *k = p->data;
-    if (k->out != at) memmove(k->out, at, len);
-    k->out += len;
-    return 0;
-}
-
-static llhttp_settings_t head_settings, body_settings, dechunk_settings;
+static llhttp_settings_t head_settings, after_settings;
 
 static void settings_once(void)
 {
@@ -117,11 +104,8 @@ static void settings_once(void)
     head_settings.on_header_value = on_header_value;
     head_settings.on_headers_complete = on_headers_complete;
     head_settings.on_message_complete = on_message_complete_head;
-    llhttp_settings_init(&body_settings);
-    body_settings.on_message_complete = on_message_complete_body;
-    llhttp_settings_init(&dechunk_settings);
-    dechunk_settings.on_body = on_body_dechunk;
-    dechunk_settings.on_message_complete = on_message_complete_body;
+    llhttp_settings_init(&after_settings);
+    after_settings.on_message_complete = on_message_complete_after;
     done = 1;
 }
 
@@ -289,43 +273,72 @@ int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len
     h->minor = llhttp_get_http_minor(parser);
     h->status = (uint16_t)llhttp_get_status_code(parser);
     parser->data = NULL;
-    parser->settings = &body_settings;
+    parser->settings = &after_settings; /* the parser is done with: nothing points into h */
     derive(h);
     return 0;
 }
 
-long h1_parse_body(llhttp_t *parser, const char *p, size_t len, int *done)
+/* RFC 3986 3.2: the characters of an authority (host, IP literal, port);
+ * a list (","), userinfo ("@"), a path ("/") or whitespace are not. */
+static int valid_authority(struct h1_span a)
 {
-    *done = 0;
-    parser->settings = &body_settings;
-    int err = llhttp_execute(parser, p, len);
-    if (err == HPE_OK) return (long)len;
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-        long n = llhttp_get_error_pos(parser) - p;
-        llhttp_resume(parser);
-        *done = 1;
-        return n;
+    for (uint32_t i = 0; i < a.len; i++) {
+        unsigned char c = (unsigned char)a.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-._~%!$&'()*+;=:[]", c)))
+            return 0;
     }
-    return -err;
+    return 1;
 }
 
-long h1_parse_body_dechunk(llhttp_t *parser, char *p, size_t len, int *done, size_t *out_len)
+int h1_check_request(const struct h1_head *h, const char *p, size_t len, const char **why)
 {
-    struct dechunk_sink k = {p};
-    *done = 0;
-    parser->settings = &dechunk_settings;
-    parser->data = &k;
-    int err = llhttp_execute(parser, p, len);
-    parser->data = NULL;
-    *out_len = (size_t)(k.out - p);
-    if (err == HPE_OK) return (long)len;
-    if (err == HPE_PAUSED) {
-        long n = llhttp_get_error_pos(parser) - p;
-        llhttp_resume(parser);
-        *done = 1;
-        return n;
+    /* RFC 9112 2.2: a bare CR is not a line end; never guess what it meant */
+    for (const char *c = memchr(p, '\r', len); c;
+         c = memchr(c + 1, '\r', len - (size_t)(c + 1 - p)))
+        if (c + 1 >= p + len || c[1] != '\n') return *why = "bare CR in the request head", 400;
+    if (h->major == 0) return *why = "HTTP/0.9 is not supported", 400;
+    if (h->major != 1) return *why = "HTTP version not supported", 505;
+    if (h->nhost > 1) return *why = "more than one Host header", 400;
+    if (h->minor >= 1 && h->nhost != 1) return *why = "HTTP/1.1 needs a Host header", 400;
+    if (h->host_i >= 0 && !valid_authority(h->h[h->host_i].value))
+        return *why = "invalid Host header", 400;
+    if (h->has_te) {
+        /* RFC 9112 6.1: TE in 1.0 is a smuggling vector; usher forwards only
+         * chunked, once, in one header (anything else is ambiguous) */
+        if (h->minor == 0) return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
+        uint32_t n = 0;
+        int ok = 1;
+        for (uint32_t i = 0; i < h->nheaders; i++)
+            if (span_ieq(h->h[i].name, "transfer-encoding")) {
+                n++;
+                ok &= span_ieq(h->h[i].value, "chunked");
+            }
+        if (n != 1 || !ok) return *why = "unsupported Transfer-Encoding (only chunked)", 400;
     }
-    return -err;
+    /* RFC 9112 3.2: origin-form, absolute-form, or "*" for OPTIONS */
+    struct h1_span t = h->target;
+    if (t.len == 0) return *why = "empty request target", 400;
+    for (uint32_t i = 0; i < t.len; i++) {
+        unsigned char c = (unsigned char)t.p[i];
+        if (c <= 0x20 || c >= 0x7f || c == '#') return *why = "invalid request target", 400;
+    }
+    if (t.len == 1 && t.p[0] == '*') {
+        if (!(h->method.len == 7 && !memcmp(h->method.p, "OPTIONS", 7)))
+            return *why = "'*' is a target for OPTIONS only", 400;
+    } else if (t.p[0] != '/') {
+        size_t skip = t.len > 7 && !strncasecmp(t.p, "http://", 7)    ? 7
+                      : t.len > 8 && !strncasecmp(t.p, "https://", 8) ? 8
+                                                                      : 0;
+        if (!skip) return *why = "invalid request target", 400;
+        struct h1_span auth = {t.p + skip, 0};
+        while (skip + auth.len < t.len && !strchr("/?", auth.p[auth.len])) auth.len++;
+        /* RFC 9112 3.2.2: the authority of an absolute-form target wins over
+         * Host; usher forwards Host, so the two must agree */
+        if (h->host_i < 0 || !span_ieq_span(auth, h->h[h->host_i].value))
+            return *why = "absolute-form target whose authority is not the Host", 400;
+    }
+    return 0;
 }
 
 int h1_method_idempotent(const struct h1_head *h)

@@ -4,8 +4,7 @@
  * points into that buffer and stays valid until the buffer is consumed. The
  * header table is large (H1_MAX_HEADERS entries): each worker has one scratch
  * table that is used only while a head is being parsed and rewritten, never
- * across event-loop iterations. Body bytes are not parsed here: the caller
- * keeps running the same llhttp parser over them (h1_parse_body). */
+ * across event-loop iterations. Bodies are framed by body.c, not here. */
 #ifndef USHER_HTTP_H1_H
 #define USHER_HTTP_H1_H
 
@@ -68,14 +67,10 @@ size_t h1_find_head_end(const char *p, size_t len, size_t *scanned);
 int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len,
                   const char **reason);
 
-/* Runs parser over body bytes p[0..len). Returns the number of bytes that
- * belong to the message, sets *done when the message ended there, or returns
- * -HPE_* on a framing error. */
-long h1_parse_body(llhttp_t *parser, const char *p, size_t len, int *done);
-
-/* Like h1_parse_body, but moves the decoded body bytes of a chunked message
- * to the front of p (in place) and sets *out_len to their count. */
-long h1_parse_body_dechunk(llhttp_t *parser, char *p, size_t len, int *done, size_t *out_len);
+/* Checks what llhttp leaves to us (RFC 9112): bare CR, version, Host,
+ * Transfer-Encoding, the request target. Returns 0, or the status to answer
+ * (400, 505) with the reason in *why. head is the raw head h was parsed from. */
+int h1_check_request(const struct h1_head *h, const char *head, size_t len, const char **why);
 
 /* Whether the request method is idempotent (RFC 9110 9.2.2). */
 int h1_method_idempotent(const struct h1_head *h);

@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/worker.h"
+#include "http/body.h"
 #include "http/h1.h"
 #include "upstream/health.h"
 #include "upstream/upconn.h"
@@ -60,7 +61,7 @@ struct session {
     struct pool *pool; /* serves the current request (chosen by the listener's routes) */
     struct backend *be;
     struct buf *cin, *req_head, *uin, *res_out;
-    llhttp_t req_parser, res_parser;
+    struct body req_body, res_body; /* where each message's body ends */
     uint64_t deadline;
     uint64_t hash;    /* balancer's hash key for this request (0: not computed) */
     uint64_t sent_us; /* when the request went to the backend, for latency-aware balancers */
@@ -410,7 +411,9 @@ static int request_head(struct session *s)
     h->max_headers = c->max_headers;
     h->skip_body = 0;
     const char *why = NULL;
-    int err = h1_parse_head(&s->req_parser, h, p, head_len, &why);
+    llhttp_t *parser = &s->w->parser;
+    h1_parser_init(parser, 1);
+    int err = h1_parse_head(parser, h, p, head_len, &why);
     s->keep_alive = 0; /* until the head is known good */
     if (err) {
         log_debug("client %s: malformed request: %s", s->client_ip, why ? why : "?");
@@ -425,14 +428,12 @@ static int request_head(struct session *s)
         respond_error(s, 400, "Bad request: invalid header name, character or line folding");
         return 1;
     }
-    if (h->major == 1 && h->minor == 1 && h->nhost != 1) {
-        /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
-        respond_error(s, 400, "Bad request: HTTP/1.1 needs exactly one Host header");
-        return 1;
-    }
-    if (h->minor == 0 && h->has_te) {
-        /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is a smuggling vector */
-        respond_error(s, 400, "Bad request: Transfer-Encoding in an HTTP/1.0 request");
+    int status = h1_check_request(h, p, head_len, &why);
+    if (status) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s: %s",
+                 status == 505 ? "HTTP version not supported" : "Bad request", why);
+        respond_error(s, status, msg);
         return 1;
     }
     if (h->method_id == HTTP_CONNECT && h->method.len == 7) {
@@ -468,6 +469,11 @@ static int request_head(struct session *s)
     b->start += (uint32_t)head_len;
     s->cin_parsed = s->cin_sent = b->start;
     s->rq = h->complete ? RQ_DONE : RQ_BODY;
+    body_init(&s->req_body,
+              h->complete  ? BODY_NONE
+              : h->chunked ? BODY_CHUNKED
+                           : BODY_LENGTH,
+              h->content_length);
     s->tried.n = 0;
     s->hash = 0;
     s->fail_status = 0;
@@ -485,10 +491,9 @@ static int request_body(struct session *s)
     if (b && s->cin_parsed < b->end) {
         int done;
         long n =
-            h1_parse_body(&s->req_parser, b->data + s->cin_parsed, b->end - s->cin_parsed, &done);
+            body_parse(&s->req_body, b->data + s->cin_parsed, b->end - s->cin_parsed, &done, NULL);
         if (n < 0) {
-            log_debug("client %s: malformed request body: %s", s->client_ip,
-                      llhttp_errno_name((llhttp_errno_t)-n));
+            log_debug("client %s: malformed chunked request body", s->client_ip);
             s->keep_alive = 0;
             respond_error(s, 400, "Bad request: malformed request body framing");
             return 1;
@@ -560,7 +565,6 @@ static void upstream_start(struct session *s)
         s->up_err = 0;
         s->uin_scan = 0;
         s->uin_parsed = 0;
-        h1_parser_init(&s->res_parser, 0);
         if (s->req_head) {
             s->req_head->start = 0; /* (re)send the head, and the body kept so far */
             if (s->cin) s->cin_sent = s->cin->start;
@@ -785,7 +789,9 @@ static int response_head(struct session *s)
     h->max_headers = H1_MAX_HEADERS;
     h->skip_body = s->is_head;
     const char *why = NULL;
-    int err = h1_parse_head(&s->res_parser, h, p, head_len, &why);
+    llhttp_t *parser = &s->w->parser;
+    h1_parser_init(parser, 0);
+    int err = h1_parse_head(parser, h, p, head_len, &why);
     if (err || h->too_many || h->bad_value || h->bad_name) {
         log_warn("backend %s: invalid response head (%s)", s->be->conf->url,
                  err           ? (why ? why : "?")
@@ -834,7 +840,6 @@ static int response_head(struct session *s)
         b->start += (uint32_t)head_len;
         s->uin_scan = 0;
         if (b->start == b->end) b->start = b->end = 0;
-        h1_parser_init(&s->res_parser, 0);
         return 1;
     }
     int close_delimited = !h->complete && !h->chunked && !h->has_cl;
@@ -848,6 +853,18 @@ static int response_head(struct session *s)
                 : s->http10    ? H1_CONN_KEEP_ALIVE
                                : H1_CONN_NONE,
     };
+    char extra[256]; /* a balancer's header line (sticky: its Set-Cookie) */
+    const struct balancer_ops *ops = s->pool->ops;
+    if (ops->response_header) {
+        rw.extra_len = ops->response_header(s->pool->balancer, s->be, extra, sizeof(extra));
+        rw.extra = rw.extra_len ? extra : NULL;
+    }
+    body_init(&s->res_body,
+              h->complete  ? BODY_NONE
+              : h->chunked ? BODY_CHUNKED
+              : h->has_cl  ? BODY_LENGTH
+                           : BODY_CLOSE,
+              h->content_length);
     if (append_out(s, &rw) < 0) {
         respond_error(s, 502, "Bad gateway: response head too large");
         return 1;
@@ -866,20 +883,19 @@ static int response_body(struct session *s)
         long n;
         uint32_t avail = b->end - s->uin_parsed;
         if (s->dechunk) {
-            size_t out;
-            n = h1_parse_body_dechunk(&s->res_parser, b->data + s->uin_parsed, avail, &done, &out);
+            char *out = b->data + s->uin_parsed;
+            n = body_parse(&s->res_body, out, avail, &done, &out);
             if (n >= 0) {
                 if ((uint32_t)n < avail) s->up_keepalive = 0; /* bytes after the end */
-                b->end = s->uin_parsed + (uint32_t)out;
+                b->end = (uint32_t)(out - b->data);
                 s->uin_parsed = b->end;
             }
         } else {
-            n = h1_parse_body(&s->res_parser, b->data + s->uin_parsed, avail, &done);
+            n = body_parse(&s->res_body, b->data + s->uin_parsed, avail, &done, NULL);
             if (n >= 0) s->uin_parsed += (uint32_t)n;
         }
         if (n < 0) {
-            log_warn("backend %s: invalid response body (%s)", s->be->conf->url,
-                     llhttp_errno_name((llhttp_errno_t)-n));
+            log_warn("backend %s: invalid chunked framing in a response body", s->be->conf->url);
             backend_failed(s, s->be, "invalid response body");
             s->truncated = 1;
             s->rs = RS_DONE;
@@ -889,9 +905,8 @@ static int response_body(struct session *s)
         return 1;
     }
     if (s->up_eof) {
-        if (llhttp_message_needs_eof(&s->res_parser)) {
-            llhttp_finish(&s->res_parser); /* the close is the end of this body */
-            s->up_keepalive = 0;
+        if (s->res_body.kind == BODY_CLOSE) {
+            s->up_keepalive = 0; /* the close is the end of this body */
         } else {
             log_warn("backend %s: connection closed in the middle of a response body",
                      s->be->conf->url);
@@ -1153,7 +1168,6 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     s->w = w;
     s->listener = (uint16_t)listener;
     s->pool = &w->pools[w->cfg->listeners[listener].pool];
-    h1_parser_init(&s->req_parser, 1);
     sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
     (void)peer_len;
     sock_nodelay(fd);

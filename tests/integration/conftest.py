@@ -340,10 +340,15 @@ class Backend:
             assert r.status_code == 200, r.text
 
 
-def _start_backend(registry, demo_bin, name):
+def _start_backend(registry, demo_bin, name, port=None):
+    """Starts a demo backend on a free port, or on `port` (to restart one
+    where usher expects it; retried there a few times)."""
     last = None
-    for _ in range(START_ATTEMPTS):
-        port = free_port()
+    fixed = port
+    for attempt in range(START_ATTEMPTS):
+        port = fixed or free_port()
+        if fixed and attempt:
+            time.sleep(0.2)
         p = registry.spawn([demo_bin, "--port", port, "--name", name, "--host", HOST], "demo-backend-" + name)
         if p.wait_ready(port):
             # Make sure it is our process that answers on that port.
@@ -361,8 +366,9 @@ def _start_backend(registry, demo_bin, name):
 
 @pytest.fixture
 def start_backend(procs, demo_bin):
-    """start_backend(name) -> a demo backend owned by this test."""
-    return lambda name: _start_backend(procs, demo_bin, name)
+    """start_backend(name, port=None) -> a demo backend owned by this test,
+    on a free port or on the given one."""
+    return lambda name, port=None: _start_backend(procs, demo_bin, name, port)
 
 
 @pytest.fixture(scope="session")

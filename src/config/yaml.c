@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "balance/balance.h"
+#include "balance/common.h"
 
 struct walk {
     yaml_document_t *doc;
@@ -293,11 +294,28 @@ static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, st
         !balance_find(p->balance))
         err(w, v, "balance: unknown algorithm '%s' (expected one of: %s)", p->balance,
             balance_names());
-    if ((v = get(w, n, "hash_key"))) get_str(w, v, "hash_key", p->hash_key, sizeof(p->hash_key));
-    if ((v = get(w, n, "hash_balance_factor")))
-        get_uint(w, v, "hash_balance_factor", 0, 100000, &p->hash_balance_factor);
-    if ((v = get(w, n, "sticky_cookie")))
-        get_str(w, v, "sticky_cookie", p->sticky_cookie, sizeof(p->sticky_cookie));
+    if ((v = get(w, n, "hash_key")) &&
+        get_str(w, v, "hash_key", p->hash_key, sizeof(p->hash_key))) {
+        struct balance_key k;
+        char why[160];
+        if (balance_key_parse(p->hash_key, &k, why, sizeof(why)) < 0)
+            err(w, v, "hash_key '%s': %s", p->hash_key, why);
+    }
+    if ((v = get(w, n, "hash_balance_factor")) &&
+        get_uint(w, v, "hash_balance_factor", 0, 10000, &p->hash_balance_factor) &&
+        p->hash_balance_factor > 0 && p->hash_balance_factor < 100)
+        err(w, v, "hash_balance_factor: expected 0 (off) or a percentage from 100 to 10000");
+    if ((v = get(w, n, "sticky_cookie")) &&
+        get_str(w, v, "sticky_cookie", p->sticky_cookie, sizeof(p->sticky_cookie))) {
+        struct balance_key k;
+        char why[160], spec[sizeof(p->sticky_cookie) + 8];
+        snprintf(spec, sizeof(spec), "cookie:%s", p->sticky_cookie);
+        if (!p->sticky_cookie[0] || balance_key_parse(spec, &k, why, sizeof(why)) < 0)
+            err(w, v,
+                "sticky_cookie '%s': expected a cookie name (letters, digits, "
+                "!#$%%&'*+-.^_`|~)",
+                p->sticky_cookie);
+    }
     if ((v = get(w, n, "sticky_secret")))
         get_str(w, v, "sticky_secret", p->sticky_secret, sizeof(p->sticky_secret));
     if ((v = get(w, n, "health"))) read_health(w, v, p);

@@ -1,6 +1,7 @@
 /* h1: HTTP/1.x heads. See h1.h. */
 #include "http/h1.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -291,12 +292,50 @@ static int valid_authority(struct h1_span a)
     return 1;
 }
 
-int h1_check_request(const struct h1_head *h, const char *p, size_t len, const char **why)
+/* RFC 9112 2.2: a bare CR is not a line end; never guess what it meant. */
+static int has_bare_cr(const char *p, size_t len)
 {
-    /* RFC 9112 2.2: a bare CR is not a line end; never guess what it meant */
     for (const char *c = memchr(p, '\r', len); c;
          c = memchr(c + 1, '\r', len - (size_t)(c + 1 - p)))
-        if (c + 1 >= p + len || c[1] != '\n') return *why = "bare CR in the request head", 400;
+        if (c + 1 >= p + len || c[1] != '\n') return 1;
+    return 0;
+}
+
+/* usher forwards only "Transfer-Encoding: chunked", once, in one header:
+ * any other coding or list is ambiguous for someone down the line. */
+static int te_ok(const struct h1_head *h)
+{
+    uint32_t n = 0;
+    int ok = 1;
+    for (uint32_t i = 0; i < h->nheaders; i++)
+        if (span_ieq(h->h[i].name, "transfer-encoding")) {
+            n++;
+            ok &= span_ieq(h->h[i].value, "chunked");
+        }
+    return n == 1 && ok;
+}
+
+int h1_check_response(const struct h1_head *h, const char *p, size_t len, const char **why)
+{
+    if (len < 13 || memcmp(p, "HTTP/", 5)) return *why = "no status line at the start", 502;
+    if (has_bare_cr(p, len)) return *why = "bare CR in the response head", 502;
+    if (h->major != 1) return *why = "not an HTTP/1.x response", 502;
+    /* RFC 9112 4: status-code = 3DIGIT, then SP */
+    if (!isdigit((unsigned char)p[9]) || !isdigit((unsigned char)p[10]) ||
+        !isdigit((unsigned char)p[11]) || (p[12] != ' ' && p[12] != '\r') || h->status < 100 ||
+        h->status > 599)
+        return *why = "invalid status code", 502;
+    for (uint32_t i = 0; i < h->reason.len; i++) {
+        unsigned char c = (unsigned char)h->reason.p[i];
+        if (c != '\t' && (c < 0x20 || c == 0x7f)) return *why = "control byte in the reason", 502;
+    }
+    if (h->has_te && !te_ok(h)) return *why = "unsupported Transfer-Encoding (only chunked)", 502;
+    return 0;
+}
+
+int h1_check_request(const struct h1_head *h, const char *p, size_t len, const char **why)
+{
+    if (has_bare_cr(p, len)) return *why = "bare CR in the request head", 400;
     if (h->major == 0) return *why = "HTTP/0.9 is not supported", 400;
     if (h->major != 1) return *why = "HTTP version not supported", 505;
     if (h->nhost > 1) return *why = "more than one Host header", 400;
@@ -307,14 +346,7 @@ int h1_check_request(const struct h1_head *h, const char *p, size_t len, const c
         /* RFC 9112 6.1: TE in 1.0 is a smuggling vector; usher forwards only
          * chunked, once, in one header (anything else is ambiguous) */
         if (h->minor == 0) return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
-        uint32_t n = 0;
-        int ok = 1;
-        for (uint32_t i = 0; i < h->nheaders; i++)
-            if (span_ieq(h->h[i].name, "transfer-encoding")) {
-                n++;
-                ok &= span_ieq(h->h[i].value, "chunked");
-            }
-        if (n != 1 || !ok) return *why = "unsupported Transfer-Encoding (only chunked)", 400;
+        if (!te_ok(h)) return *why = "unsupported Transfer-Encoding (only chunked)", 400;
     }
     /* RFC 9112 3.2: origin-form, absolute-form, or "*" for OPTIONS */
     struct h1_span t = h->target;

@@ -71,6 +71,9 @@ int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len
  * Transfer-Encoding, the request target. Returns 0, or the status to answer
  * (400, 505) with the reason in *why. head is the raw head h was parsed from. */
 int h1_check_request(const struct h1_head *h, const char *head, size_t len, const char **why);
+/* The same for a response head: status line, bare CR, reason, Transfer-Encoding.
+ * Returns 0, or 502 with the reason in *why. */
+int h1_check_response(const struct h1_head *h, const char *head, size_t len, const char **why);
 
 /* Whether the request method is idempotent (RFC 9110 9.2.2). */
 int h1_method_idempotent(const struct h1_head *h);

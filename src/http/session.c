@@ -380,6 +380,7 @@ static int request_head(struct session *s)
         }
         s->rq = RQ_HEAD;
         s->cin_scan = 0;
+        s->client_started = 0; /* a new exchange: nothing of its answer was sent yet */
         arm(s, c->client_header_ms);
     }
     const char *p = b->data + b->start;
@@ -792,6 +793,13 @@ static int response_head(struct session *s)
     llhttp_t *parser = &s->w->parser;
     h1_parser_init(parser, 0);
     int err = h1_parse_head(parser, h, p, head_len, &why);
+    if (!err && !h->too_many && !h->bad_value && !h->bad_name &&
+        h1_check_response(h, p, head_len, &why)) {
+        log_warn("backend %s: invalid response head (%s)", s->be->conf->url, why);
+        backend_failed(s, s->be, "invalid response");
+        respond_error(s, 502, "Bad gateway: invalid response from the backend");
+        return 1;
+    }
     if (err || h->too_many || h->bad_value || h->bad_name) {
         log_warn("backend %s: invalid response head (%s)", s->be->conf->url,
                  err           ? (why ? why : "?")
@@ -842,6 +850,9 @@ static int response_head(struct session *s)
         if (b->start == b->end) b->start = b->end = 0;
         return 1;
     }
+    /* RFC 9110 6.4.1: no content after HEAD, 204 or 304, whatever the head says
+     * (and never forward the bytes that follow, nor reuse that connection) */
+    if (s->is_head || h->status == 204 || h->status == 304) h->complete = 1;
     int close_delimited = !h->complete && !h->chunked && !h->has_cl;
     if (s->w->draining) s->keep_alive = 0; /* shutting down: say so in this response */
     s->dechunk = h->chunked && s->http10 && !h->complete;

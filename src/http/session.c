@@ -1037,7 +1037,7 @@ static void next_request(struct session *s)
         s->cin_parsed = 0;
     }
     arm(s, cfg(s)->client_idle_ms);
-    if (s->w->draining && !s->cin) close_now(s); /* shutting down: no next request */
+    if (s->w->draining && !s->cin) linger_close(s, 1); /* shutting down: no next request */
 }
 
 static int exchange_end(struct session *s)
@@ -1203,7 +1203,9 @@ void session_close_idle(struct worker *w)
     struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
-        if (s->rq == RQ_IDLE && s->rs == RS_NONE && !s->cin) close_now(s);
+        /* a FIN, not a reset: a request the client sends at this very moment
+         * is read and dropped, and the client sees a clean close it may retry */
+        if (s->rq == RQ_IDLE && s->rs == RS_NONE && !s->cin && !s->lingering) linger_close(s, 1);
         s = next;
     }
 }

@@ -23,10 +23,15 @@ static struct {
     struct worker *workers;
     uint32_t nworkers;
     uint32_t grace_ms;
+    struct loop *loop;
+    struct generation *gen; /* the latest configuration (the main thread's reference) */
+    struct health **health; /* one per pool of gen */
     int shutting_down;
     struct loop_timer tick; /* while shutting down: have the workers finished? */
     uint64_t deadline;
 } ctl;
+
+static void reload(void);
 
 static void on_tick(struct loop *loop, struct loop_timer *t)
 {
@@ -49,6 +54,10 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            if (!ctl.shutting_down) reload();
+            continue;
+        }
         if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM) continue;
         const char *name = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
         if (ctl.shutting_down) {
@@ -58,6 +67,7 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
             return;
         }
         ctl.shutting_down = 1;
+        ctl.grace_ms = ctl.gen->cfg->grace_ms;
         log_info("received %s: no new connections; finishing the requests in flight "
                  "(at most %u ms; send it again to stop at once)",
                  name, ctl.grace_ms);
@@ -72,6 +82,142 @@ static uint32_t cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;
+}
+
+/* Builds the pools of cfg (taken over: moved to the heap) into a new
+ * generation with one reference (the caller's). Backends that were in prev,
+ * in a pool of the same name with the same URL, keep their health state. */
+static struct generation *generation_new(struct config *cfg, const struct generation *prev)
+{
+    struct generation *g = calloc(1, sizeof(*g));
+    struct config *c = malloc(sizeof(*c));
+    struct pool *pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*pools));
+    if (!g || !c || !pools) {
+        free(g);
+        free(c);
+        free(pools);
+        return NULL;
+    }
+    *c = *cfg; /* the arrays now belong to c */
+    memset(cfg, 0, sizeof(*cfg));
+    for (uint32_t i = 0, gbase = 0; i < c->npools; gbase += pools[i].n, i++) {
+        int err = pool_init(&pools[i], &c->pools[i], gbase);
+        if (err < 0) {
+            log_err("cannot set up pool '%s': %s", c->pools[i].name, strerror(-err));
+            free(pools);
+            config_free(c);
+            free(c);
+            free(g);
+            return NULL;
+        }
+        for (uint32_t p = 0; prev && p < prev->cfg->npools; p++) {
+            if (strcmp(prev->cfg->pools[p].name, c->pools[i].name)) continue;
+            for (uint32_t b = 0; b < pools[i].n; b++)
+                for (uint32_t o = 0; o < prev->pools[p].n; o++) {
+                    const struct backend *ob = &prev->pools[p].backends[o];
+                    if (strcmp(ob->conf->url, pools[i].backends[b].conf->url)) continue;
+                    atomic_store(&pools[i].backends[b].state, backend_state(ob));
+                    atomic_store(&pools[i].backends[b].fails, atomic_load(&ob->fails));
+                }
+        }
+    }
+    g->cfg = c;
+    g->pools = pools;
+    atomic_init(&g->refs, 1);
+    return g;
+}
+
+static void describe(const struct generation *g, uint32_t nthreads)
+{
+    const struct config *cfg = g->cfg;
+    for (uint32_t l = 0; l < cfg->nlisteners; l++)
+        log_info("usher %s listening on %s with %u worker thread%s; requests go to pool '%s'%s",
+                 USHER_VERSION, cfg->listeners[l].bind, nthreads, nthreads == 1 ? "" : "s",
+                 cfg->pools[cfg->listeners[l].pool].name,
+                 cfg->listeners[l].nroutes ? " unless a route says otherwise" : "");
+    for (uint32_t i = 0; i < cfg->npools; i++) {
+        const struct pool_conf *pc = &cfg->pools[i];
+        char list[1024];
+        size_t off = 0;
+        for (uint32_t b = 0; b < pc->nbackends && off < sizeof(list); b++)
+            off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", b ? ", " : "",
+                                    pc->backends[b].url);
+        log_info("pool '%s': %s over %u backend%s: %s", pc->name, pc->balance, pc->nbackends,
+                 pc->nbackends == 1 ? "" : "s", list);
+        if (pc->health_interval_ms)
+            log_info("pool '%s': health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
+                     "%u failures in a row on live traffic take a backend out",
+                     pc->name, pc->health_path[0] ? "HTTP GET" : "TCP connect",
+                     pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
+                     pc->health_fall, pc->max_fails);
+    }
+}
+
+static void stop_health(void)
+{
+    if (!ctl.health) return;
+    for (uint32_t i = 0; i < ctl.gen->cfg->npools; i++) health_stop(ctl.health[i]);
+    free(ctl.health);
+    ctl.health = NULL;
+}
+
+static int start_health(struct generation *g)
+{
+    ctl.health = calloc(g->cfg->npools ? g->cfg->npools : 1, sizeof(*ctl.health));
+    if (!ctl.health) return -1;
+    for (uint32_t i = 0; i < g->cfg->npools; i++)
+        ctl.health[i] = health_start(ctl.loop, &g->pools[i]);
+    return 0;
+}
+
+/* SIGHUP: read the file again; if it is valid, switch every worker to it,
+ * else keep serving with what is in force and say why. */
+static void reload(void)
+{
+    const char *file = ctl.gen->cfg->file;
+    if (!file[0]) {
+        log_warn("received SIGHUP: nothing to reload (started without -c FILE)");
+        return;
+    }
+    log_info("received SIGHUP: reloading %s", file);
+    struct config next;
+    config_defaults(&next);
+    snprintf(next.file, sizeof(next.file), "%s", file);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *errs = open_memstream(&text, &len);
+    int errors = errs ? config_load_file(&next, file, errs) : 1;
+    if (errs) fclose(errs);
+    if (errors) {
+        for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            log_warn("reload: %s", line);
+        log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
+                 file, errors, errors == 1 ? "" : "s");
+        free(text);
+        config_free(&next);
+        return;
+    }
+    free(text);
+    if (next.threads && next.threads != ctl.nworkers)
+        log_warn("reload: threads stays %u until a restart", ctl.nworkers);
+    next.threads = ctl.gen->cfg->threads;
+    struct generation *g = generation_new(&next, ctl.gen);
+    if (!g) {
+        config_free(&next);
+        log_warn("reload of %s failed: still serving with the previous configuration", file);
+        return;
+    }
+    stop_health();
+    struct generation *old = ctl.gen;
+    ctl.gen = g;
+    for (uint32_t i = 0; i < ctl.nworkers; i++) {
+        gen_acquire(g);
+        worker_reload(&ctl.workers[i], g);
+    }
+    start_health(g);
+    gen_release(old);
+    log_info("reloaded %s", file);
+    describe(g, ctl.nworkers);
 }
 
 int main(int argc, char **argv)
@@ -101,23 +247,18 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
-    struct pool *pools = calloc(cfg.npools, sizeof(*pools));
-    if (!pools) return 1;
+    struct generation *gen = generation_new(&cfg, NULL);
+    if (!gen) return 1;
     int err;
-    for (uint32_t i = 0, gbase = 0; i < cfg.npools; gbase += pools[i].n, i++) {
-        if ((err = pool_init(&pools[i], &cfg.pools[i], gbase)) < 0) {
-            log_err("cannot set up pool '%s': %s", cfg.pools[i].name, strerror(-err));
-            return 1;
-        }
-    }
-    uint32_t nthreads = cfg.threads ? cfg.threads : cpu_count();
+    uint32_t nthreads = gen->cfg->threads ? gen->cfg->threads : cpu_count();
     struct worker *workers = calloc(nthreads, sizeof(*workers));
     if (!workers) return 1;
     for (uint32_t i = 0; i < nthreads; i++) {
         uint32_t bad = 0;
-        err = worker_init(&workers[i], i, &cfg, pools, &bad);
+        gen_acquire(gen); /* the worker's reference */
+        err = worker_init(&workers[i], i, gen, &bad);
         if (err < 0) {
-            log_err("cannot listen on %s: %s", cfg.listeners[bad].bind, strerror(-err));
+            log_err("cannot listen on %s: %s", gen->cfg->listeners[bad].bind, strerror(-err));
             return 1;
         }
     }
@@ -128,12 +269,6 @@ int main(int argc, char **argv)
         }
     }
 
-    for (uint32_t l = 0; l < cfg.nlisteners; l++)
-        log_info("usher %s listening on %s with %u worker thread%s; requests go to pool '%s'%s",
-                 USHER_VERSION, cfg.listeners[l].bind, nthreads, nthreads == 1 ? "" : "s",
-                 cfg.pools[cfg.listeners[l].pool].name,
-                 cfg.listeners[l].nroutes ? " unless a route says otherwise" : "");
-
     struct loop control;
     if ((err = loop_init(&control)) < 0) return 1;
     struct loop_io sig = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .cb = on_signal};
@@ -141,31 +276,14 @@ int main(int argc, char **argv)
         log_err("cannot watch signals: %s", strerror(errno));
         return 1;
     }
-    struct health **health = calloc(cfg.npools, sizeof(*health));
-    if (!health) return 1;
-    for (uint32_t i = 0; i < cfg.npools; i++) {
-        const struct pool_conf *pc = &cfg.pools[i];
-        char list[1024];
-        size_t off = 0;
-        for (uint32_t b = 0; b < pc->nbackends && off < sizeof(list); b++)
-            off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", b ? ", " : "",
-                                    pc->backends[b].url);
-        log_info("pool '%s': %s over %u backend%s: %s", pc->name, pc->balance, pc->nbackends,
-                 pc->nbackends == 1 ? "" : "s", list);
-        health[i] = health_start(&control, &pools[i]);
-        if (pc->health_interval_ms)
-            log_info("pool '%s': health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
-                     "%u failures in a row on live traffic take a backend out",
-                     pc->name, pc->health_path[0] ? "HTTP GET" : "TCP connect",
-                     pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
-                     pc->health_fall, pc->max_fails);
-    }
     ctl.workers = workers;
     ctl.nworkers = nthreads;
-    ctl.grace_ms = cfg.grace_ms;
+    ctl.loop = &control;
+    ctl.gen = gen;
+    describe(gen, nthreads);
+    if (start_health(gen) < 0) return 1;
     loop_run(&control);
-    for (uint32_t i = 0; i < cfg.npools; i++) health_stop(health[i]);
-    free(health);
+    stop_health();
     loop_timer_stop(&control, &ctl.tick);
 
     for (uint32_t i = 0; i < nthreads; i++) worker_signal(&workers[i], WORKER_STOP);
@@ -174,9 +292,7 @@ int main(int argc, char **argv)
     free(workers);
     loop_close(&control, &sig);
     loop_destroy(&control);
-    for (uint32_t i = 0; i < cfg.npools; i++) pool_destroy(&pools[i]);
-    free(pools);
-    config_free(&cfg);
+    gen_release(ctl.gen);
     log_info("stopped");
     return 0;
 }

@@ -67,12 +67,16 @@ static void on_accept_resume(struct loop *loop, struct loop_timer *t)
     }
 }
 
+static void worker_switch(struct worker *w, struct generation *g);
+
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, wake));
     uint64_t v;
     ssize_t n = read(io->fd, &v, sizeof(v));
     (void)n;
+    struct generation *g = atomic_exchange(&w->next, NULL);
+    if (g) worker_switch(w, g);
     int mode = atomic_load(&w->mode);
     if (mode == WORKER_STOP) {
         loop->stop = 1;
@@ -88,11 +92,101 @@ static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
     }
 }
 
-int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pools,
-                uint32_t *failed)
+void gen_release(struct generation *g)
+{
+    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
+    for (uint32_t i = 0; i < g->cfg->npools; i++) pool_destroy(&g->pools[i]);
+    free(g->pools);
+    config_free(g->cfg);
+    free(g->cfg);
+    free(g);
+}
+
+static int same_addr(const struct sock_addr *a, const struct sock_addr *b)
+{
+    return a->len == b->len && !memcmp(&a->sa, &b->sa, a->len);
+}
+
+/* Moves w to generation g: listening sockets that stay are kept (nothing is
+ * refused), new ones are opened, removed ones closed; pooled connections to
+ * the old backends are closed. Sessions move between requests (session.c). */
+static void worker_switch(struct worker *w, struct generation *g)
+{
+    const struct config *nc = g->cfg;
+    struct worker_listener *nl = calloc(nc->nlisteners ? nc->nlisteners : 1, sizeof(*nl));
+    struct upconn_idle_list *idle = NULL;
+    uint32_t nbackends = 0;
+    for (uint32_t i = 0; i < nc->npools; i++) nbackends += g->pools[i].n;
+    idle = calloc(nbackends ? nbackends : 1, sizeof(*idle));
+    if (!nl || !idle) {
+        log_err("worker %u: out of memory: keeping the previous configuration", w->id);
+        free(nl);
+        free(idle);
+        gen_release(g);
+        return;
+    }
+    for (uint32_t i = 0; i < nc->nlisteners; i++) {
+        struct worker_listener *x = &nl[i];
+        x->w = w;
+        x->index = i;
+        x->io.cb = on_accept;
+        x->io.fd = -1;
+        for (uint32_t k = 0; k < w->nlisteners; k++) {
+            struct worker_listener *o = &w->listeners[k];
+            if (o->io.fd < 0 ||
+                !same_addr(&w->cfg->listeners[o->index].addr, &nc->listeners[i].addr))
+                continue;
+            x->io.fd = o->io.fd; /* the same socket: its queue of connections stays */
+            x->paused = o->paused;
+            o->io.fd = -1; /* events already fetched for the old entry are dropped */
+            if (!x->paused) loop_mod(&w->loop, &x->io, EPOLLIN);
+            break;
+        }
+        if (x->io.fd >= 0 || w->draining) continue;
+        x->io.fd = sock_listen(&nc->listeners[i].addr, 4096);
+        if (x->io.fd < 0) {
+            log_err("worker %u: cannot listen on %s: %s", w->id, nc->listeners[i].bind,
+                    strerror(-x->io.fd));
+            x->io.fd = -1;
+        } else if (loop_add(&w->loop, &x->io, EPOLLIN) < 0) {
+            loop_close(&w->loop, &x->io);
+        }
+    }
+    for (uint32_t k = 0; k < w->nlisteners; k++) /* listeners the new config does not have */
+        if (w->listeners[k].io.fd >= 0) loop_close(&w->loop, &w->listeners[k].io);
+    free(w->old_listeners);
+    w->old_listeners = w->listeners;
+    w->listeners = nl;
+    w->nlisteners = nc->nlisteners;
+
+    upconn_close_all_idle(w);
+    free(w->idle);
+    w->idle = idle;
+    w->nbackends = nbackends;
+    struct generation *old = w->gen;
+    w->gen = g;
+    w->cfg = g->cfg;
+    w->pools = g->pools;
+    w->npools = nc->npools;
+    gen_release(old);
+}
+
+void worker_reload(struct worker *w, struct generation *g)
+{
+    struct generation *prev = atomic_exchange(&w->next, g);
+    if (prev) gen_release(prev); /* two reloads before the worker woke: skip the first */
+    uint64_t one = 1;
+    ssize_t n = write(w->wake.fd, &one, sizeof(one));
+    (void)n;
+}
+
+int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t *failed)
 {
     memset(w, 0, sizeof(*w));
+    const struct config *cfg = gen->cfg;
+    struct pool *pools = gen->pools;
     w->id = id;
+    w->gen = gen;
     w->cfg = cfg;
     w->pools = pools;
     w->npools = cfg->npools;
@@ -160,12 +254,17 @@ void worker_destroy(struct worker *w)
     for (uint32_t k = 0; k < w->nlisteners; k++)
         if (w->listeners[k].io.fd >= 0) loop_close(&w->loop, &w->listeners[k].io);
     free(w->listeners);
-    w->listeners = NULL;
+    free(w->old_listeners);
+    w->listeners = w->old_listeners = NULL;
+    struct generation *g = atomic_exchange(&w->next, NULL);
+    if (g) gen_release(g);
     if (w->wake.fd >= 0) loop_close(&w->loop, &w->wake);
     if (w->idle) {
         session_close_all(w);
         upconn_close_all_idle(w);
     }
+    if (w->gen) gen_release(w->gen);
+    w->gen = NULL;
     loop_timer_stop(&w->loop, &w->accept_resume);
     loop_run_once(&w->loop, 0); /* runs the deferred frees */
     session_free_cache(w);

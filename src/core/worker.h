@@ -26,6 +26,23 @@ struct upconn_idle_list {
     uint32_t count;
 };
 
+/* A configuration in force: the config and the pools built from it. Workers,
+ * sessions and the main thread each hold a reference; the last one frees it.
+ * A reload (SIGHUP) makes a new generation; sessions finish the exchange they
+ * are in on their own generation and move to the new one between requests. */
+struct generation {
+    struct config *cfg;
+    struct pool *pools; /* indexed like cfg->pools */
+    _Atomic uint32_t refs;
+};
+
+static inline void gen_acquire(struct generation *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+/* Drops a reference; the last one frees the pools and the config. */
+void gen_release(struct generation *g);
+
 struct worker_listener {
     struct loop_io io;
     struct worker *w;
@@ -44,8 +61,11 @@ struct worker {
     _Atomic int exited;  /* the thread has left its loop */
     int draining;        /* this worker's view of mode == WORKER_DRAIN */
     struct loop_timer accept_resume;
-    const struct config *cfg;
-    struct pool *pools; /* all pools, indexed like config.pools */
+    struct generation *gen;                /* in force for new connections and requests */
+    _Atomic(struct generation *) next;     /* set by the main thread on reload */
+    struct worker_listener *old_listeners; /* the previous generation's, freed at the next */
+    const struct config *cfg;              /* gen->cfg */
+    struct pool *pools;                    /* gen->pools */
     uint32_t npools;
     uint32_t nbackends; /* backends of all pools (size of idle[]) */
     struct buf_cache bufs;
@@ -60,11 +80,14 @@ struct worker {
 
 /* Prepares w (loop, listening sockets). Returns 0 or -errno; on a listening
  * error *failed is the config listener that failed. Main thread. */
-int worker_init(struct worker *w, uint32_t id, const struct config *cfg, struct pool *pools,
-                uint32_t *failed);
+int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t *failed);
 /* Starts the thread. Returns 0 or -errno. */
 int worker_start(struct worker *w);
 enum worker_mode { WORKER_RUN, WORKER_DRAIN, WORKER_STOP };
+
+/* Hands generation g (with a reference for the worker already taken) to w:
+ * it switches between two events. Main thread. */
+void worker_reload(struct worker *w, struct generation *g);
 
 /* Asks the worker to drain (stop accepting, finish in-flight requests, close
  * idle connections, then leave its loop) or to stop at once. Main thread;

@@ -58,7 +58,8 @@ struct session {
     struct session *next, *prev; /* worker's open sessions, or its free list */
     struct worker *w;
     struct upconn *up;
-    struct pool *pool; /* serves the current request (chosen by the listener's routes) */
+    struct generation *gen; /* the configuration this session works with (a reference) */
+    struct pool *pool;      /* serves the current request (chosen by the listener's routes) */
     struct backend *be;
     struct buf *cin, *req_head, *uin, *res_out;
     struct body req_body, res_body; /* where each message's body ends */
@@ -90,7 +91,7 @@ static void session_progress(struct session *s);
 
 static const struct config *cfg(const struct session *s)
 {
-    return s->w->cfg;
+    return s->gen->cfg;
 }
 
 /* The settings of the pool serving the current request. */
@@ -175,6 +176,7 @@ static void close_now(struct session *s)
     drop_buf(s, &s->res_out);
     loop_timer_stop(&w->loop, &s->timer);
     loop_close(&w->loop, &s->io);
+    gen_release(s->gen);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -356,9 +358,9 @@ static struct pool *route(struct session *s, const struct h1_head *h)
             size_t n = strlen(r->path_prefix);
             if (h->target.len < n || memcmp(h->target.p, r->path_prefix, n)) continue;
         }
-        return &s->w->pools[r->pool];
+        return &s->gen->pools[r->pool];
     }
-    return &s->w->pools[l->pool];
+    return &s->gen->pools[l->pool];
 }
 
 static int request_head(struct session *s)
@@ -549,7 +551,9 @@ static void upstream_start(struct session *s)
         if (!be) break;
         s->attempts++;
         balance_tried_add(&s->tried, be);
-        struct upconn *u = s->stale_retries ? NULL : upconn_take_idle(s->w, be, s);
+        /* the worker's idle pool holds connections of its current generation only */
+        struct upconn *u =
+            s->stale_retries || s->gen != s->w->gen ? NULL : upconn_take_idle(s->w, be, s);
         int err = 0;
         if (!u) u = upconn_connect(s->w, be, s, &err);
         if (!u) {
@@ -1016,6 +1020,26 @@ static int flushed(const struct session *s)
     return !s->uin || s->uin->start >= s->uin_parsed;
 }
 
+/* Between two requests: from now on, the configuration in force. Returns 0
+ * when the session's listener is not part of it any more. */
+static int move_to_current_generation(struct session *s)
+{
+    struct generation *old = s->gen, *g = s->w->gen;
+    const struct sock_addr *a = &old->cfg->listeners[s->listener].addr;
+    int found = -1;
+    for (uint32_t i = 0; i < g->cfg->nlisteners && found < 0; i++) {
+        const struct sock_addr *b = &g->cfg->listeners[i].addr;
+        if (a->len == b->len && !memcmp(&a->sa, &b->sa, a->len)) found = (int)i;
+    }
+    if (found < 0) return 0;
+    gen_acquire(g);
+    s->gen = g;
+    s->listener = (uint16_t)found;
+    s->pool = &g->pools[g->cfg->listeners[found].pool];
+    gen_release(old);
+    return 1;
+}
+
 static void next_request(struct session *s)
 {
     /* whatever is left of the request just answered (a body usher answered
@@ -1035,6 +1059,10 @@ static void next_request(struct session *s)
     if (s->cin && buf_len(s->cin) == 0) {
         drop_buf(s, &s->cin);
         s->cin_parsed = 0;
+    }
+    if (s->gen != s->w->gen && !move_to_current_generation(s)) {
+        linger_close(s, 1); /* its listener is gone with the reload */
+        return;
     }
     arm(s, cfg(s)->client_idle_ms);
     if (s->w->draining && !s->cin) linger_close(s, 1); /* shutting down: no next request */
@@ -1073,7 +1101,7 @@ static int exchange_end(struct session *s)
         linger_close(s, 1);
         return 1;
     }
-    int reusable = s->up_keepalive && !s->up_eof && !s->req_abandoned &&
+    int reusable = s->up_keepalive && !s->up_eof && !s->req_abandoned && s->gen == s->w->gen &&
                    (!s->uin || s->uin_parsed == s->uin->end);
     health_passive_success(s->be); /* a whole response: failures in a row start again */
     release_upstream(s, reusable);
@@ -1178,7 +1206,9 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     s->defer.fn = session_free;
     s->w = w;
     s->listener = (uint16_t)listener;
-    s->pool = &w->pools[w->cfg->listeners[listener].pool];
+    s->gen = w->gen;
+    gen_acquire(s->gen);
+    s->pool = &s->gen->pools[s->gen->cfg->listeners[listener].pool];
     sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
     (void)peer_len;
     sock_nodelay(fd);

@@ -40,7 +40,8 @@ void upconn_connected(struct upconn *u);
 /* A write would block: be told when the socket takes bytes again. */
 void upconn_want_write(struct upconn *u);
 /* Returns a leased connection to the idle pool (after a response that ended
- * cleanly); closes it instead when the pool is full. */
+ * cleanly); closes it instead when the pool is full. Only for a backend of
+ * the worker's current generation. */
 void upconn_release(struct upconn *u);
 /* Closes the connection; freed at the end of the loop iteration. */
 void upconn_close(struct upconn *u);

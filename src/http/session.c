@@ -79,7 +79,8 @@ struct session {
     /* current exchange */
     uint8_t keep_alive : 1, http10 : 1, is_head : 1, upgrade_req : 1, idempotent : 1, dechunk : 1,
         truncated : 1;
-    uint8_t retry_same : 1; /* a retry may use the same backend (stale pooled connection) */
+    uint8_t retry_same : 1;    /* a retry may use the same backend (stale pooled connection) */
+    uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
     uint8_t sent_any : 1, body_released : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
         up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
     char client_ip[46];
@@ -310,6 +311,7 @@ static int client_read(struct session *s)
 /* ---- request -------------------------------------------------------------------- */
 
 static void upstream_start(struct session *s);
+static int move_to_current_generation(struct session *s);
 
 /* Forgets the body bytes already sent up (no retry will need them). */
 static void release_sent_body(struct session *s)
@@ -382,6 +384,9 @@ static int request_head(struct session *s)
         }
         s->rq = RQ_HEAD;
         s->cin_scan = 0;
+        /* a reload happened while this connection was idle: this request
+         * already belongs to the new configuration */
+        if (s->gen != s->w->gen && !move_to_current_generation(s)) s->listener_gone = 1;
         s->client_started = 0; /* a new exchange: nothing of its answer was sent yet */
         arm(s, c->client_header_ms);
     }
@@ -444,7 +449,7 @@ static int request_head(struct session *s)
         return 1;
     }
     s->http10 = h->minor == 0;
-    s->keep_alive = s->http10 ? h->conn_keep_alive : !h->conn_close;
+    s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
     s->is_head = h->method_id == HTTP_HEAD && h->method.len == 4;
     s->idempotent = h1_method_idempotent(h);
     s->upgrade_req = h->upgrade_i >= 0 && h->conn_upgrade;

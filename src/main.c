@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/accesslog.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/worker.h"
@@ -54,6 +55,14 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGUSR1) {
+            int err = accesslog_reopen();
+            if (err < 0)
+                log_warn("SIGUSR1: cannot reopen the access log: %s", strerror(-err));
+            else
+                log_info("SIGUSR1: access log reopened");
+            continue;
+        }
         if (si.ssi_signo == SIGHUP) {
             if (!ctl.shutting_down) reload();
             continue;
@@ -207,6 +216,14 @@ static void reload(void)
         log_warn("reload of %s failed: still serving with the previous configuration", file);
         return;
     }
+    if (strcmp(g->cfg->access_log, ctl.gen->cfg->access_log) ||
+        g->cfg->access_log_format != ctl.gen->cfg->access_log_format) {
+        int aerr =
+            accesslog_open(g->cfg->access_log, (enum accesslog_format)g->cfg->access_log_format);
+        if (aerr < 0)
+            log_warn("reload: cannot open the access log %s: %s (keeping the previous one)",
+                     g->cfg->access_log, strerror(-aerr));
+    }
     stop_health();
     struct generation *old = ctl.gen;
     ctl.gen = g;
@@ -247,6 +264,13 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
+    if (cfg.access_log[0]) {
+        int aerr = accesslog_open(cfg.access_log, (enum accesslog_format)cfg.access_log_format);
+        if (aerr < 0) {
+            log_err("cannot open the access log %s: %s", cfg.access_log, strerror(-aerr));
+            return 1;
+        }
+    }
     struct generation *gen = generation_new(&cfg, NULL);
     if (!gen) return 1;
     int err;

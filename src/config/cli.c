@@ -208,6 +208,9 @@ static void usage(FILE *f)
             "  --response-timeout DUR    a backend silent this long while a response is\n"
             "                            awaited gets 504 (default 60s)\n"
             "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
+            "  --access-log PATH         one line per request to PATH ('-' for stdout);\n"
+            "                            off by default; SIGUSR1 reopens the file\n"
+            "  --access-log-format F     combined (default) or json\n"
             "  -c FILE                   read a YAML configuration file (docs/CONFIG.md);\n"
             "                            only --threads and -t may be added\n"
             "  -t                        check the configuration, print 'configuration ok'\n"
@@ -289,7 +292,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                                                  "--max-fails",
                                                  "--retries",
                                                  "--connect-timeout",
-                                                 "--response-timeout"};
+                                                 "--response-timeout",
+                                                 "--access-log",
+                                                 "--access-log-format"};
         int known = 0;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (!strcmp(name, with_value[k])) known = 1;
@@ -380,6 +385,17 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             uint32_t *dst = !strcmp(name, "--connect-timeout") ? &p->connect_ms : &p->response_ms;
             if (config_parse_duration(val, dst) < 0 || *dst < 1)
                 return fail("%s: expected a duration such as 500ms, 2s or 1m, not '%s'", name, val);
+        } else if (!strcmp(name, "--access-log")) {
+            if (!*val || strlen(val) >= sizeof(c->access_log))
+                return fail("--access-log '%s': %s", val, "expected a file path or - for stdout");
+            snprintf(c->access_log, sizeof(c->access_log), "%s", val);
+        } else if (!strcmp(name, "--access-log-format")) {
+            if (!strcmp(val, "combined"))
+                c->access_log_format = 0;
+            else if (!strcmp(val, "json"))
+                c->access_log_format = 1;
+            else
+                return fail("--access-log-format '%s': %s", val, "expected combined or json");
         } else if (!strcmp(name, "--retries")) {
             char *end;
             errno = 0;

@@ -76,6 +76,10 @@ struct config {
     uint32_t max_headers;      /* header lines in a request head: 431 beyond */
     uint32_t max_request_line; /* bytes: 414 beyond */
     uint32_t max_conns;        /* client connections per worker */
+
+    /* access log */
+    char access_log[256];      /* "" = off, "-" or "stdout", or a file path */
+    uint8_t access_log_format; /* enum accesslog_format */
 };
 
 /* Fills c with the documented defaults (no listener, no pool). */

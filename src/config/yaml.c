@@ -403,7 +403,8 @@ static void read_listener(struct walk *w, const yaml_node_t *n, struct listener_
 
 static void read_top(struct walk *w, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"threads", "listeners", "pools", "timeouts", "limits", NULL};
+    static const char *const keys[] = {"threads", "listeners",  "pools", "timeouts",
+                                       "limits",  "access_log", NULL};
     struct config *c = w->c;
     if (!expect(w, root, YAML_MAPPING_NODE, "configuration")) return;
     check_keys(w, root, "top level", keys);
@@ -443,6 +444,20 @@ static void read_top(struct walk *w, const yaml_node_t *root)
             get_uint(w, t, "limits.max_request_line", 64, 16384, &c->max_request_line);
         if ((t = get(w, v, "max_connections")))
             get_uint(w, t, "limits.max_connections", 1, 10000000, &c->max_conns);
+    }
+    if ((v = get(w, root, "access_log")) && expect(w, v, YAML_MAPPING_NODE, "access_log")) {
+        static const char *const akeys[] = {"path", "format", NULL};
+        check_keys(w, v, "access_log", akeys);
+        yaml_node_t *t;
+        if ((t = get(w, v, "path")))
+            get_str(w, t, "access_log.path", c->access_log, sizeof(c->access_log));
+        char fmt[16] = "combined";
+        if ((t = get(w, v, "format")) && get_str(w, t, "access_log.format", fmt, sizeof(fmt))) {
+            if (!strcmp(fmt, "json"))
+                c->access_log_format = 1;
+            else if (strcmp(fmt, "combined"))
+                err(w, t, "access_log.format: expected combined or json, not '%s'", fmt);
+        }
     }
     /* pools first: listeners and routes refer to them by name */
     v = get(w, root, "pools");

@@ -69,6 +69,13 @@ static void on_accept_resume(struct loop *loop, struct loop_timer *t)
 
 static void worker_switch(struct worker *w, struct generation *g);
 
+static void on_alog_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, alog_timer));
+    if (w->alog.len) accesslog_flush(&w->alog);
+    loop_timer_set(loop, t, 1000);
+}
+
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, wake));
@@ -213,6 +220,10 @@ int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t 
         if ((err = loop_add(&w->loop, &wl->io, EPOLLIN)) < 0) return err;
     }
     w->accept_resume.cb = on_accept_resume;
+    w->alog.data = malloc(ACCESSLOG_BUF);
+    if (!w->alog.data) return -ENOMEM;
+    w->alog_timer.cb = on_alog_timer;
+    loop_timer_set(&w->loop, &w->alog_timer, 1000);
     w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake.fd < 0) return -errno;
     w->wake.cb = on_wake;
@@ -266,7 +277,11 @@ void worker_destroy(struct worker *w)
     if (w->gen) gen_release(w->gen);
     w->gen = NULL;
     loop_timer_stop(&w->loop, &w->accept_resume);
+    loop_timer_stop(&w->loop, &w->alog_timer);
     loop_run_once(&w->loop, 0); /* runs the deferred frees */
+    if (w->alog.data) accesslog_flush(&w->alog);
+    free(w->alog.data);
+    w->alog.data = NULL;
     session_free_cache(w);
     while (w->free_upconns) {
         struct upconn *u = w->free_upconns;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/accesslog.h"
 #include "core/buf.h"
 #include "core/loop.h"
 #include "http/h1.h"
@@ -74,8 +75,10 @@ struct worker {
     struct session *free_sessions;
     struct upconn *free_upconns;
     uint32_t nsessions;
-    struct h1_head scratch; /* head parsing; never held across iterations */
-    llhttp_t parser;        /* the same: initialised for each head */
+    struct accesslog_buf alog;    /* access log lines not written yet */
+    struct loop_timer alog_timer; /* writes them out every second */
+    struct h1_head scratch;       /* head parsing; never held across iterations */
+    llhttp_t parser;              /* the same: initialised for each head */
 };
 
 /* Prepares w (loop, listening sockets). Returns 0 or -errno; on a listening

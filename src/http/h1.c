@@ -174,6 +174,8 @@ static void trim(struct h1_span *s)
     while (s->len && (s->p[s->len - 1] == ' ' || s->p[s->len - 1] == '\t')) s->len--;
 }
 
+static int te_ok(const struct h1_head *h);
+
 static void derive(struct h1_head *h)
 {
     h->host_i = h->upgrade_i = -1;
@@ -276,19 +278,44 @@ int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len
     parser->data = NULL;
     parser->settings = &after_settings; /* the parser is done with: nothing points into h */
     derive(h);
+    if (h->has_te) {
+        /* Framing is decided once, from the header values as usher reads and
+         * forwards them, not from what llhttp recognised ("chunked<TAB>" is
+         * chunked for a recipient that trims OWS, so it is chunked here too). */
+        int chunked = te_ok(h);
+        if (chunked && !h->chunked && !h->skip_body) h->complete = 0;
+        h->chunked = (uint32_t)chunked;
+        /* RFC 9112 6.3(3): with chunked, Content-Length is ignored and not forwarded */
+        if (chunked && h->has_cl)
+            for (uint32_t i = 0; i < h->nheaders; i++)
+                if (span_ieq(h->h[i].name, "content-length")) h->h[i].drop = 1;
+    }
     return 0;
 }
 
-/* RFC 3986 3.2: the characters of an authority (host, IP literal, port);
- * a list (","), userinfo ("@"), a path ("/") or whitespace are not. */
+/* RFC 3986 3.2.2-3: authority = host [ ":" port ], host an IP literal in
+ * brackets or a reg-name, port digits. A list (","), userinfo ("@"), a path,
+ * whitespace or a second colon are not an authority. */
 static int valid_authority(struct h1_span a)
 {
-    for (uint32_t i = 0; i < a.len; i++) {
-        unsigned char c = (unsigned char)a.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("-._~%!$&'()*+;=:[]", c)))
-            return 0;
+    uint32_t i = 0;
+    if (a.len && a.p[0] == '[') {
+        for (i = 1; i < a.len && a.p[i] != ']'; i++)
+            if (!isxdigit((unsigned char)a.p[i]) && a.p[i] != ':' && a.p[i] != '.') return 0;
+        if (i == a.len) return 0; /* no closing bracket */
+        i++;
+    } else {
+        for (; i < a.len && a.p[i] != ':'; i++) {
+            unsigned char c = (unsigned char)a.p[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("-._~%!$&'()*+;=", c)))
+                return 0;
+        }
     }
+    if (i == a.len) return 1;
+    if (a.p[i] != ':' || i + 1 == a.len) return 0;
+    for (i++; i < a.len; i++)
+        if (!isdigit((unsigned char)a.p[i])) return 0;
     return 1;
 }
 
@@ -346,6 +373,7 @@ int h1_check_request(const struct h1_head *h, const char *p, size_t len, const c
         /* RFC 9112 6.1: TE in 1.0 is a smuggling vector; usher forwards only
          * chunked, once, in one header (anything else is ambiguous) */
         if (h->minor == 0) return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
+        if (h->has_cl) return *why = "both Content-Length and Transfer-Encoding", 400;
         if (!te_ok(h)) return *why = "unsupported Transfer-Encoding (only chunked)", 400;
     }
     /* RFC 9112 3.2: origin-form, absolute-form, or "*" for OPTIONS */

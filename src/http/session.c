@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "balance/balance.h"
+#include "core/accesslog.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/worker.h"
@@ -62,6 +63,9 @@ struct session {
     struct pool *pool;      /* serves the current request (chosen by the listener's routes) */
     struct backend *be;
     struct buf *cin, *req_head, *uin, *res_out;
+    struct buf *logrec;             /* the request's access log fields, only while the log is on */
+    uint64_t log_bytes;             /* response body bytes sent to the client */
+    uint16_t log_status;            /* the final status sent (0: none yet) */
     struct body req_body, res_body; /* where each message's body ends */
     uint64_t deadline;
     uint64_t hash;    /* balancer's hash key for this request (0: not computed) */
@@ -124,6 +128,76 @@ static void drop_buf(struct session *s, struct buf **slot)
     *slot = NULL;
 }
 
+/* ---- access log ---------------------------------------------------------------- */
+
+struct logrec {
+    uint64_t start_ms, t0_us;
+    uint32_t off[5], len[5]; /* method, target, referer, user agent, host */
+    uint8_t http10;
+};
+
+static uint64_t now_us(void);
+
+/* Keeps what the log line needs from the request head (which is gone by the
+ * time the response ends), in a buffer from the worker's cache. */
+static void log_begin(struct session *s, const struct h1_head *h)
+{
+    if (!accesslog_enabled() || !take_buf(s, &s->logrec)) return;
+    struct logrec *r = (struct logrec *)s->logrec->data;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->start_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    r->t0_us = now_us();
+    r->http10 = h->minor == 0;
+    struct h1_span f[5] = {h->method, h->target, {0}, {0}, {0}};
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        struct h1_span n = h->h[i].name;
+        if (n.len == 7 && !strncasecmp(n.p, "referer", 7)) f[2] = h->h[i].value;
+        if (n.len == 10 && !strncasecmp(n.p, "user-agent", 10)) f[3] = h->h[i].value;
+    }
+    if (h->host_i >= 0) f[4] = h->h[h->host_i].value;
+    uint32_t off = sizeof(*r);
+    for (int i = 0; i < 5; i++) {
+        uint32_t n = f[i].len > 2048 ? 2048 : f[i].len;
+        if (n) memcpy(s->logrec->data + off, f[i].p, n);
+        r->off[i] = off;
+        r->len[i] = n;
+        off += n;
+    }
+    s->log_bytes = 0;
+    s->log_status = 0;
+}
+
+/* Writes the request's line (once) and gives the buffer back. */
+static void log_end(struct session *s)
+{
+    if (!s->logrec) return;
+    const struct logrec *r = (const struct logrec *)s->logrec->data;
+    const char *d = s->logrec->data;
+    uint64_t t = now_us();
+    struct accesslog_entry e = {
+        .client_ip = s->client_ip,
+        .start_ms = r->start_ms,
+        .duration_us = t > r->t0_us ? t - r->t0_us : 0,
+        .method = d + r->off[0],
+        .method_len = r->len[0],
+        .target = d + r->off[1],
+        .target_len = r->len[1],
+        .referer = d + r->off[2],
+        .referer_len = r->len[2],
+        .user_agent = d + r->off[3],
+        .user_agent_len = r->len[3],
+        .host = d + r->off[4],
+        .host_len = r->len[4],
+        .backend = s->be ? s->be->conf->url : NULL,
+        .http10 = r->http10,
+        .status = s->log_status ? s->log_status : 499, /* nginx's "client closed" */
+        .bytes = s->log_bytes,
+    };
+    accesslog_add(&s->w->alog, &e);
+    drop_buf(s, &s->logrec);
+}
+
 static void session_free(struct loop_defer *d)
 {
     struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
@@ -170,6 +244,7 @@ static void close_now(struct session *s)
     struct worker *w = s->w;
     if (s->closed) return;
     s->closed = 1;
+    log_end(s);
     release_upstream(s, 0);
     drop_buf(s, &s->cin);
     drop_buf(s, &s->req_head);
@@ -237,6 +312,8 @@ static void respond_error(struct session *s, int status, const char *msg)
         return;
     }
     o->end = (uint32_t)n;
+    s->log_status = (uint16_t)status;
+    s->log_bytes = strlen(msg) + 12; /* {"error":"..."} */
     s->keep_alive = !close;
     s->rq = RQ_DONE;
     s->rs = RS_LOCAL;
@@ -428,6 +505,7 @@ static int request_head(struct session *s)
         respond_error(s, 400, "Bad request: malformed request head");
         return 1;
     }
+    log_begin(s, h);
     if (h->too_many) {
         respond_error(s, 431, "Request header fields too large: too many header lines");
         return 1;
@@ -841,6 +919,7 @@ static int response_head(struct session *s)
             if (s->cin) s->cin_parsed = s->cin->end;
             s->rs = RS_TUNNEL;
             s->rq = RQ_DONE;
+            s->log_status = 101;
             s->keep_alive = 0;
             s->client_started = 1;
             arm(s, cfg(s)->tunnel_idle_ms);
@@ -891,6 +970,7 @@ static int response_head(struct session *s)
     }
     b->start += (uint32_t)head_len;
     s->uin_parsed = b->start;
+    s->log_status = h->status;
     s->rs = h->complete ? RS_DONE : RS_BODY;
     return 1;
 }
@@ -1006,6 +1086,7 @@ static int client_write(struct session *s)
     }
     if (left) {
         b->start += (uint32_t)left;
+        s->log_bytes += left;
         s->client_started = 1;
         if (b->start == b->end) {
             b->start = b->end = 0;
@@ -1088,6 +1169,7 @@ static int exchange_end(struct session *s)
     }
     if (s->rs == RS_LOCAL) {
         if (!flushed(s)) return 0;
+        log_end(s);
         if (s->keep_alive && s->rq == RQ_DONE)
             next_request(s);
         else
@@ -1106,6 +1188,7 @@ static int exchange_end(struct session *s)
         linger_close(s, 1);
         return 1;
     }
+    log_end(s);
     int reusable = s->up_keepalive && !s->up_eof && !s->req_abandoned && s->gen == s->w->gen &&
                    (!s->uin || s->uin_parsed == s->uin->end);
     health_passive_success(s->be); /* a whole response: failures in a row start again */

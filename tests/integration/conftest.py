@@ -34,7 +34,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from capture_backend import CaptureBackend  # noqa: E402
-from http_raw import RawHTTPConnection, free_port  # noqa: E402
+from http_raw import RawHTTPConnection, free_port, unused_ports  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -427,6 +427,34 @@ def start_usher(procs, usher_bin):
             last = p
             p.stop(check_exit=False)
         pytest.fail("usher did not become ready:\n%s" % last.describe(), pytrace=False)
+
+    return start
+
+
+@pytest.fixture
+def start_usher_file(procs, usher_bin, tmp_path):
+    """start_usher_file(text, nlisteners=1, *extra) -> (usher process, [listener
+    ports]). The text holds <L0>, <L1>, ... for the listener ports, which are
+    free ports; a start that fails is retried on new ports."""
+    count = [0]
+
+    def start(text, nlisteners=1, *extra):
+        last = None
+        for _ in range(START_ATTEMPTS):
+            ports = unused_ports(nlisteners)
+            body = text
+            for i, p in enumerate(ports):
+                body = body.replace("<L%d>" % i, "%s:%d" % (HOST, p))
+            assert "<L" not in body, body
+            count[0] += 1
+            path = tmp_path / ("run-%d.yaml" % count[0])
+            path.write_text(body)
+            proc = procs.spawn([usher_bin, "-c", str(path)] + [str(a) for a in extra], "usher")
+            if all(proc.wait_ready(p) for p in ports):
+                return proc, ports
+            last = proc
+            proc.stop(check_exit=False)
+        pytest.fail("usher -c did not become ready:\n%s" % last.describe(), pytrace=False)
 
     return start
 

@@ -465,34 +465,6 @@ def test_quick_flags_with_c_exit_2(run_usher, tmp_path, extra):
 # -- running with a file ----------------------------------------------------------
 
 
-@pytest.fixture
-def start_usher_file(procs, usher_bin, tmp_path):
-    """start_usher_file(text, nlisteners, *extra) -> (usher process, [listener
-    ports]). The text holds <L0>, <L1>, ... for the listener ports, which are
-    free ports; a start that fails is retried on new ports."""
-    count = [0]
-
-    def start(text, nlisteners, *extra):
-        last = None
-        for _ in range(START_ATTEMPTS):
-            ports = unused_ports(nlisteners)
-            body = text
-            for i, p in enumerate(ports):
-                body = body.replace("<L%d>" % i, "%s:%d" % (HOST, p))
-            assert "<L" not in body, body
-            count[0] += 1
-            path = tmp_path / ("run-%d.yaml" % count[0])
-            path.write_text(body)
-            proc = procs.spawn([usher_bin, "-c", str(path)] + [str(a) for a in extra], "usher")
-            if all(proc.wait_ready(p) for p in ports):
-                return proc, ports
-            last = proc
-            proc.stop(check_exit=False)
-        pytest.fail("usher -c did not become ready:\n%s" % last.describe(), pytrace=False)
-
-    return start
-
-
 def backend_of(port, target, host="usher.test"):
     """(status, X-Backend) of one request on a fresh connection."""
     with RawHTTPConnection(HOST, port) as c:

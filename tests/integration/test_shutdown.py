@@ -24,33 +24,6 @@ DRAIN_LINE = "received %s: no new connections; finishing the requests in flight"
 EXIT_TIMEOUT = 15.0  # generous: a loaded machine, a sanitizer build
 
 
-@pytest.fixture
-def start_usher_file(procs, usher_bin, tmp_path):
-    """start_usher_file(text, nlisteners, *extra) -> (usher process, [listener
-    ports]). The text holds <L0>, <L1>, ... for the listener ports, which are
-    free ports; a start that fails is retried on new ports."""
-    count = [0]
-
-    def start(text, nlisteners=1, *extra):
-        last = None
-        for _ in range(START_ATTEMPTS):
-            ports = unused_ports(nlisteners)
-            body = text
-            for i, p in enumerate(ports):
-                body = body.replace("<L%d>" % i, "%s:%d" % (HOST, p))
-            count[0] += 1
-            path = tmp_path / ("run-%d.yaml" % count[0])
-            path.write_text(body)
-            proc = procs.spawn([usher_bin, "-c", str(path)] + [str(a) for a in extra], "usher")
-            if all(proc.wait_ready(p) for p in ports):
-                return proc, ports
-            last = proc
-            proc.stop(check_exit=False)
-        pytest.fail("usher -c did not become ready:\n%s" % last.describe(), pytrace=False)
-
-    return start
-
-
 def config(backends, grace=None, threads=2):
     text = "threads: %d\nlisteners:\n  - bind: <L0>\n    pool: web\npools:\n  web:\n" % threads
     text += "    health: { type: off }\n    backends:\n"

@@ -114,6 +114,10 @@ REQUEST_VECTORS = [
     V("te-with-parameter", post(b"Transfer-Encoding: chunked;q=1\r\n", b"0\r\n\r\n"), "reject"),
     V("te-space-before-colon", post(b"Transfer-Encoding : chunked\r\nContent-Length: 4\r\n", b"0\r\n\r\n"), "reject"),
     V("te-in-http10", b"POST /p HTTP/1.0\r\n" + H + TE + b"\r\n0\r\n\r\n", "reject"),
+    V("te-trailing-tab", post(b"Transfer-Encoding: chunked\t\r\n", b"5\r\nhello\r\n0\r\n\r\n"), "either",
+      forwarded=[(b"POST", b"/p", b"hello")]),
+    V("te-trailing-space", post(b"Transfer-Encoding: chunked \r\n", b"5\r\nhello\r\n0\r\n\r\n"), "either",
+      forwarded=[(b"POST", b"/p", b"hello")]),
     V("te-case-insensitive", post(b"Transfer-Encoding: CHUNKED\r\n", b"5\r\nhello\r\n0\r\n\r\n"), "forward",
       forwarded=[(b"POST", b"/p", b"hello")]),
     V("te-gzip-chunked", post(b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n"), "either", statuses=(400, 501),
@@ -203,6 +207,17 @@ REQUEST_VECTORS = [
       forwarded=[(b"GET", b"http://other.test/g", b"")], check=host_is(b"other.test")),
     V("target-absolute-same-host", get(target=b"http://usher.test/g"), "forward",
       forwarded=[(b"GET", b"http://usher.test/g", b"")], check=host_is(b"usher.test")),
+    V("target-absolute-no-path", get(target=b"http://usher.test"), "either",
+      forwarded=[(b"GET", b"http://usher.test", b"")], check=host_is(b"usher.test")),
+    V("target-absolute-userinfo", get(target=b"http://evil@usher.test/g"), "either",
+      forwarded=[(b"GET", b"http://evil@usher.test/g", b"")], check=host_is(b"usher.test")),
+    V("host-with-port", get(host=b"Host: usher.test:8080\r\n"), "forward", forwarded=[(b"GET", b"/g", b"")],
+      check=host_is(b"usher.test:8080")),
+    V("host-ipv6-literal", get(host=b"Host: [::1]:8080\r\n"), "forward", forwarded=[(b"GET", b"/g", b"")],
+      check=host_is(b"[::1]:8080")),
+    V("host-two-colons", get(host=b"Host: a:1:2\r\n"), "reject"),
+    V("host-port-not-digits", get(host=b"Host: a:x\r\n"), "reject"),
+    V("host-bracket-garbage", get(host=b"Host: usher.test[\r\n"), "reject"),
     V("target-authority-form-get", get(target=b"usher.test:80"), "reject"),
     V("target-no-slash", get(target=b"abc"), "reject"),
     V("target-control", get(target=b"/a\x01b"), "reject"),
@@ -422,6 +437,10 @@ RESPONSE_VECTORS = [
     R("te-chunked-two-lines", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
       "502"),
     R("te-empty", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\nokok", "502", action="close"),
+    R("te-chunked-trailing-tab", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n2\r\nok\r\n0\r\n\r\n" + SPLIT,
+      "either", poison=True, action="close"),
+    R("te-chunked-trailing-space", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked \r\n\r\n2\r\nok\r\n0\r\n\r\n" + SPLIT,
+      "either", poison=True, action="close"),
     R("te-chunked-not-last", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nokok", "either",
       body=b"okok", action="close"),
     # -- field lines (RFC 9112 5, RFC 9110 5.5) ------------------------------------------
@@ -442,6 +461,10 @@ RESPONSE_VECTORS = [
       check=no_header("X-Secret")),
     R("unasked-101", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + SPLIT,
       "502", action="hold"),
+    R("interim-with-content-length", b"HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\n" + OK2,
+      "either"),
+    R("chunked-after-head-response", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+      "ok", body=b"", poison=True, method="HEAD"),
     R("interim-then-final", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n"
       + OK2, "ok"),
     # -- bytes after the end: never passed on, connection never reused (RFC 9112 6.3) ------
@@ -619,6 +642,59 @@ def test_connection_close_trailer_does_not_break_the_next_request(start_usher, r
             pytest.fail("the request after a Connection: close trailer was dropped (connection closed, no answer)")
         assert r2.status in (200, 400), r2
     assert_nothing_ambiguous(rb, 2)
+
+
+def test_early_final_response_announces_close(start_usher):
+    """The backend answers (413, Connection: close) before the request body
+    has arrived. usher cannot keep the client connection (the rest of the
+    body would be read as the next request), so the response it forwards
+    must say "Connection: close" (RFC 9112 9.6) rather than close unannounced."""
+    import socket
+    import threading
+
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    lst.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = lst.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                buf = b""
+                try:
+                    while b"\r\n\r\n" not in buf:
+                        d = conn.recv(4096)
+                        if not d:
+                            break
+                        buf += d
+                    if buf:
+                        conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        time.sleep(0.5)
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        u = start_usher([lst.getsockname()[1]], "--threads", "1")
+        with RawHTTPConnection("127.0.0.1", u.port, timeout=CLIENT_TIMEOUT) as c:
+            c.send(b"POST /big HTTP/1.1\r\nHost: usher.test\r\nContent-Length: 100\r\n\r\nabc")
+            r = read_response(c, "POST")
+            assert r.status == 413, r
+            announced = r.has_token("Connection", "close")
+            closed = c.wait_closed(3)
+            assert announced or not closed, "usher closed the connection after %r without Connection: close" % r.raw_head
+    finally:
+        stop.set()
+        lst.close()
+        t.join(5)
 
 
 def test_vector_count():

@@ -944,7 +944,10 @@ static int response_head(struct session *s)
     int close_delimited = !h->complete && !h->chunked && !h->has_cl;
     if (s->w->draining) s->keep_alive = 0; /* shutting down: say so in this response */
     s->dechunk = h->chunked && s->http10 && !h->complete;
-    if (close_delimited || s->dechunk || s->upgrade_req || s->req_abandoned) s->keep_alive = 0;
+    /* an answer before the request body ended: the rest of that body would be
+     * read as the next request, so the connection ends, and says so (RFC 9112 9.6) */
+    if (close_delimited || s->dechunk || s->upgrade_req || s->req_abandoned || s->rq != RQ_DONE)
+        s->keep_alive = 0;
     s->up_keepalive = !close_delimited && !h->conn_close && !(h->minor == 0 && !h->conn_keep_alive);
     struct h1_response_rewrite rw = {
         .dechunk = s->dechunk,

@@ -463,7 +463,10 @@ static int request_head(struct session *s)
         s->cin_scan = 0;
         /* a reload happened while this connection was idle: this request
          * already belongs to the new configuration */
-        if (s->gen != s->w->gen && !move_to_current_generation(s)) s->listener_gone = 1;
+        if (s->gen != s->w->gen) {
+            if (!move_to_current_generation(s)) s->listener_gone = 1;
+            c = cfg(s); /* the old configuration may be gone */
+        }
         s->client_started = 0; /* a new exchange: nothing of its answer was sent yet */
         arm(s, c->client_header_ms);
     }

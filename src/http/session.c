@@ -643,6 +643,14 @@ static void upstream_start(struct session *s)
         int err = 0;
         if (!u) u = upconn_connect(s->w, be, s, &err);
         if (!u) {
+            if (err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM) {
+                /* usher's own shortage, not the backend's fault: no other
+                 * backend would fare better, and none is marked down for it */
+                log_warn("cannot open a connection to backend %s: %s (usher's limit)",
+                         be->conf->url, strerror(-err));
+                respond_error(s, 503, "Service unavailable: usher is out of connections");
+                return;
+            }
             log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
             backend_failed(s, be, strerror(-err));
             continue;

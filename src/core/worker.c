@@ -37,8 +37,11 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* The pending connection stays in the backlog; stop listening for a
              * moment instead of spinning on an error we cannot fix right now. */
-            log_warn("worker %u: cannot accept (%s): pausing new connections for %d ms", w->id,
-                     strerror(errno), ACCEPT_PAUSE_MS);
+            if (loop->now >= w->emfile_logged + 5000) { /* once per 5 s, not per pause */
+                log_warn("worker %u: cannot accept (%s): pausing new connections for %d ms", w->id,
+                         strerror(errno), ACCEPT_PAUSE_MS);
+                w->emfile_logged = loop->now;
+            }
             for (uint32_t k = 0; k < w->nlisteners; k++) {
                 struct worker_listener *x = &w->listeners[k];
                 if (x->io.fd >= 0 && !x->paused) {

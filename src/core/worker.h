@@ -62,6 +62,7 @@ struct worker {
     _Atomic int exited;  /* the thread has left its loop */
     int draining;        /* this worker's view of mode == WORKER_DRAIN */
     struct loop_timer accept_resume;
+    uint64_t emfile_logged;                /* when the accept pause was last logged */
     struct generation *gen;                /* in force for new connections and requests */
     _Atomic(struct generation *) next;     /* set by the main thread on reload */
     struct worker_listener *old_listeners; /* the previous generation's, freed at the next */

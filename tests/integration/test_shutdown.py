@@ -75,6 +75,10 @@ def connect_outcome(port):
         c = RawHTTPConnection(HOST, port, timeout=5)
     except ConnectionRefusedError:
         return "refused"
+    except ConnectionResetError:
+        # the listening socket closed while the kernel was completing the
+        # handshake: the connection is reset at once, never served
+        return "reset"
     with c:
         try:
             c.request("GET", "/health", [("Connection", "close")])

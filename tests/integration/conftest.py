@@ -459,6 +459,22 @@ def start_usher_file(procs, usher_bin, tmp_path):
     return start
 
 
+def yaml_pos(text, marker, token=None, occurrence=1):
+    """1-based (line, column) of `token` inside the `occurrence`-th
+    occurrence of `marker` in text (token defaults to the whole marker)."""
+    idx = -1
+    for _ in range(occurrence):
+        idx = text.find(marker, idx + 1)
+        assert idx >= 0, "marker %r (occurrence %d) not in the test's YAML" % (marker, occurrence)
+    if token is not None:
+        off = marker.find(token)
+        assert off >= 0, "token %r not in marker %r" % (token, marker)
+        idx += off
+    line = text.count("\n", 0, idx) + 1
+    col = idx - (text.rfind("\n", 0, idx) + 1) + 1
+    return line, col
+
+
 @pytest.fixture
 def usher(backends, start_usher):
     """usher in front of backend1 and backend2, round robin."""

@@ -21,27 +21,11 @@ import time
 
 import pytest
 
-from conftest import HOST, REPO_ROOT, START_ATTEMPTS, tcp_connectable
+from conftest import yaml_pos as pos, HOST, REPO_ROOT, START_ATTEMPTS, tcp_connectable
 from http_raw import RawHTTPConnection, free_port, unused_ports
 
 # Ports for -t runs only: nothing binds or connects to them.
 L1, L2, B1, B2 = 18001, 18002, 18101, 18102
-
-
-def pos(text, marker, token=None, occurrence=1):
-    """1-based (line, column) of `token` inside the `occurrence`-th
-    occurrence of `marker` in text (token defaults to the whole marker)."""
-    idx = -1
-    for _ in range(occurrence):
-        idx = text.find(marker, idx + 1)
-        assert idx >= 0, "marker %r (occurrence %d) not in the test's YAML" % (marker, occurrence)
-    if token is not None:
-        off = marker.find(token)
-        assert off >= 0, "token %r not in marker %r" % (token, marker)
-        idx += off
-    line = text.count("\n", 0, idx) + 1
-    col = idx - (text.rfind("\n", 0, idx) + 1) + 1
-    return line, col
 
 
 def write(tmp_path, text, name="usher.yaml"):

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import HOST, START_ATTEMPTS
+from conftest import yaml_pos as pos, HOST, START_ATTEMPTS
 from http_raw import RawHTTPConnection, unused_ports
 from usher_log import state_re, wait_for
 
@@ -35,22 +35,6 @@ RELOAD_TIMEOUT = 10.0  # bounded wait for the outcome of one SIGHUP
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def pos(text, marker, token=None, occurrence=1):
-    """1-based (line, column) of `token` inside the `occurrence`-th
-    occurrence of `marker` in text (token defaults to the whole marker)."""
-    idx = -1
-    for _ in range(occurrence):
-        idx = text.find(marker, idx + 1)
-        assert idx >= 0, "marker %r (occurrence %d) not in the test's YAML" % (marker, occurrence)
-    if token is not None:
-        off = marker.find(token)
-        assert off >= 0, "token %r not in marker %r" % (token, marker)
-        idx += off
-    line = text.count("\n", 0, idx) + 1
-    col = idx - (text.rfind("\n", 0, idx) + 1) + 1
-    return line, col
 
 
 def one_request(port, target="/", timeout=5.0):

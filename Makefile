@@ -59,7 +59,7 @@ $(BUILD)/demo-backend: $(BUILD)/tools/demo-backend.o $(LLHTTP_OBJ)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka -o $@
 
 run: all
 	scripts/run-demo.sh $(BUILD)

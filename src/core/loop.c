@@ -18,7 +18,13 @@ uint64_t loop_clock_ms(void)
 
 void loop_update_time(struct loop *loop)
 {
-    loop->now = loop_clock_ms();
+    loop->now = loop->clock ? loop->clock(loop->clock_arg) : loop_clock_ms();
+}
+
+void loop_set_clock(struct loop *loop, uint64_t (*clock)(void *arg), void *arg)
+{
+    loop->clock = clock;
+    loop->clock_arg = arg;
 }
 
 int loop_init(struct loop *loop)

@@ -39,10 +39,18 @@ struct loop {
     int epfd;
     int stop;
     uint64_t now; /* monotonic ms, refreshed once per iteration */
+    /* where `now` comes from; NULL: loop_clock_ms (tests and fuzzers set
+     * their own to reach timeouts without waiting) */
+    uint64_t (*clock)(void *arg);
+    void *clock_arg;
     struct loop_timer **heap;
     uint32_t heap_len, heap_cap;
     struct loop_defer *deferred;
 };
+
+/* Tests: read the time from clock(arg) instead of CLOCK_MONOTONIC (it must
+ * not go backwards). Takes effect at the next loop_update_time. */
+void loop_set_clock(struct loop *loop, uint64_t (*clock)(void *arg), void *arg);
 
 /* Creates the epoll instance. Returns 0 or -errno. */
 int loop_init(struct loop *loop);

@@ -10,8 +10,11 @@
  *   op byte & 3 == 0: the client sends the next (op >> 2) + 1 bytes
  *                 1: the backend (its newest connection) sends the next
  *                    (op >> 2) + 1 bytes
- *                 2: op >> 2 even: the client half-closes; odd: the backend
- *                    closes its newest connection
+ *                 2: (op >> 2) odd: the backend closes its newest connection;
+ *                    else (op >> 3) odd: the clock moves on by
+ *                    100 ms << (op >> 4) (0.1 s to 55 min: every timeout,
+ *                    408, 504, lingering close, idle expiry, is reached);
+ *                    else: the client half-closes
  *                 3: the client sends the next (op >> 2) + 1 bytes one byte
  *                    at a time
  *
@@ -27,9 +30,8 @@
  *   - downstream: a sequence of strict response heads (usher's own errors
  *     included), never more final responses than the client sent heads.
  *
- * A seam in session.c or worker.c (see the report in tests/fuzz/README) would
- * make this faster and deterministic (no sockets, a fake clock for timeouts);
- * this version needs neither. */
+ * The worker's loop reads a clock of this target (loop_set_clock): the real
+ * one plus however far the script moved it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -55,6 +57,12 @@ static struct config cfg;
 static struct pool *pools;
 static struct worker w;
 static int backend_lfd = -1;
+static uint64_t clock_ahead; /* ms the script moved the clock on */
+
+static uint64_t fuzz_clock(void *arg)
+{
+    return loop_clock_ms() + clock_ahead;
+}
 
 struct stream {
     char *p;
@@ -118,6 +126,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_session: setup failed: %s\n", strerror(-e));
         exit(1);
     }
+    loop_set_clock(&w.loop, fuzz_clock, NULL);
     return 0;
 }
 
@@ -315,6 +324,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     close(up_fd[nup - 1]);
                     up_fd[nup - 1] = -1;
                 }
+            } else if ((op >> 3) & 1) {
+                clock_ahead += UINT64_C(100) << (op >> 4);
             } else {
                 shutdown(cfd, SHUT_WR);
             }

@@ -82,6 +82,42 @@ static void heap_stays_ordered_under_random_use(void **state)
 }
 
 static int freed;
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void *arg)
+{
+    return *(uint64_t *)arg;
+}
+
+/* loop_set_clock: the loop's time is the clock's, and a timer fires when that
+ * clock passes its deadline, however far the real time is. */
+static void timers_follow_a_set_clock(void **state)
+{
+    struct loop l;
+    assert_int_equal(loop_init(&l), 0);
+    fake_now = 1000;
+    loop_set_clock(&l, fake_clock, &fake_now);
+    loop_update_time(&l);
+    assert_int_equal(l.now, 1000);
+    nfired = 0;
+    struct tagged t = {.t = {.cb = record}, .tag = 7};
+    loop_timer_set(&l, &t.t, 60000); /* a minute */
+    loop_run_once(&l, 0);
+    assert_int_equal(nfired, 0);
+    fake_now += 59999;
+    loop_run_once(&l, 0);
+    assert_int_equal(nfired, 0);
+    fake_now += 1;
+    loop_run_once(&l, 0);
+    assert_int_equal(nfired, 1);
+    assert_int_equal(fired[0], 7);
+    loop_set_clock(&l, NULL, NULL);
+    loop_update_time(&l);
+    uint64_t real = loop_clock_ms();
+    assert_in_range(l.now, real - 1000, real); /* the real clock again */
+    loop_destroy(&l);
+}
+
 static void count_free(struct loop_defer *d)
 {
     freed++;
@@ -106,6 +142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(timers_fire_in_deadline_order),
         cmocka_unit_test(heap_stays_ordered_under_random_use),
+        cmocka_unit_test(timers_follow_a_set_clock),
         cmocka_unit_test(deferred_frees_run_at_end_of_iteration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -127,6 +127,15 @@ static struct generation *generation_new(struct config *cfg, const struct genera
                     if (strcmp(ob->conf->url, pools[i].backends[b].conf->url)) continue;
                     atomic_store(&pools[i].backends[b].state, backend_state(ob));
                     atomic_store(&pools[i].backends[b].fails, atomic_load(&ob->fails));
+                    atomic_store(&pools[i].backends[b].ramp_from_ms,
+                                 atomic_load(&ob->ramp_from_ms));
+                    if (backend_draining(ob) != backend_draining(&pools[i].backends[b]))
+                        log_info(backend_draining(ob)
+                                     ? "pool '%s': backend %s no longer drains: it takes new "
+                                       "requests again"
+                                     : "pool '%s': backend %s is DRAINING: it takes no new "
+                                       "requests; those in flight finish",
+                                 c->pools[i].name, ob->conf->url);
                 }
         }
     }
@@ -149,8 +158,9 @@ static void describe(const struct generation *g, uint32_t nthreads)
         char list[1024];
         size_t off = 0;
         for (uint32_t b = 0; b < pc->nbackends && off < sizeof(list); b++)
-            off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", b ? ", " : "",
-                                    pc->backends[b].url);
+            off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s%s", b ? ", " : "",
+                                    pc->backends[b].url,
+                                    pc->backends[b].drain ? " (draining: no new requests)" : "");
         log_info("pool '%s': %s over %u backend%s: %s", pc->name, pc->balance, pc->nbackends,
                  pc->nbackends == 1 ? "" : "s", list);
         if (pc->health_interval_ms)
@@ -159,6 +169,10 @@ static void describe(const struct generation *g, uint32_t nthreads)
                      pc->name, pc->health_path[0] ? "HTTP GET" : "TCP connect",
                      pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
                      pc->health_fall, pc->max_fails);
+        if (pc->slow_start_ms)
+            log_info("pool '%s': slow start: a backend that comes back UP gets its share of "
+                     "requests ramped up over %u ms",
+                     pc->name, pc->slow_start_ms);
     }
 }
 

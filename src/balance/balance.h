@@ -52,6 +52,20 @@ struct balancer_ops {
     size_t (*response_header)(void *state, const struct backend *b, char *out, size_t cap);
 };
 
+/* The backend for a request: p's algorithm's pick, then slow start (a
+ * backend ramping up after coming back UP takes only its part of what the
+ * algorithm would give it; the rest goes to the algorithm's next choice). */
+struct backend *balance_pick(struct pool *p, const struct balance_ctx *ctx,
+                             const struct balance_tried *tried);
+
+/* Slow start: b has just come back UP; over its pool's slow_start_ms its share
+ * rises linearly from nothing to what the algorithm gives it. */
+void balance_slow_start(struct backend *b);
+
+#define BALANCE_SHARE_FULL 1024
+/* The part of its normal share b may take now, 0..BALANCE_SHARE_FULL. */
+uint32_t balance_share(struct backend *b, const struct pool *p);
+
 /* The algorithm called name, or NULL. */
 const struct balancer_ops *balance_find(const char *name);
 /* "round-robin, ..." for help texts and errors. */
@@ -60,7 +74,7 @@ const char *balance_names(void);
 /* Whether b may take a new request that has already tried the backends in t. */
 static inline int balance_usable(const struct backend *b, const struct balance_tried *t)
 {
-    if (backend_state(b) != BACKEND_UP) return 0;
+    if (!backend_usable(b)) return 0;
     for (uint32_t i = 0; i < t->n; i++)
         if (t->idx[i] == b->index) return 0;
     return 1;

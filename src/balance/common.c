@@ -272,6 +272,24 @@ uint64_t balance_rand(void)
     return z ^ (z >> 31);
 }
 
+struct backend *balance_random_weighted(struct pool *p, const struct balance_tried *t)
+{
+    uint64_t usable = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (balance_usable(&p->backends[i], t)) usable += p->backends[i].conf->weight;
+    if (!usable) return NULL;
+    uint64_t r = balance_rand_below(usable);
+    struct backend *last = NULL;
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct backend *b = &p->backends[i];
+        if (!balance_usable(b, t)) continue;
+        last = b;
+        if (r < b->conf->weight) break;
+        r -= b->conf->weight;
+    }
+    return last; /* states may change meanwhile: any usable one will do */
+}
+
 struct backend *balance_random_usable(struct pool *p, const struct balance_tried *t,
                                       const struct backend *except)
 {

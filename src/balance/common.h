@@ -80,6 +80,10 @@ void balance_rand_seed(uint64_t seed);
 struct backend *balance_random_usable(struct pool *p, const struct balance_tried *t,
                                       const struct backend *except);
 
+/* A backend chosen at random in proportion to its weight among those usable
+ * for t, or NULL (O(n): for cold paths). */
+struct backend *balance_random_weighted(struct pool *p, const struct balance_tried *t);
+
 /* ---- round robin ---- */
 
 /* The next usable backend after *next (which it advances), as round-robin

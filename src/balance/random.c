@@ -59,20 +59,7 @@ static struct backend *random_pick(void *state, struct pool *p, const struct bal
         struct backend *b = &p->backends[lo];
         if (balance_usable(b, tried)) return b;
     }
-    uint64_t usable = 0;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (balance_usable(&p->backends[i], tried)) usable += p->backends[i].conf->weight;
-    if (!usable) return NULL;
-    uint64_t r = balance_rand_below(usable);
-    struct backend *last = NULL;
-    for (uint32_t i = 0; i < p->n; i++) {
-        struct backend *b = &p->backends[i];
-        if (!balance_usable(b, tried)) continue;
-        last = b;
-        if (r < b->conf->weight) break;
-        r -= b->conf->weight;
-    }
-    return last; /* states may change meanwhile: any usable one will do */
+    return balance_random_weighted(p, tried);
 }
 
 const struct balancer_ops balance_random = {

@@ -17,6 +17,7 @@ void config_defaults(struct config *c)
     c->threads = 0;
     c->client_header_ms = 10000;
     c->client_idle_ms = 60000;
+    c->client_body_ms = 60000;
     c->upstream_idle_ms = 30000;
     c->tunnel_idle_ms = 300000;
     c->grace_ms = 30000;
@@ -95,8 +96,12 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
     b->url[urllen] = 0;
     for (const char *opt = comma; opt; opt = strchr(opt + 1, ',')) {
         char *end;
+        if (!strncmp(opt + 1, "drain", 5) && (opt[6] == 0 || opt[6] == ',')) {
+            b->drain = 1;
+            continue;
+        }
         if (strncmp(opt + 1, "weight=", 7)) {
-            snprintf(why, why_cap, "unknown option after the URL (expected ,weight=N)");
+            snprintf(why, why_cap, "unknown option after the URL (expected ,weight=N or ,drain)");
             return -EINVAL;
         }
         errno = 0;
@@ -177,8 +182,10 @@ static void usage(FILE *f)
             "\n"
             "  --listen HOST:PORT        address to accept clients on (default 0.0.0.0:8000);\n"
             "                            HOST is numeric IPv4, [IPv6] or localhost\n"
-            "  --backend URL[,weight=N]  a backend, e.g. http://127.0.0.1:8001 (repeatable,\n"
-            "                            at least one); weight 1..1000 (default 1)\n"
+            "  --backend URL[,weight=N][,drain]\n"
+            "                            a backend, e.g. http://127.0.0.1:8001 (repeatable,\n"
+            "                            at least one); weight 1..1000 (default 1); drain:\n"
+            "                            it takes no new requests\n"
             "  --balance NAME            how to pick a backend (default round-robin):\n"
             "                            %s\n"
             "  --hash-key KEY            maglev: what to hash: client_ip (default), uri,\n"
@@ -207,6 +214,8 @@ static void usage(FILE *f)
             "                            request goes elsewhere (default 2s)\n"
             "  --response-timeout DUR    a backend silent this long while a response is\n"
             "                            awaited gets 504 (default 60s)\n"
+            "  --slow-start DUR          a backend that comes back UP gets its share of\n"
+            "                            requests ramped up over DUR (default 0: at once)\n"
             "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
             "  --access-log PATH         one line per request to PATH ('-' for stdout);\n"
             "                            off by default; SIGUSR1 reopens the file\n"
@@ -293,6 +302,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                                                  "--retries",
                                                  "--connect-timeout",
                                                  "--response-timeout",
+                                                 "--slow-start",
                                                  "--access-log",
                                                  "--access-log-format"};
         int known = 0;
@@ -385,6 +395,10 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             uint32_t *dst = !strcmp(name, "--connect-timeout") ? &p->connect_ms : &p->response_ms;
             if (config_parse_duration(val, dst) < 0 || *dst < 1)
                 return fail("%s: expected a duration such as 500ms, 2s or 1m, not '%s'", name, val);
+        } else if (!strcmp(name, "--slow-start")) {
+            if (config_parse_duration(val, &p->slow_start_ms) < 0)
+                return fail("--slow-start '%s': %s", val,
+                            "expected a duration such as 30s or 2m (0 turns it off)");
         } else if (!strcmp(name, "--access-log")) {
             if (!*val || strlen(val) >= sizeof(c->access_log))
                 return fail("--access-log '%s': %s", val, "expected a file path or - for stdout");

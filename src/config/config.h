@@ -16,6 +16,7 @@ struct backend_conf {
     char authority[128]; /* "host:port" for a Host header when the client sent none */
     struct sock_addr addr;
     uint32_t weight; /* 1..1000, default 1 */
+    uint8_t drain;   /* 1: takes no new requests (in-flight ones finish) */
 };
 
 /* One pool: a set of backends and how to spread requests over them. */
@@ -33,10 +34,11 @@ struct pool_conf {
     uint32_t health_timeout_ms;
     uint32_t health_rise, health_fall;
     uint16_t health_status_min, health_status_max; /* expected status range */
-    uint32_t max_fails;   /* passive: failures in a row on live traffic; 0 = off */
-    uint32_t retries;     /* further attempts for one request, on other backends */
-    uint32_t connect_ms;  /* backend connect */
-    uint32_t response_ms; /* backend idle while a response is awaited or streamed: 504 */
+    uint32_t max_fails;     /* passive: failures in a row on live traffic; 0 = off */
+    uint32_t retries;       /* further attempts for one request, on other backends */
+    uint32_t connect_ms;    /* backend connect */
+    uint32_t response_ms;   /* backend idle while a response is awaited or streamed: 504 */
+    uint32_t slow_start_ms; /* a backend back UP ramps to its full share over this; 0 = off */
 };
 
 /* A request whose Host (without port) and target match goes to pool; an
@@ -66,7 +68,8 @@ struct config {
 
     /* timeouts, ms */
     uint32_t client_header_ms; /* whole request head must arrive within this: 408 */
-    uint32_t client_idle_ms;   /* keep-alive idle between requests, and body idle */
+    uint32_t client_idle_ms;   /* keep-alive idle between requests */
+    uint32_t client_body_ms;   /* client silent this long while usher waits for its body: 408 */
     uint32_t upstream_idle_ms; /* idle pooled backend connection is closed after this */
     uint32_t tunnel_idle_ms;   /* an upgraded (WebSocket) tunnel with no traffic is closed */
     uint32_t grace_ms;         /* SIGTERM/SIGINT: how long in-flight requests may take */
@@ -76,6 +79,7 @@ struct config {
     uint32_t max_headers;      /* header lines in a request head: 431 beyond */
     uint32_t max_request_line; /* bytes: 414 beyond */
     uint32_t max_conns;        /* client connections per worker */
+    uint64_t max_body_size;    /* request body bytes: 413 beyond; 0 = no limit */
 
     /* access log */
     char access_log[256];      /* "" = off, "-" or "stdout", or a file path */

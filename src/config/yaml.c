@@ -101,6 +101,17 @@ static void check_keys(struct walk *w, const yaml_node_t *n, const char *where,
             err(w, k, "%s: keys must be plain names", where);
             continue;
         }
+        const yaml_node_pair_t *first = n->data.mapping.pairs.start;
+        while (first < p &&
+               !(scalar(node(w, first->key)) && !strcmp(scalar(node(w, first->key)), name)))
+            first++;
+        if (first < p) {
+            /* YAML forbids it and libyaml does not check: the second would
+             * silently win */
+            err(w, k, "%s: key '%s' given twice (first at line %lu)", where, name,
+                (unsigned long)node(w, first->key)->start_mark.line + 1);
+            continue;
+        }
         int known = 0;
         const char *best = NULL;
         size_t best_d = 3;
@@ -167,6 +178,18 @@ static int get_uint(struct walk *w, const yaml_node_t *n, const char *what, uint
     return 1;
 }
 
+static int get_bool(struct walk *w, const yaml_node_t *n, const char *what, int *out)
+{
+    const char *s = scalar(n);
+    if (s && (!strcmp(s, "true") || !strcmp(s, "false"))) {
+        *out = s[0] == 't';
+        return 1;
+    }
+    err(w, n, "%s: expected true or false, not %s%s%s", what, s ? "'" : "", s ? s : kind_name(n),
+        s ? "'" : "");
+    return 0;
+}
+
 static int get_duration(struct walk *w, const yaml_node_t *n, const char *what, uint32_t *out)
 {
     const char *s = scalar(n);
@@ -175,6 +198,37 @@ static int get_duration(struct walk *w, const yaml_node_t *n, const char *what, 
             s ? "'" : "", s ? s : kind_name(n), s ? "'" : "");
         return 0;
     }
+    return 1;
+}
+
+#define MAX_SIZE_BYTES (1ULL << 40) /* 1 TiB: sizes above are surely a mistake */
+
+/* A size in bytes: a number, optionally followed by k, m or g (KiB, MiB, GiB). */
+static int get_size(struct walk *w, const yaml_node_t *n, const char *what, uint64_t *out)
+{
+    const char *s = scalar(n);
+    char *end = NULL;
+    unsigned long long v = 0, mult = 1;
+    int ok = s && isdigit((unsigned char)s[0]);
+    if (ok) {
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        ok = !errno;
+    }
+    if (ok && *end) {
+        const char *units = "kKmMgG";
+        const char *u = strchr(units, *end);
+        ok = u && end[1] == 0;
+        if (ok) mult = 1ULL << (10 * (1 + (u - units) / 2));
+    }
+    if (!ok || v > MAX_SIZE_BYTES / mult) {
+        err(w, n,
+            "%s: expected a size in bytes up to 1099511627776 (1 TiB), optionally with k, m "
+            "or g (KiB, MiB, GiB), such as 1048576 or 10m, not %s%s%s",
+            what, s ? "'" : "", s ? s : kind_name(n), s ? "'" : "");
+        return 0;
+    }
+    *out = (uint64_t)(v * mult);
     return 1;
 }
 
@@ -244,9 +298,10 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
         yaml_node_t *b = node(w, *it);
         char url[300];
         uint32_t weight = 1;
+        int drain = 0;
         yaml_node_t *urlnode = b;
         if (b->type == YAML_MAPPING_NODE) {
-            static const char *const keys[] = {"url", "weight", NULL};
+            static const char *const keys[] = {"url", "weight", "drain", NULL};
             check_keys(w, b, "backend", keys);
             urlnode = get(w, b, "url");
             if (!urlnode) {
@@ -255,6 +310,8 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
             }
             yaml_node_t *wn = get(w, b, "weight");
             if (wn && !get_uint(w, wn, "backend.weight", 1, 1000, &weight)) continue;
+            yaml_node_t *dn = get(w, b, "drain");
+            if (dn && !get_bool(w, dn, "backend.drain", &drain)) continue;
         }
         if (!get_str(w, urlnode, "backend url", url, sizeof(url))) continue;
         char why[160];
@@ -268,23 +325,17 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
             continue;
         }
         bc->weight = weight;
+        bc->drain = (uint8_t)drain;
         p->nbackends++;
     }
 }
 
 static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, struct pool_conf *p)
 {
-    static const char *const keys[] = {"balance",
-                                       "hash_key",
-                                       "hash_balance_factor",
-                                       "sticky_cookie",
-                                       "sticky_secret",
-                                       "health",
-                                       "max_fails",
-                                       "retries",
-                                       "timeouts",
-                                       "backends",
-                                       NULL};
+    static const char *const keys[] = {"balance",       "hash_key",      "hash_balance_factor",
+                                       "sticky_cookie", "sticky_secret", "health",
+                                       "max_fails",     "retries",       "timeouts",
+                                       "slow_start",    "backends",      NULL};
     char where[96];
     snprintf(where, sizeof(where), "pool '%s'", name);
     if (!expect(w, n, YAML_MAPPING_NODE, where)) return;
@@ -321,6 +372,7 @@ static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, st
     if ((v = get(w, n, "health"))) read_health(w, v, p);
     if ((v = get(w, n, "max_fails"))) get_uint(w, v, "max_fails", 0, 1000, &p->max_fails);
     if ((v = get(w, n, "retries"))) get_uint(w, v, "retries", 0, 7, &p->retries);
+    if ((v = get(w, n, "slow_start"))) get_duration(w, v, "slow_start", &p->slow_start_ms);
     if ((v = get(w, n, "timeouts")) && expect(w, v, YAML_MAPPING_NODE, "timeouts")) {
         static const char *const tkeys[] = {"connect", "response", NULL};
         check_keys(w, v, "pool timeouts", tkeys);
@@ -417,14 +469,19 @@ static void read_top(struct walk *w, const yaml_node_t *root)
             get_uint(w, v, "threads", 1, 256, &c->threads);
     }
     if ((v = get(w, root, "timeouts")) && expect(w, v, YAML_MAPPING_NODE, "timeouts")) {
-        static const char *const tkeys[] = {"client_header", "client_idle", "upstream_idle",
-                                            "tunnel_idle",   "grace",       NULL};
+        static const char *const tkeys[] = {
+            "client_header", "client_idle", "client_body", "upstream_idle",
+            "tunnel_idle",   "grace",       NULL};
         check_keys(w, v, "timeouts", tkeys);
         yaml_node_t *t;
         if ((t = get(w, v, "client_header")))
             get_duration(w, t, "timeouts.client_header", &c->client_header_ms);
         if ((t = get(w, v, "client_idle")))
             get_duration(w, t, "timeouts.client_idle", &c->client_idle_ms);
+        if ((t = get(w, v, "client_body")) &&
+            get_duration(w, t, "timeouts.client_body", &c->client_body_ms) && !c->client_body_ms)
+            err(w, t, "timeouts.client_body: expected a duration of at least 1ms, not '%s'",
+                scalar(t));
         if ((t = get(w, v, "upstream_idle")))
             get_duration(w, t, "timeouts.upstream_idle", &c->upstream_idle_ms);
         if ((t = get(w, v, "tunnel_idle")))
@@ -432,8 +489,8 @@ static void read_top(struct walk *w, const yaml_node_t *root)
         if ((t = get(w, v, "grace"))) get_duration(w, t, "timeouts.grace", &c->grace_ms);
     }
     if ((v = get(w, root, "limits")) && expect(w, v, YAML_MAPPING_NODE, "limits")) {
-        static const char *const lkeys[] = {"max_header_bytes", "max_headers", "max_request_line",
-                                            "max_connections", NULL};
+        static const char *const lkeys[] = {"max_header_bytes", "max_headers",   "max_request_line",
+                                            "max_connections",  "max_body_size", NULL};
         check_keys(w, v, "limits", lkeys);
         yaml_node_t *t;
         if ((t = get(w, v, "max_header_bytes")))
@@ -444,6 +501,8 @@ static void read_top(struct walk *w, const yaml_node_t *root)
             get_uint(w, t, "limits.max_request_line", 64, 16384, &c->max_request_line);
         if ((t = get(w, v, "max_connections")))
             get_uint(w, t, "limits.max_connections", 1, 10000000, &c->max_conns);
+        if ((t = get(w, v, "max_body_size")))
+            get_size(w, t, "limits.max_body_size", &c->max_body_size);
     }
     if ((v = get(w, root, "access_log")) && expect(w, v, YAML_MAPPING_NODE, "access_log")) {
         static const char *const akeys[] = {"path", "format", NULL};

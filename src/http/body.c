@@ -62,7 +62,13 @@ void body_init(struct body *b, enum body_kind kind, uint64_t length)
     memset(b, 0, sizeof(*b));
     b->kind = (uint8_t)kind;
     b->n = kind == BODY_LENGTH ? length : 0;
+    b->allowed = UINT64_MAX;
     b->state = CK_SIZE_FIRST;
+}
+
+void body_limit(struct body *b, uint64_t max)
+{
+    b->allowed = max;
 }
 
 int body_done(const struct body *b)
@@ -119,6 +125,9 @@ static long chunked(struct body *b, char *p, size_t len, int *done, char **out)
             break;
         case CK_SIZE_LF:
             if (c != '\n') return -1;
+            /* once per chunk: the size is known before any of its data */
+            if (b->n > b->allowed) return BODY_ERR_TOO_LARGE;
+            b->allowed -= b->n;
             b->state = b->n ? CK_DATA : CK_TRAILER_START;
             break;
         case CK_DATA: {

@@ -26,16 +26,28 @@ struct body {
     uint16_t ext_len;     /* chunked: bytes of the current chunk extension */
     uint32_t trailer_len; /* chunked: bytes of trailer section so far */
     uint64_t n;           /* bytes left (length, chunk data), or the chunk size being read */
+    uint64_t allowed;     /* chunked: data bytes the rest of the body may still hold */
 };
 
-/* Starts a body of the given kind (length: its Content-Length). */
+#define BODY_ERR_FRAMING (-1)   /* body_parse: the framing is invalid */
+#define BODY_ERR_TOO_LARGE (-2) /* body_parse: a chunk would take the body past its limit */
+
+/* Starts a body of the given kind (length: its Content-Length), without a
+ * size limit. */
 void body_init(struct body *b, enum body_kind kind, uint64_t length);
+
+/* Limits a chunked body to max data bytes (after de-chunking): a chunk whose
+ * size line would take it past max makes body_parse return
+ * BODY_ERR_TOO_LARGE when its size line ends, before any of its data is taken. (A
+ * Content-Length body's size is known from its head: the caller checks it.) */
+void body_limit(struct body *b, uint64_t max);
 
 /* Looks at p[0..len): returns how many bytes belong to the body (the rest is
  * the next message, or garbage), sets *done when the body ended there, or
- * returns -1 on a framing error. With out non-NULL (chunked only), the data
- * bytes are moved down to *out, which advances: the body is de-chunked in
- * place, framing and trailers dropped. */
+ * returns BODY_ERR_FRAMING (-1) on a framing error or BODY_ERR_TOO_LARGE past
+ * the limit (body_limit); after an error, b must not be used again. With out non-NULL (chunked
+ * only), the data bytes are moved down to *out, which advances: the body is de-chunked in place,
+ * framing and trailers dropped. */
 long body_parse(struct body *b, char *p, size_t len, int *done, char **out);
 
 /* Whether b has ended: NONE, or LENGTH with nothing left. CLOSE ends only at

@@ -67,7 +67,12 @@ struct session {
     uint64_t log_bytes;             /* response body bytes sent to the client */
     uint16_t log_status;            /* the final status sent (0: none yet) */
     struct body req_body, res_body; /* where each message's body ends */
-    uint64_t deadline;
+    uint64_t deadline; /* outside an exchange with a backend: when what we wait for times out */
+    /* during an exchange the deadline follows from two clocks (exchange_due):
+     * body_at: the client last sent body bytes, or usher last made room for
+     * more (sent what it had up); up_at: the attempt started, or the backend
+     * last took or sent bytes */
+    uint64_t body_at, up_at;
     uint64_t hash;    /* balancer's hash key for this request (0: not computed) */
     uint64_t sent_us; /* when the request went to the backend, for latency-aware balancers */
     struct balance_tried tried;
@@ -87,6 +92,7 @@ struct session {
     uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
     uint8_t sent_any : 1, body_released : 1, resp_bytes : 1, client_started : 1, up_eof : 1,
         up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
+    uint8_t expect_wait : 1; /* Expect: 100-continue: the client waits on the backend */
     char client_ip[46];
 };
 
@@ -114,6 +120,55 @@ static void arm(struct session *s, uint32_t ms)
     s->deadline = l->now + ms;
     if (!loop_timer_armed(&s->timer) || s->timer.when > s->deadline)
         loop_timer_at(l, &s->timer, s->deadline);
+}
+
+/* Whether the session is in an exchange with a backend, whose deadline
+ * follows from body_at and up_at rather than from s->deadline. */
+static int in_exchange(const struct session *s)
+{
+    return !s->lingering &&
+           (s->rs == RS_CONNECTING || s->rs == RS_HEAD || s->rs == RS_BODY || s->rs == RS_DONE);
+}
+
+/* Whether usher waits on the client's request body: the head and every body
+ * byte received so far went up (so the backend is not what holds things up),
+ * and the client was not told to wait for 100 Continue. */
+static int waits_for_body(const struct session *s)
+{
+    return s->rq == RQ_BODY && (s->rs == RS_HEAD || s->rs == RS_BODY) && !s->expect_wait &&
+           !s->req_abandoned && (!s->req_head || s->req_head->start == s->req_head->end) &&
+           (!s->cin || s->cin_sent >= s->cin_parsed);
+}
+
+/* When the exchange in progress times out; *client tells whether it is the
+ * client's body timeout (408) rather than the backend's (connect_ms while
+ * connecting, else response_ms). A backend waiting for the body is not
+ * timed; while a response is streamed, both clocks run. */
+static uint64_t exchange_due(const struct session *s, int *client)
+{
+    uint64_t due = UINT64_MAX;
+    *client = waits_for_body(s);
+    if (*client) due = s->body_at + cfg(s)->client_body_ms;
+    if (!*client || s->rs == RS_BODY) {
+        uint64_t up =
+            s->up_at + (s->rs == RS_CONNECTING ? pcfg(s)->connect_ms : pcfg(s)->response_ms);
+        if (up < due) {
+            due = up;
+            *client = 0;
+        }
+    }
+    return due;
+}
+
+/* Moves the timer earlier when the exchange's deadline came earlier (the
+ * other clock took over); a later deadline is picked up when it fires. */
+static void watch_exchange(struct session *s)
+{
+    if (!in_exchange(s)) return;
+    int client;
+    uint64_t due = exchange_due(s, &client);
+    if (!loop_timer_armed(&s->timer) || s->timer.when > due)
+        loop_timer_at(&s->w->loop, &s->timer, due);
 }
 
 static struct buf *take_buf(struct session *s, struct buf **slot)
@@ -239,6 +294,16 @@ static void release_upstream(struct session *s, int reusable)
         upconn_close(u);
 }
 
+/* The exchange ends for a reason of the client's (its body stalled, was too
+ * large or malformed): the backend connection is closed, as the backend saw
+ * an unfinished request, but the attempt counts neither as a success nor as a
+ * failure of the backend (no latency sample for the balancer). */
+static void abandon_upstream(struct session *s)
+{
+    s->sent_us = 0;
+    release_upstream(s, 0);
+}
+
 static void close_now(struct session *s)
 {
     struct worker *w = s->w;
@@ -298,7 +363,7 @@ static void respond_error(struct session *s, int status, const char *msg)
     release_upstream(s, 0);
     drop_buf(s, &s->req_head);
     drop_buf(s, &s->uin);
-    int close = status == 400 || status == 408 || status == 414 || status == 431 ||
+    int close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
                 s->rq != RQ_DONE || !s->keep_alive || s->req_abandoned;
     struct buf *o = take_buf(s, &s->res_out);
     if (!o) {
@@ -365,9 +430,12 @@ static int client_read(struct session *s)
         b->end += (uint32_t)n;
         /* a short read means the socket is drained, unless a FIN is pending */
         if ((size_t)n < room && !s->c_rdhup) s->c_readable = 0;
-        if (s->rq == RQ_BODY || s->rs == RS_TUNNEL)
-            s->deadline = s->w->loop.now +
-                          (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : pcfg(s)->response_ms);
+        if (s->rs == RS_TUNNEL) {
+            s->deadline = s->w->loop.now + cfg(s)->tunnel_idle_ms;
+        } else if (s->rq == RQ_BODY) {
+            s->body_at = s->w->loop.now;
+            s->expect_wait = 0; /* it sends its body without waiting for 100 Continue */
+        }
         return 1;
     }
     if (n == 0) {
@@ -529,6 +597,12 @@ static int request_head(struct session *s)
         respond_error(s, 405, "Method not allowed: usher is not a forward proxy");
         return 1;
     }
+    if (c->max_body_size && !h->complete && !h->chunked && h->content_length > c->max_body_size) {
+        log_debug("client %s: Content-Length %llu over the limit of %llu bytes", s->client_ip,
+                  (unsigned long long)h->content_length, (unsigned long long)c->max_body_size);
+        respond_error(s, 413, "Payload too large: the request body is larger than the limit");
+        return 1;
+    }
     s->http10 = h->minor == 0;
     s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
     s->is_head = h->method_id == HTTP_HEAD && h->method.len == 4;
@@ -563,6 +637,9 @@ static int request_head(struct session *s)
               : h->chunked ? BODY_CHUNKED
                            : BODY_LENGTH,
               h->content_length);
+    if (h->chunked && c->max_body_size) body_limit(&s->req_body, c->max_body_size);
+    s->body_at = s->w->loop.now;
+    s->expect_wait = h->expect_continue;
     s->tried.n = 0;
     s->hash = 0;
     s->fail_status = 0;
@@ -581,9 +658,20 @@ static int request_body(struct session *s)
         int done;
         long n =
             body_parse(&s->req_body, b->data + s->cin_parsed, b->end - s->cin_parsed, &done, NULL);
+        if (n == BODY_ERR_TOO_LARGE) {
+            /* nothing past the limit was sent up; the backend saw an
+             * unfinished request, and that connection is not reused */
+            log_debug("client %s: chunked request body over the limit of %llu bytes", s->client_ip,
+                      (unsigned long long)cfg(s)->max_body_size);
+            s->keep_alive = 0;
+            abandon_upstream(s);
+            respond_error(s, 413, "Payload too large: the request body is larger than the limit");
+            return 1;
+        }
         if (n < 0) {
             log_debug("client %s: malformed chunked request body", s->client_ip);
             s->keep_alive = 0;
+            abandon_upstream(s);
             respond_error(s, 400, "Bad request: malformed request body framing");
             return 1;
         }
@@ -629,7 +717,7 @@ static void upstream_start(struct session *s)
         .hash = &s->hash,
     };
     while (s->attempts <= pcfg(s)->retries && s->attempts < BALANCE_MAX_TRIES) {
-        struct backend *be = pool->ops->pick(pool->balancer, pool, &ctx, &s->tried);
+        struct backend *be = balance_pick(pool, &ctx, &s->tried);
         /* after a stale pooled connection, the same backend (fresh) is fine
          * when there is no other */
         if (!be && s->retry_same && s->be && backend_state(s->be) == BACKEND_UP) be = s->be;
@@ -668,13 +756,9 @@ static void upstream_start(struct session *s)
             s->req_head->start = 0; /* (re)send the head, and the body kept so far */
             if (s->cin) s->cin_sent = s->cin->start;
         }
-        if (u->reused) {
-            s->rs = RS_HEAD;
-            arm(s, pcfg(s)->response_ms);
-        } else {
-            s->rs = RS_CONNECTING;
-            arm(s, pcfg(s)->connect_ms);
-        }
+        s->rs = u->reused ? RS_HEAD : RS_CONNECTING;
+        s->up_at = s->w->loop.now; /* this attempt's clock: connect_ms, or response_ms */
+        watch_exchange(s);
         return;
     }
     if (s->fail_status == 502)
@@ -773,6 +857,9 @@ static int upstream_write(struct session *s)
     }
     size_t left = (size_t)w;
     s->sent_any = 1;
+    s->up_at = s->w->loop.now;
+    /* room for more of the body: the client's clock starts again from here */
+    if (s->rq == RQ_BODY) s->body_at = s->up_at;
     if (rh && rh->start < rh->end) {
         size_t k = left < rh->end - rh->start ? left : rh->end - rh->start;
         rh->start += (uint32_t)k;
@@ -807,8 +894,10 @@ static int upstream_read(struct session *s)
         b->end += (uint32_t)n;
         s->resp_bytes = 1;
         if ((size_t)n < room && !(u->rdhup)) u->readable = 0;
-        s->deadline =
-            s->w->loop.now + (s->rs == RS_TUNNEL ? cfg(s)->tunnel_idle_ms : pcfg(s)->response_ms);
+        if (s->rs == RS_TUNNEL)
+            s->deadline = s->w->loop.now + cfg(s)->tunnel_idle_ms;
+        else
+            s->up_at = s->w->loop.now;
         return 1;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -835,7 +924,7 @@ static int upstream_step(struct session *s)
         }
         upconn_connected(u);
         s->rs = RS_HEAD;
-        arm(s, pcfg(s)->response_ms);
+        s->up_at = s->w->loop.now;
         progress = 1;
     }
     progress |= upstream_write(s);
@@ -947,6 +1036,9 @@ static int response_head(struct session *s)
         b->start += (uint32_t)head_len;
         s->uin_scan = 0;
         if (b->start == b->end) b->start = b->end = 0;
+        /* (100 Continue) the client may send its body from now on */
+        s->expect_wait = 0;
+        s->body_at = s->w->loop.now;
         return 1;
     }
     /* RFC 9110 6.4.1: no content after HEAD, 204 or 304, whatever the head says
@@ -1231,7 +1323,11 @@ static void session_progress(struct session *s)
         p |= client_write(s);
         if (s->closed) return;
         p |= exchange_end(s);
-        if (s->closed || !p) return;
+        if (s->closed) return;
+        if (!p) {
+            watch_exchange(s);
+            return;
+        }
     }
     /* still busy: let other connections run, come back on the next iteration */
     s->resume = 1;
@@ -1241,34 +1337,37 @@ static void session_progress(struct session *s)
 static void on_timer(struct loop *loop, struct loop_timer *t)
 {
     struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+    int client = 0;
+    uint64_t due = in_exchange(s) ? exchange_due(s, &client) : s->deadline;
     if (s->resume) {
         s->resume = 0;
-        loop_timer_at(loop, &s->timer, s->deadline);
+        loop_timer_at(loop, &s->timer, due);
         session_progress(s);
         return;
     }
-    if (loop->now < s->deadline) {
-        loop_timer_at(loop, &s->timer, s->deadline);
+    if (loop->now < due) {
+        loop_timer_at(loop, &s->timer, due);
         return;
     }
-    if (s->lingering || s->rs == RS_TUNNEL || s->rs == RS_BODY || s->rs == RS_LOCAL ||
-        (s->rq == RQ_IDLE && s->rs == RS_NONE)) {
+    if (client) {
+        /* the client stopped sending its body (or closes, if part of a
+         * response went out already); not the backend's fault */
+        log_debug("client %s: no request body byte within %u ms", s->client_ip,
+                  cfg(s)->client_body_ms);
+        abandon_upstream(s);
+        respond_error(s, 408, "Request timeout: the request body stopped arriving");
+    } else if (s->lingering || s->rs == RS_TUNNEL || s->rs == RS_BODY || s->rs == RS_LOCAL ||
+               (s->rq == RQ_IDLE && s->rs == RS_NONE)) {
         close_now(s);
         return;
-    }
-    if (s->rq == RQ_HEAD && s->rs == RS_NONE) {
+    } else if (s->rq == RQ_HEAD && s->rs == RS_NONE) {
         respond_error(s, 408, "Request timeout: the request head did not arrive in time");
     } else if (s->rs == RS_CONNECTING) {
         upstream_failed(s, -ETIMEDOUT);
     } else if (s->rs == RS_HEAD) {
-        if (s->rq == RQ_BODY && (!s->cin || s->cin_sent == s->cin_parsed)) {
-            respond_error(s, 408, "Request timeout: the request body stopped arriving");
-        } else {
-            log_warn("backend %s: no response within %u ms", s->be->conf->url,
-                     pcfg(s)->response_ms);
-            backend_failed(s, s->be, "no response in time");
-            respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
-        }
+        log_warn("backend %s: no response within %u ms", s->be->conf->url, pcfg(s)->response_ms);
+        backend_failed(s, s->be, "no response in time");
+        respond_error(s, 504, "Gateway timeout: the backend did not answer in time");
     } else {
         close_now(s);
         return;

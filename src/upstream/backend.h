@@ -11,7 +11,9 @@
 
 #include "config/config.h"
 
-enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1, BACKEND_DRAIN = 2 };
+/* Health, as the checks see it. Draining is separate (an operator's choice,
+ * from the configuration): a draining backend is still checked. */
+enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1 };
 
 struct backend {
     const struct backend_conf *conf;
@@ -20,6 +22,11 @@ struct backend {
     _Atomic int state;         /* enum backend_state, written by health checks */
     _Atomic uint32_t inflight; /* requests being served right now, all workers */
     _Atomic uint32_t fails;    /* failures in a row on live traffic (passive checks) */
+    _Atomic int drain;         /* 1: no new requests; those in flight finish */
+    /* slow start: when it came back UP (balance_now_ms), 0 once it has its
+     * full share; set by the health checks (balance_slow_start), cleared by
+     * the first pick that finds the ramp over */
+    _Atomic uint64_t ramp_from_ms;
 };
 
 struct balancer_ops;
@@ -40,6 +47,17 @@ void pool_destroy(struct pool *p);
 static inline int backend_state(const struct backend *b)
 {
     return atomic_load_explicit(&b->state, memory_order_relaxed);
+}
+
+static inline int backend_draining(const struct backend *b)
+{
+    return atomic_load_explicit(&b->drain, memory_order_relaxed);
+}
+
+/* Whether b takes new requests: UP and not draining. */
+static inline int backend_usable(const struct backend *b)
+{
+    return backend_state(b) == BACKEND_UP && !backend_draining(b);
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "balance/balance.h"
 #include "core/log.h"
 #include "core/sock.h"
 
@@ -38,8 +39,10 @@ void health_list_up(const struct pool *p, char *out, size_t cap)
     size_t off = 0;
     out[0] = 0;
     for (uint32_t i = 0; i < p->n && off + 1 < cap; i++) {
-        if (backend_state(&p->backends[i]) != BACKEND_UP) continue;
-        int n = snprintf(out + off, cap - off, "%s%s", off ? ", " : "", p->backends[i].conf->url);
+        const struct backend *b = &p->backends[i];
+        if (backend_state(b) != BACKEND_UP) continue;
+        int n = snprintf(out + off, cap - off, "%s%s%s", off ? ", " : "", b->conf->url,
+                         backend_draining(b) ? " (draining)" : "");
         if (n < 0) break;
         off += (size_t)n;
     }
@@ -55,6 +58,10 @@ static int transition(struct pool *p, struct backend *b, int from, int to, const
     health_list_up(p, up, sizeof(up));
     if (to == BACKEND_DOWN)
         log_warn("backend %s is DOWN (%s); healthy: %s", b->conf->url, why, up);
+    else if (p->cfg->slow_start_ms)
+        log_info("backend %s is UP (%s); healthy: %s; its share of requests ramps up over %u ms "
+                 "(slow start)",
+                 b->conf->url, why, up, p->cfg->slow_start_ms);
     else
         log_info("backend %s is UP (%s); healthy: %s", b->conf->url, why, up);
     return 1;
@@ -98,6 +105,8 @@ static void check_done(struct check *c, int ok, const char *why)
             char reason[400];
             snprintf(reason, sizeof(reason), "%s, %u of %u checks passed", why, c->ok_streak,
                      cfg->health_rise);
+            /* the ramp starts before the first request can see it UP */
+            if (cfg->slow_start_ms) balance_slow_start(c->be);
             transition(h->pool, c->be, BACKEND_DOWN, BACKEND_UP, reason);
             atomic_store_explicit(&c->be->fails, 0, memory_order_relaxed);
         }

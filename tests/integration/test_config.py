@@ -94,6 +94,24 @@ TWO_POOLS = (
 
 SINGLE_ERRORS = [
     (
+        "duplicate-key",
+        valid_yaml("    retries: 1\n    retries: 3\n"),
+        ("retries", None, 2),
+        ["key 'retries' given twice", "first at line 6"],
+    ),
+    (
+        "bad-slow-start",
+        valid_yaml("    slow_start: soon\n"),
+        ("soon", None, 1),
+        ["slow_start", "expected a duration", "'soon'"],
+    ),
+    (
+        "bad-drain",
+        valid_yaml().replace("- http://127.0.0.1:%d\n" % B1, '- { url: "http://127.0.0.1:%d", drain: maybe }\n' % B1),
+        ("maybe", None, 1),
+        ["backend.drain", "expected true or false", "'maybe'"],
+    ),
+    (
         "unknown-key-suggestion",
         valid_yaml("    ballance: round-robin\n"),
         ("ballance", None, 1),

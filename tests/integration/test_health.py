@@ -429,3 +429,73 @@ def test_concurrent_clients_never_see_503_while_one_backend_serves(start_backend
     total = sum(results.values())
     assert total >= 1000, results
     assert results.get((200, "backend1", b""), 0) == total, "not all served by backend1: %s" % results
+
+
+# -- 8. slow start and drain from the command line ----------------------------------------------
+
+SLOW_START = 4.0  # seconds (--slow-start)
+
+
+def test_slow_start_ramps_a_returning_backend_up(start_backend, start_usher):
+    """A backend that comes back UP gets few requests at first and its whole
+    round-robin share once --slow-start has passed; the UP line says so."""
+    b1, b2 = start_backend("backend1"), start_backend("backend2")
+    u = start_usher(
+        [b1, b2],
+        "--health-interval", INTERVAL_ARG, "--health-rise", 1, "--health-fall", 1,
+        "--slow-start", "%ds" % SLOW_START,
+    )
+    first = [who(get_once(u.port, "GET", "/")) for _ in range(10)]
+    assert first.count("backend2") == 5, first  # no ramp for the backends usher starts with
+    b2.proc.stop()
+    assert wait_for(u.proc, state_re(b2.url, "DOWN"), transition_timeout(1)), "no DOWN line for backend2"
+    b2 = start_backend("backend2", b2.port)
+    up = re.compile(
+        r"backend %s is UP \([^\n]*\); healthy: [^\n]*; its share of requests ramps up over %d ms \(slow start\)$"
+        % (re.escape(b2.url), SLOW_START * 1000),
+        re.M,
+    )
+    assert wait_for(u.proc, up, transition_timeout(1)), "no UP line announcing the slow start"
+    t_up = time.monotonic()
+    # The first quarter of the ramp: backend2 may take at most a quarter of
+    # its half; averaged, about 6% of all requests. 25% leaves room for a
+    # late look at the log on a loaded machine.
+    early = []
+    while time.monotonic() - t_up < SLOW_START / 4 and len(early) < 400:
+        early.append(who(get_once(u.port, "GET", "/")))
+    share = early.count("backend2") / len(early)
+    print("\nslow start %.0f s: backend2 took %d of %d requests (%.1f%%) in the first %.2f s after its UP line"
+          % (SLOW_START, early.count("backend2"), len(early), 100 * share, time.monotonic() - t_up))
+    assert len(early) >= 20, "too few requests to judge: %d" % len(early)
+    assert share < 0.25, "backend2 took %.0f%% right after coming back" % (100 * share)
+    # Around the middle of the ramp: about half of its half.
+    time.sleep(max(0.0, t_up + SLOW_START * 0.4 - time.monotonic()))
+    mid = []
+    while time.monotonic() - t_up < SLOW_START * 0.6 and len(mid) < 400:
+        mid.append(who(get_once(u.port, "GET", "/")))
+    mshare = mid.count("backend2") / len(mid)
+    print("between 40%% and 60%% of the ramp: %d of %d (%.1f%%)" % (mid.count("backend2"), len(mid), 100 * mshare))
+    assert len(mid) >= 20, "too few requests to judge: %d" % len(mid)
+    assert 0.08 < mshare < 0.45, "backend2 took %.0f%% in the middle of its ramp" % (100 * mshare)
+    # After the ramp: exact alternation again.
+    time.sleep(max(0.0, t_up + SLOW_START + 0.5 - time.monotonic()))
+    late = [who(get_once(u.port, "GET", "/")) for _ in range(40)]
+    print("after the ramp: backend2 took %d of 40" % late.count("backend2"))
+    assert late.count("backend2") == 20, late
+
+
+def test_drain_flag_keeps_a_backend_out(start_backend, start_usher, run_usher):
+    b1, b2 = start_backend("backend1"), start_backend("backend2")
+    u = start_usher([b1], "--backend", b2.url + ",drain", "--health-interval", INTERVAL_ARG)
+    names = [who(get_once(u.port, "GET", "/")) for _ in range(10)]
+    assert names == ["backend1"] * 10, names
+    assert re.search(r"%s \(draining: no new requests\)" % re.escape(b2.url), u.proc.read_log())
+    b1.proc.stop()  # the only usable backend gone: 503, never the draining one
+    # the draining backend is still checked, and listed as such
+    down = state_re(b1.url, "DOWN", healthy=re.escape(b2.url + " (draining)"))
+    assert wait_for(u.proc, down, transition_timeout(3)), "no DOWN line for backend1"
+    r = get_once(u.port, "GET", "/")
+    assert_json_error(r, 503)
+    p = run_usher("-t", "--backend", b2.url + ",drained")
+    assert p.returncode == 2
+    assert b"expected ,weight=N or ,drain" in p.stderr, p.stderr

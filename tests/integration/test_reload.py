@@ -689,3 +689,60 @@ def test_in_flight_request_finishes_on_old_config(start_backend, start_usher_fil
     finally:
         new_conn.close()
         ka.close()
+
+
+# -- 6. draining a backend by reload ---------------------------------------------------------------
+
+
+def drain_config(b1, b2, drain2):
+    return (
+        "threads: 2\n"
+        "listeners:\n"
+        "  - bind: <L0>\n"
+        "    pool: web\n"
+        "pools:\n"
+        "  web:\n"
+        "    health: { type: tcp, interval: 500ms }\n"
+        "    backends:\n"
+        '      - "%s"\n'
+        '      - { url: "%s", drain: %s }\n' % (b1, b2, "true" if drain2 else "false")
+    )
+
+
+def test_drain_by_reload_lets_in_flight_requests_finish(start_backend, start_usher_file):
+    """A backend set to `drain: true` takes no new request from the reload on,
+    while the requests it is serving finish; `drain: false` brings it back.
+    Both changes are logged."""
+    b1, b2 = start_backend("backend1"), start_backend("backend2")
+    u = start_usher_file(drain_config(b1.url, b2.url, False), 1)
+    (port,) = u.ports
+    names = [one_request(port)[1] for _ in range(6)]
+    assert sorted(set(names)) == ["backend1", "backend2"], names
+
+    # Two slow requests at once: round robin gives one to each backend.
+    conns = [RawHTTPConnection(HOST, port, timeout=10) for _ in range(2)]
+    try:
+        t0 = time.monotonic()
+        for c in conns:
+            c.request("GET", "/slow?ms=1500", [("Connection", "close")])
+        time.sleep(0.3)  # both are at their backends by now
+        since = u.reload(drain_config(b1.url, b2.url, True))
+        t_reload = time.monotonic() - t0
+        assert re.search(r"backend %s is DRAINING: it takes no new requests" % re.escape(b2.url), since), since
+        # New requests, on new and on kept connections: backend1 only.
+        after = [one_request(port) for _ in range(20)]
+        assert after == [(200, "backend1")] * 20, after
+        rs = [c.read_response() for c in conns]
+        assert t_reload < 1.2, "the reload came too late to test anything: %.2f s" % t_reload
+        assert sorted((r.status, r.header("X-Backend")) for r in rs) == [(200, "backend1"), (200, "backend2")], rs
+        assert time.monotonic() - t0 >= 1.4
+    finally:
+        for c in conns:
+            c.close()
+    # Still checked while draining: taken back with drain: false.
+    since = u.reload(drain_config(b1.url, b2.url, False))
+    assert re.search(r"backend %s no longer drains" % re.escape(b2.url), since), since
+    n, seen = wait_backend(port, "backend2")
+    assert n is not None, "backend2 got no request after drain: false: %r" % seen
+    names = [one_request(port)[1] for _ in range(10)]
+    assert names.count("backend2") == 5, names

@@ -58,9 +58,14 @@ static inline struct backend *fx_pick_hash(struct pool *p, uint64_t h,
     return p->ops->pick(p->balancer, p, &(struct balance_ctx){.hash = &h}, t);
 }
 
+/* fx_set_state: draining (health UP, but it takes no new requests) */
+#define FX_DRAIN 100
+
 static inline void fx_set_state(struct pool *p, uint32_t i, int state)
 {
-    atomic_store(&p->backends[i].state, state);
+    /* FX_DRAIN: UP and draining; any other state: that state, not draining */
+    atomic_store(&p->backends[i].drain, state == FX_DRAIN);
+    atomic_store(&p->backends[i].state, state == FX_DRAIN ? BACKEND_UP : state);
 }
 
 static inline void fx_set_inflight(struct pool *p, uint32_t i, uint32_t n)

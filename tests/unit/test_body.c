@@ -94,6 +94,53 @@ static void dechunks_in_place(void **state)
     assert_memory_equal(s, "abcdefgh", 8);
 }
 
+/* Feeds a chunked body limited to max bytes in pieces of step bytes: returns
+ * the bytes taken before the end, or the error, and how many were taken. */
+static long feed_limited(uint64_t max, const char *s, size_t step, size_t *taken)
+{
+    struct body b;
+    body_init(&b, BODY_CHUNKED, 0);
+    body_limit(&b, max);
+    char buf[512];
+    size_t len = strlen(s);
+    memcpy(buf, s, len);
+    *taken = 0;
+    int done = 0;
+    while (*taken < len && !done) {
+        size_t n = len - *taken < step ? len - *taken : step;
+        long k = body_parse(&b, buf + *taken, n, &done, NULL);
+        if (k < 0) return k;
+        *taken += (size_t)k;
+    }
+    return done ? (long)*taken : -3;
+}
+
+static void chunked_limit(void **state)
+{
+    const char *ten = "3\r\nabc\r\n7;x=y\r\ndefghij\r\n0\r\nT: v\r\n\r\n"; /* 10 data bytes */
+    for (size_t step = 1; step <= strlen(ten); step++) {
+        size_t taken;
+        /* exactly at the limit, or under it: the whole body */
+        assert_int_equal(feed_limited(10, ten, step, &taken), (long)strlen(ten));
+        assert_int_equal(feed_limited(11, ten, step, &taken), (long)strlen(ten));
+        /* one byte over: refused when the second chunk's size line ends,
+         * before any of its data was taken */
+        assert_int_equal(feed_limited(9, ten, step, &taken), BODY_ERR_TOO_LARGE);
+        assert_true(taken <= strlen("3\r\nabc\r\n7;x=y\r"));
+        assert_int_equal(feed_limited(2, ten, step, &taken), BODY_ERR_TOO_LARGE);
+        assert_true(taken <= strlen("3\r"));
+    }
+    /* a huge chunk size is refused at once, whatever the bytes after it */
+    size_t taken;
+    assert_int_equal(feed_limited(1 << 20, "FFFFFFFFFFFF\r\nab", 64, &taken), BODY_ERR_TOO_LARGE);
+    assert_int_equal(taken, 0);
+    /* a limit of 0 allows only the last chunk */
+    assert_int_equal(feed_limited(0, "0\r\n\r\n", 1, &taken), 5);
+    assert_int_equal(feed_limited(0, "1\r\na\r\n0\r\n\r\n", 64, &taken), BODY_ERR_TOO_LARGE);
+    /* framing errors stay framing errors under a limit */
+    assert_int_equal(feed_limited(100, "5\r\nhelloXX0\r\n\r\n", 64, &taken), BODY_ERR_FRAMING);
+}
+
 static void close_delimited_takes_everything(void **state)
 {
     struct body b;
@@ -112,6 +159,7 @@ int main(void)
         cmocka_unit_test(valid_chunked_bodies),
         cmocka_unit_test(invalid_chunked_bodies),
         cmocka_unit_test(dechunks_in_place),
+        cmocka_unit_test(chunked_limit),
         cmocka_unit_test(close_delimited_takes_everything),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

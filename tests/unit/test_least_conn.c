@@ -89,7 +89,7 @@ static void skips_down_draining_and_tried(void **state)
     fx_set_inflight(&p, 2, 9);
     fx_set_state(&p, 0, BACKEND_DOWN);
     for (int i = 0; i < 5; i++) assert_int_equal(fx_pick(&p, &fx_none)->index, 1);
-    fx_set_state(&p, 1, BACKEND_DRAIN);
+    fx_set_state(&p, 1, FX_DRAIN);
     for (int i = 0; i < 5; i++) assert_int_equal(fx_pick(&p, &fx_none)->index, 2);
     struct balance_tried t = {0};
     balance_tried_add(&t, &p.backends[2]);

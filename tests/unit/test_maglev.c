@@ -383,7 +383,7 @@ static void a_retry_goes_to_the_next_owner_with_the_same_hash(void **state)
     /* and it is the backend that would own the key if the first were down */
     fx_set_state(&p, a->index, BACKEND_DOWN);
     assert_int_equal(fx_pick_hash(&p, h, &fx_none)->index, b->index);
-    for (uint32_t i = 0; i < 5; i++) fx_set_state(&p, i, BACKEND_DRAIN);
+    for (uint32_t i = 0; i < 5; i++) fx_set_state(&p, i, FX_DRAIN);
     assert_null(fx_pick_hash(&p, h, &fx_none));
     pool_destroy(&p);
 }

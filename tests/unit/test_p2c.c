@@ -71,7 +71,7 @@ static void unusable_backends_are_never_candidates(void **state)
     fx_set_inflight(&p, 0, 9); /* loaded, but the only other one left is worse off */
     fx_set_inflight(&p, 3, 50);
     fx_set_state(&p, 1, BACKEND_DOWN);
-    fx_set_state(&p, 2, BACKEND_DRAIN);
+    fx_set_state(&p, 2, FX_DRAIN);
     for (int i = 0; i < 100; i++) assert_int_equal(fx_pick(&p, &fx_none)->index, 0);
     struct balance_tried t = {0};
     balance_tried_add(&t, &p.backends[0]);

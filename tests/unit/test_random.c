@@ -72,7 +72,7 @@ static void finds_the_one_usable_among_many(void **state)
     struct pool p;
     fx_pool(&p, "random", 100, NULL);
     for (uint32_t i = 0; i < 100; i++)
-        if (i != 42) fx_set_state(&p, i, i % 2 ? BACKEND_DOWN : BACKEND_DRAIN);
+        if (i != 42) fx_set_state(&p, i, i % 2 ? BACKEND_DOWN : FX_DRAIN);
     for (int i = 0; i < 1000; i++) assert_int_equal(fx_pick(&p, &fx_none)->index, 42);
     fx_set_state(&p, 42, BACKEND_DOWN);
     assert_null(fx_pick(&p, &fx_none));

@@ -54,7 +54,7 @@ static void skips_down_backends_and_keeps_shares_equal(void **state)
     assert_int_equal(count[0], 500);
     assert_int_equal(count[2], 500);
     atomic_store(&p.backends[0].state, BACKEND_DOWN);
-    atomic_store(&p.backends[2].state, BACKEND_DRAIN);
+    atomic_store(&p.backends[2].drain, 1);
     assert_null(pick(&p, &none));
     pool_destroy(&p);
 }

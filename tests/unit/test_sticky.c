@@ -153,7 +153,7 @@ static void rebalanced_when_its_backend_is_down_draining_or_tried(void **state)
     assert_int_equal(count[1], 0);
     assert_int_equal(count[0], 50); /* round robin among the usable ones */
     assert_int_equal(count[2], 50);
-    fx_set_state(&p, 1, BACKEND_DRAIN);
+    fx_set_state(&p, 1, FX_DRAIN);
     assert_int_not_equal(pick_with(&p, hdr, &fx_none)->index, 1);
     /* back up: the client is back on its backend */
     fx_set_state(&p, 1, BACKEND_UP);

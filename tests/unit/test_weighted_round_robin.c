@@ -122,7 +122,7 @@ static void down_backends_keep_the_others_proportions(void **state)
     assert_int_equal(count[2], 1000);
     /* the heavy one draining: the light ones alternate */
     fx_set_state(&p, 1, BACKEND_UP);
-    fx_set_state(&p, 0, BACKEND_DRAIN);
+    fx_set_state(&p, 0, FX_DRAIN);
     memset(count, 0, sizeof(count));
     uint32_t prev = 99;
     for (int i = 0; i < 600; i++) {

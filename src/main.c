@@ -197,7 +197,9 @@ static int start_health(struct generation *g)
  * else keep serving with what is in force and say why. */
 static void reload(void)
 {
-    const char *file = ctl.gen->cfg->file;
+    /* a copy: the generation that holds the name may be freed below */
+    char file[sizeof(ctl.gen->cfg->file)];
+    snprintf(file, sizeof(file), "%s", ctl.gen->cfg->file);
     if (!file[0]) {
         log_warn("received SIGHUP: nothing to reload (started without -c FILE)");
         return;

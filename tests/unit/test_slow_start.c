@@ -153,6 +153,35 @@ static void hashed_keys_move_once(void **state)
     pool_destroy(&p);
 }
 
+/* The ramp is the same whatever the algorithm: the returning backend's part
+ * of its usual share is the elapsed part of slow_start. */
+static void every_algorithm_ramps_linearly(void **state)
+{
+    static const char *const algos[] = {
+        "round-robin", "weighted-round-robin", "least-conn", "random", "p2c", "ewma", "sticky"};
+    balance_rand_seed(3);
+    for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++) {
+        for (uint32_t n = 2; n <= 5; n += 3) {
+            print_message("slow start, %-20s %u backends, share at 0/25/50/75/100%%:", algos[a], n);
+            for (int q = 0; q <= 4; q++) {
+                struct pool p;
+                fx_config(algos[a], n, NULL)->slow_start_ms = 10000;
+                fx_init(&p);
+                balance_clock_set(T0);
+                balance_slow_start(&p.backends[n - 1]);
+                balance_clock_set(T0 + (uint64_t)q * 2500);
+                int got = picks_of(&p, n - 1, 20000);
+                double part = (double)got * n / 20000; /* of its usual share */
+                print_message(" %.2f", part);
+                assert_true(part > q * 0.25 - 0.05 && part < q * 0.25 + 0.05);
+                balance_clock_set(0);
+                pool_destroy(&p);
+            }
+            print_message("\n");
+        }
+    }
+}
+
 static void draining_backends_take_no_new_requests(void **state)
 {
     static const char *const algos[] = {
@@ -181,6 +210,7 @@ int main(void)
         cmocka_unit_test(a_ramping_backend_still_serves_when_it_is_the_only_one),
         cmocka_unit_test(least_conn_does_not_flood_a_returning_backend),
         cmocka_unit_test(hashed_keys_move_once),
+        cmocka_unit_test(every_algorithm_ramps_linearly),
         cmocka_unit_test(draining_backends_take_no_new_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -611,3 +611,21 @@ def test_threads_from_file(start_backend, start_usher_file):
     assert backend_of(port, "/", "usher.test") == (200, "web")
     log = proc.read_log()
     assert re.search(r"listening on 127\.0\.0\.1:%d with 3 worker threads\b" % port, log), log
+
+
+# -- the documentation names every flag ------------------------------------------------------
+
+
+def test_every_flag_in_help_is_documented_and_every_documented_flag_exists(run_usher):
+    help_text = run_usher("--help").stdout.decode()
+    in_help = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[cth])\b", help_text))
+    doc = (REPO_ROOT / "docs" / "CONFIG.md").read_text()
+    table = doc[doc.index("## Flags") : doc.index("## Configuration file")]
+    in_doc = set(re.findall(r"^\| `(--?[a-z][a-z-]*)", table, re.M))
+    in_doc |= set(re.findall(r"^\| `-h`, `(--help)`", table, re.M))
+    assert in_help - in_doc == set(), "flags in --help without a row in docs/CONFIG.md"
+    assert in_doc - in_help == set(), "flags documented in docs/CONFIG.md that --help does not list"
+    for flag in sorted(in_doc - {"--help", "--version", "-h", "-t", "-c"}):
+        p = run_usher(flag)  # each one is known: a missing value is the complaint, not the flag
+        assert p.returncode == 2, flag
+        assert b"unknown" not in p.stderr.lower(), (flag, p.stderr)

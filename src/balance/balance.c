@@ -48,11 +48,12 @@ uint32_t balance_share(struct backend *b, const struct pool *p)
 {
     uint64_t from = atomic_load_explicit(&b->ramp_from_ms, memory_order_relaxed);
     uint32_t span = p->cfg->slow_start_ms;
-    if (!from || !span) return BALANCE_SHARE_FULL;
+    if (!from) return BALANCE_SHARE_FULL;
     uint64_t now = balance_now_ms();
     uint64_t elapsed = now > from ? now - from : 0;
     if (elapsed >= span) {
-        /* the ramp is over: later picks need not look at the clock */
+        /* the ramp is over (or a reload turned slow start off): later picks
+         * need not look at the clock */
         atomic_compare_exchange_strong_explicit(&b->ramp_from_ms, &from, 0, memory_order_relaxed,
                                                 memory_order_relaxed);
         return BALANCE_SHARE_FULL;

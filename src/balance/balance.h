@@ -54,7 +54,8 @@ struct balancer_ops {
 
 /* The backend for a request: p's algorithm's pick, then slow start (a
  * backend ramping up after coming back UP takes only its part of what the
- * algorithm would give it; the rest goes to the algorithm's next choice). */
+ * algorithm would give it; the rest goes to another backend, see
+ * slow_start_pick in balance.c). */
 struct backend *balance_pick(struct pool *p, const struct balance_ctx *ctx,
                              const struct balance_tried *tried);
 

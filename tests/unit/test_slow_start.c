@@ -65,6 +65,8 @@ static void off_when_the_pool_has_no_slow_start(void **state)
     balance_clock_set(T0);
     balance_slow_start(&p.backends[1]);
     assert_int_equal(balance_share(&p.backends[1], &p), BALANCE_SHARE_FULL);
+    /* (a ramp carried over by a reload that turned slow start off is dropped) */
+    assert_int_equal(atomic_load(&p.backends[1].ramp_from_ms), 0);
     assert_int_equal(picks_of(&p, 1, 100), 50);
     balance_clock_set(0);
     pool_destroy(&p);

@@ -182,6 +182,14 @@ static size_t count_heads(const char *p, size_t len)
     return n + 1; /* a head may also end in bytes usher has not been sent yet: never undercount */
 }
 
+/* The length of the head at p (up to and with its CRLFCRLF; usher writes
+ * only CRLF line ends), or 0 when it is cut short. */
+static size_t head_len(const char *p, size_t len)
+{
+    const char *e = memmem(p, len, "\r\n\r\n", 4);
+    return e ? (size_t)(e - p) + 4 : 0;
+}
+
 /* What usher sent on one backend connection: strict requests, in a row. */
 static size_t check_upstream(const struct stream *s)
 {
@@ -189,14 +197,8 @@ static size_t check_upstream(const struct stream *s)
     while (pos < s->len) {
         const char *p = s->p + pos;
         size_t len = s->len - pos;
-        const char *e = NULL;
-        for (size_t i = 3; i < len; i++)
-            if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') {
-                e = p + i + 1;
-                break;
-            }
-        if (!e) return nreq; /* cut short */
-        size_t hl = (size_t)(e - p);
+        size_t hl = head_len(p, len);
+        if (!hl) return nreq; /* cut short */
         struct ref_head r;
         ref_request_head((const unsigned char *)p, hl, 1, &r);
         if (r.bad) fz_dump("forwarded request head", p, hl);
@@ -232,14 +234,8 @@ static size_t check_downstream(const struct stream *s, int saw_head_method)
     while (pos < s->len) {
         const char *p = s->p + pos;
         size_t len = s->len - pos;
-        const char *e = NULL;
-        for (size_t i = 3; i < len; i++)
-            if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') {
-                e = p + i + 1;
-                break;
-            }
-        if (!e) return nres;
-        size_t hl = (size_t)(e - p);
+        size_t hl = head_len(p, len);
+        if (!hl) return nres;
         struct ref_head r;
         ref_response_head((const unsigned char *)p, hl, 1, &r);
         /* what usher cannot repair it must not forward: only framing-relevant and

@@ -575,3 +575,44 @@ class RawCaptureBackend:
                 pass
         for t in threads:
             t.join(timeout=5)
+
+
+class Blackhole:
+    """A listener whose accept queue is full (backlog 0, never accepts, and
+    filled by our own connects): further SYNs are dropped, so a connect to it
+    hangs until the connector's timeout."""
+
+    FILL = 4
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(self.FILL):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(s)
+            time.sleep(0.02)
+
+    def connect_hangs(self, timeout=0.5):
+        """True if a new connect does not complete within timeout (the
+        premise of the tests that use this)."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(("127.0.0.1", self.port))
+            return False
+        except socket.timeout:
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def stop(self):
+        for s in self.fillers:
+            s.close()
+        self.sock.close()

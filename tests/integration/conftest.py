@@ -33,7 +33,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from capture_backend import CaptureBackend  # noqa: E402
+from capture_backend import CaptureBackend, RawCaptureBackend  # noqa: E402
 from http_raw import RawHTTPConnection, free_port, unused_ports  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -526,4 +526,20 @@ def capture():
 
     yield make
     for b in backends:
+        b.stop()
+
+
+@pytest.fixture
+def raw_backend():
+    """raw_backend(respond=None, reject_invalid=True) -> a RawCaptureBackend
+    (records the raw bytes it gets), stopped at teardown."""
+    made = []
+
+    def make(**kw):
+        b = RawCaptureBackend(**kw)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
         b.stop()

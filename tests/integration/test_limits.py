@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from capture_backend import RawCaptureBackend
+from capture_backend import Blackhole
 from conftest import HOST, yaml_pos
 from http_raw import RawHTTPConnection, build_request, chunked_encode
 from usher_log import assert_json_error
@@ -88,20 +88,6 @@ def answered_within(c, gap):
     return bool(r)
 
 
-@pytest.fixture
-def raw_backend():
-    made = []
-
-    def make(**kw):
-        b = RawCaptureBackend(**kw)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.stop()
-
-
 class NonReadingBackend:
     """Accepts connections and never reads from them (nor answers): what is
     sent to it fills the socket buffers, then writes block."""
@@ -133,43 +119,6 @@ class NonReadingBackend:
         self.stopping.set()
         self.thread.join(5)
         for s in self.conns:
-            s.close()
-        self.sock.close()
-
-
-class Blackhole:
-    """A listener whose accept queue is full (backlog 0, filled by our own
-    connects, never accepted): further SYNs are dropped, so a connect to it
-    hangs until the connector gives up."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((HOST, 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.fillers = []
-        for _ in range(4):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            s.connect_ex((HOST, self.port))
-            self.fillers.append(s)
-            time.sleep(0.02)
-
-    def connect_hangs(self, timeout=0.5):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        try:
-            s.connect((HOST, self.port))
-            return False
-        except socket.timeout:
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def stop(self):
-        for s in self.fillers:
             s.close()
         self.sock.close()
 

@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from capture_backend import Blackhole
 from http_raw import PeerClosed, RawHTTPConnection, get_once, unused_ports
 from usher_log import assert_json_error, state_re, wait_for
 
@@ -55,47 +56,6 @@ class SilentListener:
         self.port = self.sock.getsockname()[1]
 
     def stop(self):
-        self.sock.close()
-
-
-class Blackhole:
-    """A listener whose accept queue is full (backlog 0, never accepts, and
-    filled by our own connects): further SYNs are dropped, so a connect to it
-    hangs until the connector's timeout."""
-
-    FILL = 4
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((HOST, 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.fillers = []
-        for _ in range(self.FILL):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            s.connect_ex((HOST, self.port))
-            self.fillers.append(s)
-            time.sleep(0.02)
-
-    def connect_hangs(self, timeout=0.5):
-        """True if a new connect does not complete within timeout (the
-        premise of the tests that use this)."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        try:
-            s.connect((HOST, self.port))
-            return False
-        except socket.timeout:
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def stop(self):
-        for s in self.fillers:
-            s.close()
         self.sock.close()
 
 

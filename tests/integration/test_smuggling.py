@@ -24,7 +24,6 @@ import time
 
 import pytest
 
-from capture_backend import RawCaptureBackend
 from http_raw import PeerClosed, ProtocolError, RawHTTPConnection
 
 CLIENT_TIMEOUT = 5.0  # per socket operation
@@ -268,20 +267,6 @@ REQUEST_VECTORS = [
 ]
 
 
-@pytest.fixture
-def raw_backend():
-    made = []
-
-    def make(respond=None):
-        b = RawCaptureBackend(respond)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.stop()
-
-
 def start(start_usher, backend):
     return start_usher([backend.port], "--threads", "1")
 
@@ -523,7 +508,7 @@ def test_hostile_response(start_usher, raw_backend, v):
             return v.raw, v.action
         return AFTER
 
-    rb = raw_backend(respond)
+    rb = raw_backend(respond=respond)
     u = start(start_usher, rb)
     with RawHTTPConnection("127.0.0.1", u.port, timeout=CLIENT_TIMEOUT) as c:
         c.request(v.method, "/r")

@@ -113,9 +113,10 @@ static void *run(void *arg)
     const struct balance_tried none = {0};
     uint64_t sink = 0;
     uint64_t t0 = now_ns();
+    const struct balance_request req = {.target = head.target, .field = h1_field, .msg = &head};
     for (uint64_t i = 0; i < j->picks; i++) {
         uint64_t hash = 0;
-        struct balance_ctx ctx = {.client_ip = ips[i & 15], .head = &head, .hash = &hash};
+        struct balance_ctx ctx = {.client_ip = ips[i & 15], .req = &req, .hash = &hash};
         struct backend *b = j->p->ops->pick(j->p->balancer, j->p, &ctx, &none);
         sink += b->index;
     }

@@ -10,11 +10,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "app/worker.h"
 #include "config/config.h"
 #include "core/accesslog.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "core/worker.h"
 #include "upstream/backend.h"
 #include "upstream/health.h"
 #include "version.h"
@@ -91,58 +91,6 @@ static uint32_t cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;
-}
-
-/* Builds the pools of cfg (taken over: moved to the heap) into a new
- * generation with one reference (the caller's). Backends that were in prev,
- * in a pool of the same name with the same URL, keep their health state. */
-static struct generation *generation_new(struct config *cfg, const struct generation *prev)
-{
-    struct generation *g = calloc(1, sizeof(*g));
-    struct config *c = malloc(sizeof(*c));
-    struct pool *pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*pools));
-    if (!g || !c || !pools) {
-        free(g);
-        free(c);
-        free(pools);
-        return NULL;
-    }
-    *c = *cfg; /* the arrays now belong to c */
-    memset(cfg, 0, sizeof(*cfg));
-    for (uint32_t i = 0, gbase = 0; i < c->npools; gbase += pools[i].n, i++) {
-        int err = pool_init(&pools[i], &c->pools[i], gbase);
-        if (err < 0) {
-            log_err("cannot set up pool '%s': %s", c->pools[i].name, strerror(-err));
-            free(pools);
-            config_free(c);
-            free(c);
-            free(g);
-            return NULL;
-        }
-        for (uint32_t p = 0; prev && p < prev->cfg->npools; p++) {
-            if (strcmp(prev->cfg->pools[p].name, c->pools[i].name)) continue;
-            for (uint32_t b = 0; b < pools[i].n; b++)
-                for (uint32_t o = 0; o < prev->pools[p].n; o++) {
-                    const struct backend *ob = &prev->pools[p].backends[o];
-                    if (strcmp(ob->conf->url, pools[i].backends[b].conf->url)) continue;
-                    atomic_store(&pools[i].backends[b].state, backend_state(ob));
-                    atomic_store(&pools[i].backends[b].fails, atomic_load(&ob->fails));
-                    atomic_store(&pools[i].backends[b].ramp_from_ms,
-                                 atomic_load(&ob->ramp_from_ms));
-                    if (backend_draining(ob) != backend_draining(&pools[i].backends[b]))
-                        log_info(backend_draining(ob)
-                                     ? "pool '%s': backend %s no longer drains: it takes new "
-                                       "requests again"
-                                     : "pool '%s': backend %s is DRAINING: it takes no new "
-                                       "requests; those in flight finish",
-                                 c->pools[i].name, ob->conf->url);
-                }
-        }
-    }
-    g->cfg = c;
-    g->pools = pools;
-    atomic_init(&g->refs, 1);
-    return g;
 }
 
 static void describe(const struct generation *g, uint32_t nthreads)
@@ -226,7 +174,7 @@ static void reload(void)
     if (next.threads && next.threads != ctl.nworkers)
         log_warn("reload: threads stays %u until a restart", ctl.nworkers);
     next.threads = ctl.gen->cfg->threads;
-    struct generation *g = generation_new(&next, ctl.gen);
+    struct generation *g = gen_new(&next, ctl.gen);
     if (!g) {
         config_free(&next);
         log_warn("reload of %s failed: still serving with the previous configuration", file);
@@ -287,7 +235,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    struct generation *gen = generation_new(&cfg, NULL);
+    struct generation *gen = gen_new(&cfg, NULL);
     if (!gen) return 1;
     int err;
     uint32_t nthreads = gen->cfg->threads ? gen->cfg->threads : cpu_count();

@@ -10,24 +10,34 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/span.h"
 #include "upstream/backend.h"
 
 #define BALANCE_MAX_TRIES 8
 
-/* Backends already tried for this request (a retry must go elsewhere). */
+/* Backends already tried for this request (a retry must go elsewhere).
+ * Indexes fit 16 bits: a pool has at most CONFIG_MAX_BACKENDS. */
 struct balance_tried {
-    uint32_t n;
-    uint32_t idx[BALANCE_MAX_TRIES];
+    uint16_t n;
+    uint16_t idx[BALANCE_MAX_TRIES];
 };
 
-struct h1_head;
+/* What a balancer may read of a request, whatever protocol carried it
+ * (an HTTP/1 head today, an HTTP/2 stream's fields later). */
+struct balance_request {
+    struct span target; /* path and query, as the client sent them */
+    /* The i-th header field (from 0): 1 with name and value set, or 0 past
+     * the last one. msg is passed back as is. */
+    int (*field)(const void *msg, uint32_t i, struct span *name, struct span *value);
+    const void *msg;
+};
 
 /* What an algorithm may look at to choose. */
 struct balance_ctx {
-    const char *client_ip;      /* the client's address, as text */
-    const struct h1_head *head; /* the request head; NULL on a retry (the head is gone) */
-    uint64_t *hash;             /* the request's hash key, kept across retries by the
-                                   session: 0 until an algorithm computes it */
+    const char *client_ip;             /* the client's address, as text */
+    const struct balance_request *req; /* NULL on a retry (the head is gone) */
+    uint64_t *hash;                    /* the request's hash key, kept across retries by
+                                          the exchange: 0 until an algorithm computes it */
 };
 
 enum balance_outcome { BALANCE_OK, BALANCE_FAILED };
@@ -83,7 +93,7 @@ static inline int balance_usable(const struct backend *b, const struct balance_t
 
 static inline void balance_tried_add(struct balance_tried *t, const struct backend *b)
 {
-    if (t->n < BALANCE_MAX_TRIES) t->idx[t->n++] = b->index;
+    if (t->n < BALANCE_MAX_TRIES) t->idx[t->n++] = (uint16_t)b->index;
 }
 
 #endif

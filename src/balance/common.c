@@ -148,14 +148,13 @@ int balance_key_parse(const char *s, struct balance_key *k, char *why, size_t wh
     return -EINVAL;
 }
 
-static const struct h1_span no_span = {NULL, 0};
+static const struct span no_span = {NULL, 0};
 
-struct h1_span balance_header(const struct h1_head *h, const char *name, size_t name_len)
+struct span balance_header(const struct balance_request *r, const char *name, size_t name_len)
 {
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const struct h1_header *hd = &h->h[i];
-        if (hd->name.len == name_len && !strncasecmp(hd->name.p, name, name_len)) return hd->value;
-    }
+    struct span n, v;
+    for (uint32_t i = 0; r->field(r->msg, i, &n, &v); i++)
+        if (n.len == name_len && !strncasecmp(n.p, name, name_len)) return v;
     return no_span;
 }
 
@@ -165,7 +164,7 @@ static int is_space(char c)
 }
 
 /* Looks for name=value in one Cookie header value "a=1; b=2" (RFC 6265 4.2.1). */
-static struct h1_span cookie_in(struct h1_span v, const char *name, size_t name_len)
+static struct span cookie_in(struct span v, const char *name, size_t name_len)
 {
     const char *p = v.p, *end = v.p + v.len;
     while (p < end) {
@@ -182,28 +181,28 @@ static struct h1_span cookie_in(struct h1_span v, const char *name, size_t name_
         while (ve > val && is_space(ve[-1])) ve--;
         if (ve - val >= 2 && val[0] == '"' && ve[-1] == '"') val++, ve--;
         if ((size_t)(ne - n) == name_len && !memcmp(n, name, name_len))
-            return (struct h1_span){val, (uint32_t)(ve - val)};
+            return (struct span){val, (uint32_t)(ve - val)};
     }
     return no_span;
 }
 
-struct h1_span balance_cookie(const struct h1_head *h, const char *name, size_t name_len)
+struct span balance_cookie(const struct balance_request *r, const char *name, size_t name_len)
 {
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const struct h1_header *hd = &h->h[i];
-        if (hd->name.len != 6 || strncasecmp(hd->name.p, "cookie", 6)) continue;
-        struct h1_span v = cookie_in(hd->value, name, name_len);
-        if (v.p) return v;
+    struct span n, v;
+    for (uint32_t i = 0; r->field(r->msg, i, &n, &v); i++) {
+        if (n.len != 6 || strncasecmp(n.p, "cookie", 6)) continue;
+        struct span c = cookie_in(v, name, name_len);
+        if (c.p) return c;
     }
     return no_span;
 }
 
-struct h1_span balance_query(const struct h1_head *h, const char *name, size_t name_len)
+struct span balance_query(const struct balance_request *r, const char *name, size_t name_len)
 {
-    if (!h->target.p) return no_span;
-    const char *p = memchr(h->target.p, '?', h->target.len);
+    if (!r->target.p) return no_span;
+    const char *p = memchr(r->target.p, '?', r->target.len);
     if (!p) return no_span;
-    const char *end = h->target.p + h->target.len;
+    const char *end = r->target.p + r->target.len;
     const char *hash = memchr(p, '#', (size_t)(end - p));
     if (hash) end = hash;
     p++;
@@ -214,7 +213,7 @@ struct h1_span balance_query(const struct h1_head *h, const char *name, size_t n
         const char *ne = eq ? eq : pe;
         if ((size_t)(ne - p) == name_len && !memcmp(p, name, name_len)) {
             const char *val = eq ? eq + 1 : pe;
-            return (struct h1_span){val, (uint32_t)(pe - val)};
+            return (struct span){val, (uint32_t)(pe - val)};
         }
         p = pe + 1;
     }
@@ -224,15 +223,15 @@ struct h1_span balance_query(const struct h1_head *h, const char *name, size_t n
 uint64_t balance_key_hash(const struct balance_key *k, const struct balance_ctx *ctx)
 {
     if (ctx->hash && *ctx->hash) return *ctx->hash;
-    struct h1_span v = no_span;
+    struct span v = no_span;
     if (k->kind == BALANCE_KEY_CLIENT_IP) {
-        if (ctx->client_ip) v = (struct h1_span){ctx->client_ip, (uint32_t)strlen(ctx->client_ip)};
-    } else if (ctx->head) {
+        if (ctx->client_ip) v = (struct span){ctx->client_ip, (uint32_t)strlen(ctx->client_ip)};
+    } else if (ctx->req) {
         switch (k->kind) {
-        case BALANCE_KEY_URI: v = ctx->head->target; break;
-        case BALANCE_KEY_HEADER: v = balance_header(ctx->head, k->name, k->name_len); break;
-        case BALANCE_KEY_COOKIE: v = balance_cookie(ctx->head, k->name, k->name_len); break;
-        case BALANCE_KEY_QUERY: v = balance_query(ctx->head, k->name, k->name_len); break;
+        case BALANCE_KEY_URI: v = ctx->req->target; break;
+        case BALANCE_KEY_HEADER: v = balance_header(ctx->req, k->name, k->name_len); break;
+        case BALANCE_KEY_COOKIE: v = balance_cookie(ctx->req, k->name, k->name_len); break;
+        case BALANCE_KEY_QUERY: v = balance_query(ctx->req, k->name, k->name_len); break;
         default: break;
         }
     }

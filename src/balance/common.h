@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "balance/balance.h"
-#include "http/h1.h"
 
 /* ---- hashing ---- */
 
@@ -55,12 +54,12 @@ int balance_key_parse(const char *s, struct balance_key *k, char *why, size_t wh
  * 0 when the request has no such key (no header, cookie or parameter). */
 uint64_t balance_key_hash(const struct balance_key *k, const struct balance_ctx *ctx);
 
-/* The value of the first header called name in h, or {NULL, 0}. */
-struct h1_span balance_header(const struct h1_head *h, const char *name, size_t name_len);
-/* The value of cookie name in h's Cookie headers (quotes removed), or {NULL, 0}. */
-struct h1_span balance_cookie(const struct h1_head *h, const char *name, size_t name_len);
+/* The value of the first header called name in r, or {NULL, 0}. */
+struct span balance_header(const struct balance_request *r, const char *name, size_t name_len);
+/* The value of cookie name in r's Cookie headers (quotes removed), or {NULL, 0}. */
+struct span balance_cookie(const struct balance_request *r, const char *name, size_t name_len);
 /* The value of query parameter name in the request target (not decoded), or {NULL, 0}. */
-struct h1_span balance_query(const struct h1_head *h, const char *name, size_t name_len);
+struct span balance_query(const struct balance_request *r, const char *name, size_t name_len);
 
 /* ---- randomness ---- */
 

@@ -109,7 +109,7 @@ static void sticky_destroy(void *state)
 }
 
 /* The backend the cookie value v names, or NULL. */
-static struct backend *named(struct sticky_state *s, struct pool *p, struct h1_span v)
+static struct backend *named(struct sticky_state *s, struct pool *p, struct span v)
 {
     if (v.len != 16) return NULL;
     uint64_t value = 0;
@@ -137,8 +137,8 @@ static struct backend *sticky_pick(void *state, struct pool *p, const struct bal
                                    const struct balance_tried *tried)
 {
     struct sticky_state *s = state;
-    if (ctx->head) {
-        struct backend *b = named(s, p, balance_cookie(ctx->head, s->cookie, s->cookie_len));
+    if (ctx->req) {
+        struct backend *b = named(s, p, balance_cookie(ctx->req, s->cookie, s->cookie_len));
         if (b && balance_usable(b, tried)) return b;
     }
     return balance_next_usable(&s->rr, p, tried);

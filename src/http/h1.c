@@ -11,7 +11,7 @@
 
 /* ---- parsing --------------------------------------------------------------- */
 
-static int span_add(struct h1_span *s, const char *at, size_t len)
+static int span_add(struct span *s, const char *at, size_t len)
 {
     if (!s->p) {
         s->p = at;
@@ -148,27 +148,27 @@ static int is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static int span_ieq(struct h1_span s, const char *lit)
+static int span_ieq(struct span s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.len == n && strncasecmp(s.p, lit, n) == 0;
 }
 
-static int span_ieq_span(struct h1_span a, struct h1_span b)
+static int span_ieq_span(struct span a, struct span b)
 {
     return a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0;
 }
 
 /* Headers a client may not remove by naming them in Connection: the proxy's
  * own and the framing ones (RFC 9110 7.6.1 lets the proxy decide). */
-static int protected_header(struct h1_span name)
+static int protected_header(struct span name)
 {
     return span_ieq(name, "host") || span_ieq(name, "content-length") ||
            span_ieq(name, "transfer-encoding") || span_ieq(name, "x-forwarded-for") ||
            span_ieq(name, "x-forwarded-proto") || span_ieq(name, "x-forwarded-host");
 }
 
-static void trim(struct h1_span *s)
+static void trim(struct span *s)
 {
     while (s->len && (s->p[0] == ' ' || s->p[0] == '\t')) s->p++, s->len--;
     while (s->len && (s->p[s->len - 1] == ' ' || s->p[s->len - 1] == '\t')) s->len--;
@@ -182,7 +182,7 @@ static void derive(struct h1_head *h)
     for (uint32_t i = 0; i < h->nheaders; i++) {
         struct h1_header *hd = &h->h[i];
         trim(&hd->value);
-        struct h1_span n = hd->name;
+        struct span n = hd->name;
         /* RFC 9112 5.1: no whitespace between name and colon; names are tokens */
         if (n.len == 0) h->bad_name = 1;
         for (uint32_t k = 0; k < n.len; k++)
@@ -195,7 +195,7 @@ static void derive(struct h1_head *h)
             const char *v = hd->value.p, *end = v + hd->value.len;
             while (v < end) {
                 const char *c = memchr(v, ',', (size_t)(end - v));
-                struct h1_span tok = {v, (uint32_t)((c ? c : end) - v)};
+                struct span tok = {v, (uint32_t)((c ? c : end) - v)};
                 trim(&tok);
                 if (span_ieq(tok, "close"))
                     h->conn_close = 1;
@@ -296,7 +296,7 @@ int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len
 /* RFC 3986 3.2.2-3: authority = host [ ":" port ], host an IP literal in
  * brackets or a reg-name, port digits. A list (","), userinfo ("@"), a path,
  * whitespace or a second colon are not an authority. */
-static int valid_authority(struct h1_span a)
+static int valid_authority(struct span a)
 {
     uint32_t i = 0;
     if (a.len && a.p[0] == '[') {
@@ -377,7 +377,7 @@ int h1_check_request(const struct h1_head *h, const char *p, size_t len, const c
         if (!te_ok(h)) return *why = "unsupported Transfer-Encoding (only chunked)", 400;
     }
     /* RFC 9112 3.2: origin-form, absolute-form, or "*" for OPTIONS */
-    struct h1_span t = h->target;
+    struct span t = h->target;
     if (t.len == 0) return *why = "empty request target", 400;
     for (uint32_t i = 0; i < t.len; i++) {
         unsigned char c = (unsigned char)t.p[i];
@@ -391,7 +391,7 @@ int h1_check_request(const struct h1_head *h, const char *p, size_t len, const c
                       : t.len > 8 && !strncasecmp(t.p, "https://", 8) ? 8
                                                                       : 0;
         if (!skip) return *why = "invalid request target", 400;
-        struct h1_span auth = {t.p + skip, 0};
+        struct span auth = {t.p + skip, 0};
         while (skip + auth.len < t.len && !strchr("/?", auth.p[auth.len])) auth.len++;
         /* RFC 9112 3.2.2: the authority of an absolute-form target wins over
          * Host; usher forwards Host, so the two must agree */
@@ -434,7 +434,7 @@ static void puts_(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static void put_span(struct out *o, struct h1_span s)
+static void put_span(struct out *o, struct span s)
 {
     put(o, s.p, s.len);
 }
@@ -563,4 +563,13 @@ long h1_write_error(int status, const char *msg, int close, char *out, size_t ca
                      "\r\n%s",
                      status, h1_reason(status), blen, close ? "Connection: close\r\n" : "", body);
     return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
+}
+
+int h1_field(const void *head, uint32_t i, struct span *name, struct span *value)
+{
+    const struct h1_head *h = head;
+    if (i >= h->nheaders) return 0;
+    *name = h->h[i].name;
+    *value = h->h[i].value;
+    return 1;
 }

@@ -11,22 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/span.h"
 #include "llhttp.h"
 
 #define H1_MAX_HEADERS 128 /* hard cap of the table; config max_headers <= this */
 
-struct h1_span {
-    const char *p;
-    uint32_t len;
-};
-
 struct h1_header {
-    struct h1_span name, value;
+    struct span name, value;
     uint8_t drop; /* not forwarded: hop-by-hop, or named in Connection */
 };
 
 struct h1_head {
-    struct h1_span method, target, reason;
+    struct span method, target, reason;
     uint8_t major, minor;
     uint16_t status;
     uint8_t method_id;      /* llhttp_method_t; HTTP_PUT for methods llhttp does not know */
@@ -74,6 +70,11 @@ int h1_check_request(const struct h1_head *h, const char *head, size_t len, cons
 /* The same for a response head: status line, bare CR, reason, Transfer-Encoding.
  * Returns 0, or 502 with the reason in *why. */
 int h1_check_response(const struct h1_head *h, const char *head, size_t len, const char **why);
+
+/* The i-th header field of head h (a struct h1_head), for readers that do
+ * not know HTTP/1 (the balancers' request view): 1 with name and value set,
+ * or 0 past the last one. */
+int h1_field(const void *h, uint32_t i, struct span *name, struct span *value);
 
 /* Whether the request method is idempotent (RFC 9110 9.2.2). */
 int h1_method_idempotent(const struct h1_head *h);

@@ -3,26 +3,22 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "core/sock.h"
-#include "core/worker.h"
-#include "http/session.h"
 
 #define UPCONN_IDLE_MAX 1024 /* idle connections kept per worker and backend */
 
 static void upconn_free(struct loop_defer *d)
 {
     struct upconn *u = (struct upconn *)((char *)d - offsetof(struct upconn, defer));
-    struct worker *w = u->w;
-    u->next = w->free_upconns;
-    w->free_upconns = u;
+    u->next = u->pool->free;
+    u->pool->free = u;
 }
 
 static void idle_unlink(struct upconn *u)
 {
-    struct upconn_idle_list *l = &u->w->idle[u->be->gindex];
+    struct upconn_idle_list *l = &u->pool->idle[u->be->gindex];
     if (u->prev)
         u->prev->next = u->next;
     else
@@ -35,13 +31,13 @@ static void idle_unlink(struct upconn *u)
 
 void upconn_close(struct upconn *u)
 {
-    struct worker *w = u->w;
-    if (u->io.fd < 0) return;
+    struct upconn_pool *p = u->pool;
+    if (u->conn.io.fd < 0) return;
     if (u->idle) idle_unlink(u);
-    loop_timer_stop(&w->loop, &u->idle_timer);
-    loop_close(&w->loop, &u->io);
+    loop_timer_stop(p->loop, &u->idle_timer);
+    conn_close(&u->conn);
     u->owner = NULL;
-    loop_defer(&w->loop, &u->defer);
+    loop_defer(p->loop, &u->defer);
 }
 
 static void on_event(struct loop *loop, struct loop_io *io, uint32_t events)
@@ -52,10 +48,8 @@ static void on_event(struct loop *loop, struct loop_io *io, uint32_t events)
         upconn_close(u);
         return;
     }
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) u->readable = 1;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) u->rdhup = 1;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) u->writable = 1;
-    session_on_upstream(u->owner, u, events);
+    conn_events(&u->conn, events);
+    if (u->owner) u->cb(u->owner, u);
 }
 
 static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
@@ -64,76 +58,59 @@ static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
     upconn_close(u);
 }
 
-struct upconn *upconn_take_idle(struct worker *w, struct backend *b, struct session *owner)
+struct upconn *upconn_take_idle(struct upconn_pool *p, struct backend *b, upconn_cb cb, void *owner)
 {
-    struct upconn *u = w->idle[b->gindex].head;
+    struct upconn *u = p->idle[b->gindex].head;
     if (!u) return NULL;
     idle_unlink(u);
-    loop_timer_stop(&w->loop, &u->idle_timer);
+    loop_timer_stop(p->loop, &u->idle_timer);
+    u->cb = cb;
     u->owner = owner;
     u->reused = 1;
-    u->writable = 1; /* an idle socket has room; a failed write tells us otherwise */
-    u->readable = 0;
-    u->rdhup = 0;
+    u->conn.writable = 1; /* an idle socket has room; a failed write tells us otherwise */
+    u->conn.readable = 0;
+    u->conn.rdhup = 0;
     return u;
 }
 
-struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner, int *err)
+struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_cb cb, void *owner,
+                              int *err)
 {
     int fd = sock_connect(&b->conf->addr);
     if (fd < 0) {
         *err = fd;
         return NULL;
     }
-    struct upconn *u = w->free_upconns;
+    struct upconn *u = p->free;
     if (u)
-        w->free_upconns = u->next;
+        p->free = u->next;
     else if (!(u = malloc(sizeof(*u)))) {
         *err = -ENOMEM;
         close(fd);
         return NULL;
     }
     *u = (struct upconn){0};
-    u->io.fd = fd;
-    u->io.cb = on_event;
     u->idle_timer.cb = on_idle_timeout;
     u->defer.fn = upconn_free;
-    u->w = w;
+    u->pool = p;
     u->be = b;
+    u->cb = cb;
     u->owner = owner;
-    u->out_armed = 1; /* the end of the connect shows as writability */
-    int e = loop_add(&w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+    int e = conn_open(&u->conn, p->loop, fd, &conn_plain, on_event, 1);
     if (e < 0) {
         *err = e;
         close(fd);
-        u->io.fd = -1;
-        u->next = w->free_upconns;
-        w->free_upconns = u;
+        u->next = p->free;
+        p->free = u;
         return NULL;
     }
     return u;
 }
 
-/* EPOLLOUT is only watched while it is needed: on loopback every ACK would
- * otherwise wake the loop for a socket nobody wants to write to. */
-void upconn_connected(struct upconn *u)
-{
-    u->connected = 1;
-    if (u->out_armed && loop_mod(&u->w->loop, &u->io, EPOLLIN | EPOLLRDHUP | EPOLLET) == 0)
-        u->out_armed = 0;
-}
-
-void upconn_want_write(struct upconn *u)
-{
-    if (!u->out_armed &&
-        loop_mod(&u->w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == 0)
-        u->out_armed = 1;
-}
-
 void upconn_release(struct upconn *u)
 {
-    struct worker *w = u->w;
-    struct upconn_idle_list *l = &w->idle[u->be->gindex];
+    struct upconn_pool *p = u->pool;
+    struct upconn_idle_list *l = &p->idle[u->be->gindex];
     u->owner = NULL;
     if (l->count >= UPCONN_IDLE_MAX) {
         upconn_close(u);
@@ -145,11 +122,41 @@ void upconn_release(struct upconn *u)
     if (l->head) l->head->prev = u;
     l->head = u;
     l->count++;
-    loop_timer_set(&w->loop, &u->idle_timer, w->cfg->upstream_idle_ms);
+    loop_timer_set(p->loop, &u->idle_timer, p->idle_ms);
 }
 
-void upconn_close_all_idle(struct worker *w)
+void upconn_close_all_idle(struct upconn_pool *p)
 {
-    for (uint32_t i = 0; i < w->nbackends; i++)
-        while (w->idle[i].head) upconn_close(w->idle[i].head);
+    for (uint32_t i = 0; i < p->nbackends; i++)
+        while (p->idle[i].head) upconn_close(p->idle[i].head);
+}
+
+int upconn_pool_init(struct upconn_pool *p, struct loop *loop, uint32_t nbackends, uint32_t idle_ms)
+{
+    *p = (struct upconn_pool){.loop = loop, .idle_ms = idle_ms, .nbackends = nbackends};
+    p->idle = calloc(nbackends ? nbackends : 1, sizeof(*p->idle));
+    return p->idle ? 0 : -ENOMEM;
+}
+
+int upconn_pool_reset(struct upconn_pool *p, uint32_t nbackends, uint32_t idle_ms)
+{
+    struct upconn_idle_list *idle = calloc(nbackends ? nbackends : 1, sizeof(*idle));
+    if (!idle) return -ENOMEM;
+    upconn_close_all_idle(p);
+    free(p->idle);
+    p->idle = idle;
+    p->nbackends = nbackends;
+    p->idle_ms = idle_ms;
+    return 0;
+}
+
+void upconn_pool_destroy(struct upconn_pool *p)
+{
+    while (p->free) {
+        struct upconn *u = p->free;
+        p->free = u->next;
+        free(u);
+    }
+    free(p->idle);
+    p->idle = NULL;
 }

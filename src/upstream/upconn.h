@@ -1,51 +1,77 @@
-/* upconn: a connection from a worker to a backend, and the worker's idle pool.
+/* upconn: a connection from a worker to a backend, and the worker's pool of
+ * them (idle keep-alive lists and recycled objects).
  *
  * Ownership: an upconn belongs to the idle pool while idle and to exactly one
- * session while leased. An idle connection that becomes readable (the backend
- * closed it, or sent bytes nobody asked for) or stays idle too long is closed. */
+ * owner (an exchange) while leased; the owner is told of events through the
+ * callback it leased the connection with, so this module knows nothing of
+ * what uses it. An idle connection that becomes readable (the backend closed
+ * it, or sent bytes nobody asked for) or stays idle too long is closed. */
 #ifndef USHER_UPSTREAM_UPCONN_H
 #define USHER_UPSTREAM_UPCONN_H
 
 #include <stdint.h>
 
 #include "core/loop.h"
+#include "net/conn.h"
 #include "upstream/backend.h"
 
-struct worker;
-struct session;
+struct upconn;
 
-struct upconn {
-    struct loop_io io;
-    struct loop_timer idle_timer;
-    struct loop_defer defer;
-    struct worker *w;
-    struct backend *be;
-    struct session *owner;      /* NULL while idle */
-    struct upconn *next, *prev; /* idle list, or the worker's free list */
-    uint8_t idle;               /* in the worker's idle list for be */
-    uint8_t connected;          /* connect() finished */
-    uint8_t reused;             /* taken from the idle pool: may have been closed by the backend */
-    uint8_t readable;           /* edge-triggered: the socket may have bytes or EOF to read */
-    uint8_t writable;           /* edge-triggered: the socket may take more bytes */
-    uint8_t rdhup;              /* the backend half-closed: read until EOF */
-    uint8_t out_armed; /* EPOLLOUT is watched (while connecting, or after a write blocked) */
+/* Called on the owner's behalf when its leased connection has events. */
+typedef void (*upconn_cb)(void *owner, struct upconn *u);
+
+/* Idle keep-alive connections to one backend, most recently used first. */
+struct upconn_idle_list {
+    struct upconn *head;
+    uint32_t count;
 };
 
+/* One worker's backend connections. */
+struct upconn_pool {
+    struct loop *loop;
+    struct upconn_idle_list *idle; /* one list per backend, indexed by backend.gindex */
+    uint32_t nbackends;
+    uint32_t idle_ms; /* an idle connection is closed after this */
+    struct upconn *free;
+};
+
+struct upconn {
+    struct conn conn;
+    struct loop_timer idle_timer;
+    struct loop_defer defer;
+    struct upconn_pool *pool;
+    struct backend *be;
+    upconn_cb cb;
+    void *owner;                /* NULL while idle */
+    struct upconn *next, *prev; /* idle list, or the pool's free list */
+    uint8_t idle;               /* in the idle list for be */
+    uint8_t reused;             /* taken from the idle pool: may have been closed by the backend */
+};
+
+/* Sets up p for nbackends backends (all pools of a generation). 0 or -ENOMEM. */
+int upconn_pool_init(struct upconn_pool *p, struct loop *loop, uint32_t nbackends,
+                     uint32_t idle_ms);
+/* For a new generation: closes every idle connection (they belong to the
+ * old backends) and makes room for nbackends. On -ENOMEM nothing changed. */
+int upconn_pool_reset(struct upconn_pool *p, uint32_t nbackends, uint32_t idle_ms);
+/* Frees the cached objects and the lists. Every connection must be closed
+ * and the loop's deferred frees run (upconn_close_all_idle, then an
+ * iteration of the loop). */
+void upconn_pool_destroy(struct upconn_pool *p);
+
 /* Leases an idle connection to b, or NULL. */
-struct upconn *upconn_take_idle(struct worker *w, struct backend *b, struct session *owner);
+struct upconn *upconn_take_idle(struct upconn_pool *p, struct backend *b, upconn_cb cb,
+                                void *owner);
 /* Starts a new connection to b. Returns it (connecting) or NULL with *err set. */
-struct upconn *upconn_connect(struct worker *w, struct backend *b, struct session *owner, int *err);
-/* The connect finished: stop watching for writability until a write blocks. */
-void upconn_connected(struct upconn *u);
-/* A write would block: be told when the socket takes bytes again. */
-void upconn_want_write(struct upconn *u);
+struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_cb cb, void *owner,
+                              int *err);
 /* Returns a leased connection to the idle pool (after a response that ended
  * cleanly); closes it instead when the pool is full. Only for a backend of
- * the worker's current generation. */
+ * the pool's current generation. */
 void upconn_release(struct upconn *u);
 /* Closes the connection; freed at the end of the loop iteration. */
 void upconn_close(struct upconn *u);
-/* Closes every idle connection of w (shutdown). */
-void upconn_close_all_idle(struct worker *w);
+/* Closes every idle connection of p (shutdown). */
+void upconn_close_all_idle(struct upconn_pool *p);
 
 #endif

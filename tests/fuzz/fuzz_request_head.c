@@ -177,7 +177,7 @@ static void check_rewritten(const char *out, size_t olen)
     for (uint32_t i = 0; i < again.nheaders; i++)
         if (fz_ieq(again.h[i].name.p, again.h[i].name.len, "x-forwarded-for")) {
             nxff++;
-            const struct h1_span v = again.h[i].value;
+            const struct span v = again.h[i].value;
             size_t k = strlen(CLIENT_IP);
             FZ_CHECK("out-xff",
                      v.len >= k && !memcmp(v.p + v.len - k, CLIENT_IP, k) &&

@@ -276,7 +276,10 @@ static void pinned_values(void **state)
 
 static struct h1_head head;
 
-static const struct h1_head *parse(const char *s)
+static struct balance_request view;
+
+/* The balancers' view of request s (parsed into the static head). */
+static const struct balance_request *parse(const char *s)
 {
     static llhttp_t parser;
     h1_parser_init(&parser, 1);
@@ -285,7 +288,8 @@ static const struct h1_head *parse(const char *s)
     const char *why;
     assert_true(n > 0);
     assert_int_equal(h1_parse_head(&parser, &head, s, n, &why), 0);
-    return &head;
+    view = (struct balance_request){.target = head.target, .field = h1_field, .msg = &head};
+    return &view;
 }
 
 static uint64_t hash_of(const char *s)
@@ -299,7 +303,7 @@ static uint64_t key_of(const char *spec, const char *req, const char *ip)
     char why[160];
     assert_int_equal(balance_key_parse(spec, &k, why, sizeof(why)), 0);
     uint64_t h = 0;
-    struct balance_ctx ctx = {.client_ip = ip, .head = req ? parse(req) : NULL, .hash = &h};
+    struct balance_ctx ctx = {.client_ip = ip, .req = req ? parse(req) : NULL, .hash = &h};
     uint64_t r = balance_key_hash(&k, &ctx);
     assert_true(r == h); /* kept for retries */
     return r;
@@ -348,7 +352,7 @@ static void same_key_same_backend_and_missing_key_goes_round_robin(void **state)
     uint32_t first = UINT32_MAX;
     for (int i = 0; i < 20; i++) {
         uint64_t h = 0;
-        struct balance_ctx ctx = {.head = parse(with), .hash = &h};
+        struct balance_ctx ctx = {.req = parse(with), .hash = &h};
         uint32_t got = p.ops->pick(p.balancer, &p, &ctx, &fx_none)->index;
         if (first == UINT32_MAX) first = got;
         assert_int_equal(got, first);
@@ -356,7 +360,7 @@ static void same_key_same_backend_and_missing_key_goes_round_robin(void **state)
     const char *without = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
     for (uint32_t i = 0; i < 8; i++) {
         uint64_t h = 0;
-        struct balance_ctx ctx = {.head = parse(without), .hash = &h};
+        struct balance_ctx ctx = {.req = parse(without), .hash = &h};
         assert_int_equal(p.ops->pick(p.balancer, &p, &ctx, &fx_none)->index, i % 4);
         assert_true(h == 0);
     }
@@ -371,12 +375,12 @@ static void a_retry_goes_to_the_next_owner_with_the_same_hash(void **state)
     fx_init(&p);
     uint64_t h = 0;
     struct balance_tried t = {0};
-    struct balance_ctx ctx = {.head = parse("GET / HTTP/1.1\r\nHost: h\r\nX-User: erin\r\n\r\n"),
+    struct balance_ctx ctx = {.req = parse("GET / HTTP/1.1\r\nHost: h\r\nX-User: erin\r\n\r\n"),
                               .hash = &h};
     struct backend *a = p.ops->pick(p.balancer, &p, &ctx, &t);
     assert_true(h == hash_of("erin"));
     balance_tried_add(&t, a);
-    ctx.head = NULL; /* retries have no head: the kept hash is used */
+    ctx.req = NULL; /* retries have no head: the kept hash is used */
     struct backend *b = p.ops->pick(p.balancer, &p, &ctx, &t);
     assert_non_null(b);
     assert_int_not_equal(a->index, b->index);

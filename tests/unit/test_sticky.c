@@ -100,7 +100,13 @@ static struct backend *pick_with(struct pool *p, const char *cookie_header,
     const char *why;
     assert_int_equal(h1_parse_head(&parser, &head, req, n, &why), 0);
     uint64_t h = 0;
-    return p->ops->pick(p->balancer, p, &(struct balance_ctx){.head = &head, .hash = &h}, t);
+    return p->ops->pick(
+        p->balancer, p,
+        &(struct balance_ctx){
+            .req =
+                &(struct balance_request){.target = head.target, .field = h1_field, .msg = &head},
+            .hash = &h},
+        t);
 }
 
 static void requests_follow_their_cookie(void **state)

@@ -1,5 +1,5 @@
 /* worker: a thread with its own loop and SO_REUSEPORT listener. See worker.h. */
-#include "core/worker.h"
+#include "app/worker.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -10,8 +10,6 @@
 
 #include "core/log.h"
 #include "core/sock.h"
-#include "http/session.h"
-#include "upstream/upconn.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE: let connections finish before accepting again */
@@ -25,11 +23,11 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
         socklen_t len = sizeof(peer.in6);
         int fd = accept4(io->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            if (w->nsessions >= w->cfg->max_conns) {
+            if (w->px.nsessions >= w->px.gen->cfg->max_conns) {
                 close(fd);
                 continue;
             }
-            session_accept(w, fd, &peer.sa, len, wl->index);
+            proxy_accept(&w->px, fd, &peer.sa, wl->index);
             continue;
         }
         if (errno == EAGAIN) return;
@@ -75,7 +73,7 @@ static void worker_switch(struct worker *w, struct generation *g);
 static void on_alog_timer(struct loop *loop, struct loop_timer *t)
 {
     struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, alog_timer));
-    if (w->alog.len) accesslog_flush(&w->alog);
+    if (w->px.alog.len) accesslog_flush(&w->px.alog);
     loop_timer_set(loop, t, 1000);
 }
 
@@ -92,24 +90,14 @@ static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
         loop->stop = 1;
         return;
     }
-    if (mode == WORKER_DRAIN && !w->draining) {
+    if (mode == WORKER_DRAIN && !w->px.draining) {
         /* Stop accepting; the kernel keeps queued connections for the other
          * listeners of the port (a new usher), or refuses them once all are closed. */
-        w->draining = 1;
+        w->px.draining = 1;
         loop_timer_stop(loop, &w->accept_resume);
         for (uint32_t k = 0; k < w->nlisteners; k++) loop_close(loop, &w->listeners[k].io);
-        session_close_idle(w);
+        proxy_close_idle(&w->px);
     }
-}
-
-void gen_release(struct generation *g)
-{
-    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
-    for (uint32_t i = 0; i < g->cfg->npools; i++) pool_destroy(&g->pools[i]);
-    free(g->pools);
-    config_free(g->cfg);
-    free(g->cfg);
-    free(g);
 }
 
 static int same_addr(const struct sock_addr *a, const struct sock_addr *b)
@@ -119,19 +107,14 @@ static int same_addr(const struct sock_addr *a, const struct sock_addr *b)
 
 /* Moves w to generation g: listening sockets that stay are kept (nothing is
  * refused), new ones are opened, removed ones closed; pooled connections to
- * the old backends are closed. Sessions move between requests (session.c). */
+ * the old backends are closed. Sessions move between requests (h1_client.c). */
 static void worker_switch(struct worker *w, struct generation *g)
 {
-    const struct config *nc = g->cfg;
+    const struct config *nc = g->cfg, *oc = w->px.gen->cfg;
     struct worker_listener *nl = calloc(nc->nlisteners ? nc->nlisteners : 1, sizeof(*nl));
-    struct upconn_idle_list *idle = NULL;
-    uint32_t nbackends = 0;
-    for (uint32_t i = 0; i < nc->npools; i++) nbackends += g->pools[i].n;
-    idle = calloc(nbackends ? nbackends : 1, sizeof(*idle));
-    if (!nl || !idle) {
+    if (!nl || upconn_pool_reset(&w->px.ups, g->nbackends, nc->upstream_idle_ms) < 0) {
         log_err("worker %u: out of memory: keeping the previous configuration", w->id);
         free(nl);
-        free(idle);
         gen_release(g);
         return;
     }
@@ -143,8 +126,7 @@ static void worker_switch(struct worker *w, struct generation *g)
         x->io.fd = -1;
         for (uint32_t k = 0; k < w->nlisteners; k++) {
             struct worker_listener *o = &w->listeners[k];
-            if (o->io.fd < 0 ||
-                !same_addr(&w->cfg->listeners[o->index].addr, &nc->listeners[i].addr))
+            if (o->io.fd < 0 || !same_addr(&oc->listeners[o->index].addr, &nc->listeners[i].addr))
                 continue;
             x->io.fd = o->io.fd; /* the same socket: its queue of connections stays */
             x->paused = o->paused;
@@ -152,7 +134,7 @@ static void worker_switch(struct worker *w, struct generation *g)
             if (!x->paused) loop_mod(&w->loop, &x->io, EPOLLIN);
             break;
         }
-        if (x->io.fd >= 0 || w->draining) continue;
+        if (x->io.fd >= 0 || w->px.draining) continue;
         x->io.fd = sock_listen(&nc->listeners[i].addr, 4096);
         if (x->io.fd < 0) {
             log_err("worker %u: cannot listen on %s: %s", w->id, nc->listeners[i].bind,
@@ -169,15 +151,8 @@ static void worker_switch(struct worker *w, struct generation *g)
     w->listeners = nl;
     w->nlisteners = nc->nlisteners;
 
-    upconn_close_all_idle(w);
-    free(w->idle);
-    w->idle = idle;
-    w->nbackends = nbackends;
-    struct generation *old = w->gen;
-    w->gen = g;
-    w->cfg = g->cfg;
-    w->pools = g->pools;
-    w->npools = nc->npools;
+    struct generation *old = w->px.gen;
+    w->px.gen = g;
     gen_release(old);
 }
 
@@ -194,20 +169,17 @@ int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t 
 {
     memset(w, 0, sizeof(*w));
     const struct config *cfg = gen->cfg;
-    struct pool *pools = gen->pools;
     w->id = id;
-    w->gen = gen;
-    w->cfg = cfg;
-    w->pools = pools;
-    w->npools = cfg->npools;
+    w->px.gen = gen;
+    w->px.loop = &w->loop;
+    w->px.bufs.max = 4096;
     w->wake.fd = -1;
-    w->bufs.max = 4096;
     int err = loop_init(&w->loop);
     if (err < 0) return err;
-    for (uint32_t i = 0; i < cfg->npools; i++) w->nbackends += pools[i].n;
-    w->idle = calloc(w->nbackends ? w->nbackends : 1, sizeof(*w->idle));
+    if (upconn_pool_init(&w->px.ups, &w->loop, gen->nbackends, cfg->upstream_idle_ms) < 0)
+        return -ENOMEM;
     w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
-    if (!w->idle || !w->listeners) return -ENOMEM;
+    if (!w->listeners) return -ENOMEM;
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {
         struct worker_listener *wl = &w->listeners[i];
         wl->w = w;
@@ -223,8 +195,8 @@ int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t 
         if ((err = loop_add(&w->loop, &wl->io, EPOLLIN)) < 0) return err;
     }
     w->accept_resume.cb = on_accept_resume;
-    w->alog.data = malloc(ACCESSLOG_BUF);
-    if (!w->alog.data) return -ENOMEM;
+    w->px.alog.data = malloc(ACCESSLOG_BUF);
+    if (!w->px.alog.data) return -ENOMEM;
     w->alog_timer.cb = on_alog_timer;
     loop_timer_set(&w->loop, &w->alog_timer, 1000);
     w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -238,7 +210,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     while (!w->loop.stop) {
         loop_run_once(&w->loop, 1000);
-        if (w->draining && w->nsessions == 0) break; /* every in-flight request is done */
+        if (w->px.draining && w->px.nsessions == 0) break; /* every in-flight request is done */
     }
     atomic_store(&w->exited, 1);
     return NULL;
@@ -273,26 +245,20 @@ void worker_destroy(struct worker *w)
     struct generation *g = atomic_exchange(&w->next, NULL);
     if (g) gen_release(g);
     if (w->wake.fd >= 0) loop_close(&w->loop, &w->wake);
-    if (w->idle) {
-        session_close_all(w);
-        upconn_close_all_idle(w);
+    if (w->px.ups.idle) {
+        proxy_close_all(&w->px);
+        upconn_close_all_idle(&w->px.ups);
     }
-    if (w->gen) gen_release(w->gen);
-    w->gen = NULL;
+    if (w->px.gen) gen_release(w->px.gen);
+    w->px.gen = NULL;
     loop_timer_stop(&w->loop, &w->accept_resume);
     loop_timer_stop(&w->loop, &w->alog_timer);
     loop_run_once(&w->loop, 0); /* runs the deferred frees */
-    if (w->alog.data) accesslog_flush(&w->alog);
-    free(w->alog.data);
-    w->alog.data = NULL;
-    session_free_cache(w);
-    while (w->free_upconns) {
-        struct upconn *u = w->free_upconns;
-        w->free_upconns = u->next;
-        free(u);
-    }
-    buf_cache_drain(&w->bufs);
-    free(w->idle);
-    w->idle = NULL;
+    if (w->px.alog.data) accesslog_flush(&w->px.alog);
+    free(w->px.alog.data);
+    w->px.alog.data = NULL;
+    proxy_free_cache(&w->px);
+    upconn_pool_destroy(&w->px.ups);
+    buf_cache_drain(&w->px.bufs);
     loop_destroy(&w->loop);
 }

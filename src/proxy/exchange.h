@@ -1,0 +1,153 @@
+/* exchange: one request from its accepted head to its end, on the backend
+ * side: route, pick, lease, attempts, retry and replay, the reports to the
+ * balancer and to health checking, the backend-side timeouts, and the
+ * HTTP/1 backend codec that writes the request and reads the response
+ * (h1_backend.c).
+ *
+ * The client side that drives an exchange (an HTTP/1 connection today, an
+ * HTTP/2 stream or a tunnel later) implements struct exchange_ops: the
+ * exchange pulls the request body from it, hands it the response head, and
+ * asks it to answer with usher's own error. The client side may read the
+ * exchange's fields (rs, uin, uin_parsed: the response bytes ready to go
+ * down); the exchange never sees the client's.
+ *
+ * For HTTP/1 the exchange is embedded in the connection (struct session),
+ * so no allocation happens per request. */
+#ifndef USHER_PROXY_EXCHANGE_H
+#define USHER_PROXY_EXCHANGE_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "balance/balance.h"
+#include "core/buf.h"
+#include "http/body.h"
+#include "http/h1.h"
+#include "http/policy.h"
+#include "upstream/upconn.h"
+
+struct proxy_worker;
+struct exchange;
+
+/* Where the response is. */
+enum exchange_state {
+    RS_NONE,       /* no exchange (between requests) */
+    RS_CONNECTING, /* an attempt is connecting */
+    RS_HEAD,       /* the request goes up; the response head is awaited */
+    RS_BODY,       /* the response body streams down */
+    RS_DONE,       /* the response ended (the client may still be writing it) */
+    RS_TUNNEL,     /* upgraded (101): bytes relay both ways (tunnel.c) */
+    RS_LOCAL,      /* usher answers itself (the client side's own buffer) */
+};
+
+struct exchange_ops {
+    /* The request body bytes ready to go up (at most one iovec): 1, or 0. */
+    int (*body_ready)(struct exchange *x, struct iovec *iov);
+    /* n of them were written (the backend took them). */
+    void (*body_sent)(struct exchange *x, size_t n);
+    /* A new attempt: the body kept so far goes again from its first byte. */
+    void (*body_rewind)(struct exchange *x);
+    /* A response has begun: nothing will be sent again; forget what was sent. */
+    void (*body_release)(struct exchange *x);
+    /* Whether the whole request was received. */
+    int (*request_done)(const struct exchange *x);
+    /* A response head arrived, planned as p (interim, upgrade or final; for
+     * a final one the client side sets x->dechunk if it wants the body
+     * de-chunked). Returns 0, or -1 when it cannot be passed on (too large). */
+    int (*response_head)(struct exchange *x, const struct h1_head *h,
+                         const struct h1_response_plan *p);
+    /* Answers the request with usher's own error (or ends the connection if
+     * part of a response went out already). The exchange is over. */
+    void (*respond)(struct exchange *x, int status, const char *msg);
+    /* The client connection cannot go on (out of memory): close it. */
+    void (*abort)(struct exchange *x);
+    /* The backend connection has events: run (the exchange's owner decides
+     * the order of the steps; h1_backend.c has the backend side's). */
+    void (*wake)(struct exchange *x);
+};
+
+struct exchange {
+    const struct exchange_ops *ops;
+    struct proxy_worker *px;
+    struct generation *gen; /* the client side's, for this request */
+    const char *client_ip;  /* the client side's, as text */
+    struct pool *pool;      /* serves the request (chosen by the listener's routes) */
+    struct backend *be;     /* of the current (or last) attempt */
+    struct upconn *up;      /* leased for the current attempt */
+    struct buf *req_head;   /* the rewritten request head; kept until the response
+                               starts so that the request can go again */
+    struct buf *uin;        /* bytes from the backend; [start, uin_parsed) ready to go down */
+    struct body res_body;   /* where the response body ends */
+    uint64_t up_at;         /* the attempt started, or the backend last took or sent bytes */
+    uint64_t hash;          /* balancer's hash key for this request (0: not computed) */
+    uint64_t sent_us;       /* when the request went up, for latency-aware balancers */
+    struct balance_tried tried;
+    uint32_t uin_parsed, uin_scan;
+    int up_err;           /* -errno seen on the backend socket */
+    uint16_t fail_status; /* answer when no backend is left: 502 after a failure mid-exchange */
+    uint8_t rs;           /* enum exchange_state */
+    uint8_t attempts, stale_retries;
+    uint8_t is_head : 1, idempotent : 1, upgrade_req : 1, dechunk : 1, truncated : 1,
+        retry_same : 1, sent_any : 1, body_released : 1;
+    uint8_t resp_bytes : 1, up_eof : 1, up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
+};
+
+/* Begins the exchange for request h on pool: its head is rewritten into
+ * req_head (with x->client_ip in X-Forwarded-For). Returns 0, -ENOMEM, or
+ * -ENOSPC when the rewritten head does not fit. */
+int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *h);
+/* Picks a backend not tried yet and leases a connection to it (pooled, else
+ * a new connect). h is the request head for the balancer (the first pick
+ * only; NULL on a retry). No backend left: respond() with 503 (502 or 504
+ * after failures). */
+void exchange_start(struct exchange *x, const struct h1_head *h);
+
+/* The attempt in progress failed with err (-errno) before a response could
+ * be forwarded: tries again when it is safe, else answers 502/504. */
+void exchange_failed(struct exchange *x, int err);
+
+/* The backend-side deadline of the exchange (connecting: connect timeout;
+ * else response timeout, from the backend's last progress). */
+uint64_t exchange_due(const struct exchange *x);
+/* The backend-side deadline passed: retry a connect, or answer 504. */
+void exchange_timeout(struct exchange *x);
+
+/* A final response head arrived: tells a latency-aware balancer. */
+void exchange_report_ok(struct exchange *x);
+/* The response was passed on whole: reports success, gives the backend
+ * connection back to the pool when it can carry another request. */
+void exchange_finish(struct exchange *x);
+/* Ends the attempt in progress: the backend connection is closed (reusable
+ * 0) or pooled, and the balancer told how it went. */
+void exchange_release(struct exchange *x, int reusable);
+/* The exchange ends for a reason of the client's (its body stalled, was
+ * too large or malformed): the backend connection is closed, as the
+ * backend saw an unfinished request, but the attempt counts neither as a
+ * success nor as a failure of the backend. */
+void exchange_abandon(struct exchange *x);
+/* Passive health: the attempt on be failed for a reason of the backend's. */
+void exchange_backend_failed(struct exchange *x, const char *why);
+/* A balancer's header line for the response (sticky: Set-Cookie), written
+ * into out; its length, or 0. */
+size_t exchange_extra_header(const struct exchange *x, char *out, size_t cap);
+
+/* What to do after an attempt failed before a response was forwarded. */
+enum exchange_retry {
+    RETRY_NEXT,      /* nothing was sent: the next backend */
+    RETRY_FRESH,     /* a reused connection was already closed: again, on a fresh one */
+    RETRY_ELSEWHERE, /* idempotent: again on another backend; 502 if there is none */
+    RETRY_NONE,      /* answer 502 (or 504 on a timeout) */
+};
+
+/* The retry decision (RFC 9110 9.2.2) from what the attempt had done. */
+struct exchange_attempt {
+    uint8_t connecting;    /* the connect had not finished */
+    uint8_t reused;        /* on a connection from the idle pool */
+    uint8_t replayable;    /* the request can be sent again whole */
+    uint8_t idempotent;    /* RFC 9110 9.2.2 */
+    uint8_t stale_retries; /* fresh retries so far */
+    int err;
+};
+enum exchange_retry exchange_retry_decision(const struct exchange_attempt *a);
+
+#endif

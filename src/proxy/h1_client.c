@@ -1,0 +1,944 @@
+/* h1_client: the HTTP/1 client side of usher, one struct session per client
+ * connection: reading requests, the end of a head, pipelining, keep-alive,
+ * lingering close, the client's timers, usher's own answers. Each request
+ * drives the exchange embedded in the session (exchange.c, h1_backend.c)
+ * through struct exchange_ops; after a 101 the session becomes a tunnel.
+ *
+ * Everything that can make progress is done by session_progress(), which
+ * runs these steps in a loop until none of them changes anything:
+ *
+ *   client_read -> request_step -> h1_backend_io -> h1_backend_response
+ *               -> client_write -> exchange_end
+ *
+ * Buffers (all from the worker's cache, all given back when empty):
+ *   cin       bytes from the client: [start, cin_sent) body bytes already sent up
+ *             but kept until the response begins, so that the request can be
+ *             sent again (given up when the buffer is needed); [cin_sent,
+ *             cin_parsed) body bytes ready to go up; [cin_parsed, end) not
+ *             looked at yet (the rest of the body, or the next request)
+ *   res_out   the rewritten response head(s), or usher's own answer
+ *   x.req_head, x.uin   the exchange's (see exchange.h)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "http/body.h"
+#include "http/h1.h"
+#include "http/policy.h"
+#include "net/conn.h"
+#include "proxy/exchange.h"
+#include "proxy/h1_backend.h"
+#include "proxy/proxy.h"
+#include "proxy/reqlog.h"
+#include "proxy/tunnel.h"
+
+#define LINGER_MS 2000 /* how long a closing connection waits for the client's FIN */
+#define MAX_ROUNDS 64  /* progress rounds before yielding to other connections */
+
+enum rq_state { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
+
+struct session {
+    struct conn c; /* the client connection; first, so the loop's io is the session */
+    struct loop_timer timer;
+    struct loop_defer defer;
+    struct session *next, *prev; /* worker's open sessions, or its free list */
+    struct buf *cin, *res_out;
+    struct buf *logrec;   /* the request's access log fields, only while the log is on */
+    struct body req_body; /* where the request body ends */
+    uint64_t deadline;    /* outside an exchange with a backend: when what we wait for times out */
+    /* during an exchange the deadline follows from two clocks (due): body_at:
+     * the client last sent body bytes, or usher last made room for more (sent
+     * what it had up); the exchange's up_at: the attempt started, or the
+     * backend last took or sent bytes */
+    uint64_t body_at;
+    uint32_t cin_parsed, cin_sent, cin_scan;
+    uint16_t listener; /* index in config.listeners */
+    uint8_t rq;
+    uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
+        client_started : 1;
+    uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
+    uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
+    struct tunnel tun;         /* after a 101 */
+    struct exchange x;         /* the request in progress */
+    char client_ip[46];
+};
+
+#define session_of(xp) ((struct session *)((char *)(xp)-offsetof(struct session, x)))
+
+static void session_progress(struct session *s);
+static const struct exchange_ops h1_exchange_ops;
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static struct proxy_worker *px_of(const struct session *s)
+{
+    return s->x.px;
+}
+
+static const struct config *cfg(const struct session *s)
+{
+    return s->x.gen->cfg;
+}
+
+/* Sets the deadline for whatever the session is waiting for now. The heap
+ * timer is only moved when the deadline comes earlier; a later deadline is
+ * picked up when the timer fires, so refreshing it per read costs nothing. */
+static void arm(struct session *s, uint32_t ms)
+{
+    struct loop *l = px_of(s)->loop;
+    s->deadline = l->now + ms;
+    if (!loop_timer_armed(&s->timer) || s->timer.when > s->deadline)
+        loop_timer_at(l, &s->timer, s->deadline);
+}
+
+/* Whether the session is in an exchange with a backend, whose deadline
+ * follows from body_at and the exchange's clock rather than from s->deadline. */
+static int in_exchange(const struct session *s)
+{
+    uint8_t rs = s->x.rs;
+    return !s->lingering &&
+           (rs == RS_CONNECTING || rs == RS_HEAD || rs == RS_BODY || rs == RS_DONE);
+}
+
+/* Whether usher waits on the client's request body: the head and every body
+ * byte received so far went up (so the backend is not what holds things up),
+ * and the client was not told to wait for 100 Continue. */
+static int waits_for_body(const struct session *s)
+{
+    const struct exchange *x = &s->x;
+    return s->rq == RQ_BODY && (x->rs == RS_HEAD || x->rs == RS_BODY) && !s->expect_wait &&
+           !x->req_abandoned && (!x->req_head || x->req_head->start == x->req_head->end) &&
+           (!s->cin || s->cin_sent >= s->cin_parsed);
+}
+
+/* When the exchange in progress times out; *client tells whether it is the
+ * client's body timeout (408) rather than the backend's (504). A backend
+ * waiting for the body is not timed; while a response is streamed, both
+ * clocks run. */
+static uint64_t due(const struct session *s, int *client)
+{
+    uint64_t d = UINT64_MAX;
+    *client = waits_for_body(s);
+    if (*client) d = s->body_at + cfg(s)->client_body_ms;
+    if (!*client || s->x.rs == RS_BODY) {
+        uint64_t up = exchange_due(&s->x);
+        if (up < d) {
+            d = up;
+            *client = 0;
+        }
+    }
+    return d;
+}
+
+/* Moves the timer earlier when the exchange's deadline came earlier (the
+ * other clock took over); a later deadline is picked up when it fires. */
+static void watch_exchange(struct session *s)
+{
+    if (!in_exchange(s)) return;
+    int client;
+    uint64_t d = due(s, &client);
+    if (!loop_timer_armed(&s->timer) || s->timer.when > d)
+        loop_timer_at(px_of(s)->loop, &s->timer, d);
+}
+
+static struct buf *take_buf(struct session *s, struct buf **slot)
+{
+    if (!*slot) *slot = buf_get(&px_of(s)->bufs);
+    return *slot;
+}
+
+static void drop_buf(struct session *s, struct buf **slot)
+{
+    buf_put(&px_of(s)->bufs, *slot);
+    *slot = NULL;
+}
+
+static void log_end(struct session *s)
+{
+    if (!s->logrec) return;
+    reqlog_end(&s->logrec, &px_of(s)->bufs, &px_of(s)->alog, s->client_ip,
+               s->x.be ? s->x.be->conf->url : NULL);
+}
+
+static void session_free(struct loop_defer *d)
+{
+    struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
+    struct proxy_worker *px = px_of(s);
+    s->next = px->free_sessions;
+    px->free_sessions = s;
+}
+
+static void close_now(struct session *s)
+{
+    struct proxy_worker *px = px_of(s);
+    if (s->closed) return;
+    s->closed = 1;
+    log_end(s);
+    exchange_release(&s->x, 0);
+    drop_buf(s, &s->cin);
+    drop_buf(s, &s->x.req_head);
+    drop_buf(s, &s->x.uin);
+    drop_buf(s, &s->res_out);
+    loop_timer_stop(px->loop, &s->timer);
+    conn_close(&s->c);
+    gen_release(s->x.gen);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        px->sessions = s->next;
+    if (s->next) s->next->prev = s->prev;
+    px->nsessions--;
+    loop_defer(px->loop, &s->defer);
+}
+
+/* Closes after the client has seen everything: half-close, then wait a little
+ * for the client's FIN so that unread bytes it sent do not turn our close
+ * into a reset that destroys the answer in flight (RFC 9112 9.6). */
+static void linger_close(struct session *s, int always)
+{
+    exchange_release(&s->x, 0);
+    /* Nothing unread and the request was read to its end: a plain close
+     * cannot destroy anything (nginx decides the same way). */
+    int unread = s->c.readable || (s->cin && buf_len(s->cin) > 0);
+    if (s->c_eof || s->c.io.fd < 0 || (!always && !unread)) {
+        close_now(s);
+        return;
+    }
+    conn_shutdown(&s->c);
+    s->lingering = 1;
+    s->rq = RQ_DONE;
+    s->x.rs = RS_NONE;
+    drop_buf(s, &s->x.req_head);
+    drop_buf(s, &s->x.uin);
+    drop_buf(s, &s->res_out);
+    arm(s, LINGER_MS);
+}
+
+/* Answers the client with usher's own JSON error. Anything the backend said
+ * for this request is dropped; if the client already got part of a response,
+ * the only honest thing left is to close. */
+static void respond_error(struct session *s, int status, const char *msg)
+{
+    exchange_release(&s->x, 0);
+    if (s->client_started) {
+        close_now(s);
+        return;
+    }
+    drop_buf(s, &s->x.req_head);
+    drop_buf(s, &s->x.uin);
+    int close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
+                s->rq != RQ_DONE || !s->keep_alive || s->x.req_abandoned;
+    struct buf *o = take_buf(s, &s->res_out);
+    if (!o) {
+        close_now(s);
+        return;
+    }
+    o->start = o->end = 0;
+    long n = h1_write_error(status, msg, close, o->data, BUF_SIZE);
+    if (n < 0) {
+        close_now(s);
+        return;
+    }
+    o->end = (uint32_t)n;
+    if (s->logrec) {
+        reqlog_of(s->logrec)->status = (uint16_t)status;
+        reqlog_of(s->logrec)->bytes = strlen(msg) + 12; /* {"error":"..."} */
+    }
+    s->keep_alive = !close;
+    s->rq = RQ_DONE;
+    s->x.rs = RS_LOCAL;
+    arm(s, cfg(s)->client_idle_ms);
+}
+
+/* ---- reading from the client ----------------------------------------------------- */
+
+static int want_client_read(const struct session *s)
+{
+    if (s->c_eof) return 0;
+    if (s->lingering) return 1;
+    return s->rq == RQ_IDLE || s->rq == RQ_HEAD || s->rq == RQ_BODY;
+}
+
+static int client_read(struct session *s)
+{
+    if (!s->c.readable || !want_client_read(s)) return 0;
+    if (s->lingering) {
+        char sink[4096];
+        ssize_t n = conn_read(&s->c, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
+            close_now(s);
+            return 1;
+        }
+        return n > 0;
+    }
+    struct buf *b = take_buf(s, &s->cin);
+    if (!b) {
+        close_now(s);
+        return 1;
+    }
+    if (buf_room(b) == 0) {
+        if (b->start < s->cin_sent) {
+            /* room is needed: give up keeping the sent body for a retry */
+            b->start = s->cin_sent;
+            s->x.body_released = 1;
+        }
+        if (b->start == 0) return 0; /* full: wait until bytes move on */
+        uint32_t shift = b->start;
+        buf_compact(b);
+        s->cin_parsed -= shift;
+        s->cin_sent = s->cin_sent > shift ? s->cin_sent - shift : 0;
+    }
+    ssize_t n = conn_read(&s->c, b->data + b->end, buf_room(b));
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        if (s->rq == RQ_BODY) {
+            s->body_at = px_of(s)->loop->now;
+            s->expect_wait = 0; /* it sends its body without waiting for 100 Continue */
+        }
+        return 1;
+    }
+    if (n == -EAGAIN) return 0;
+    if (n == -EINTR) return 1;
+    s->c_eof = 1; /* the end, or reset by the client: nothing more will come */
+    return 1;
+}
+
+/* ---- request -------------------------------------------------------------------- */
+
+static int move_to_current_generation(struct session *s);
+
+/* Forgets the body bytes already sent up (no retry will need them). */
+static void release_sent_body(struct session *s)
+{
+    struct buf *b = s->cin;
+    if (!b || b->start >= s->cin_sent) return;
+    b->start = s->cin_sent;
+    if (b->start == b->end) {
+        b->start = b->end = 0;
+        s->cin_parsed = s->cin_sent = 0;
+    }
+}
+
+static int span_ieq_str(struct span a, const char *b, size_t n)
+{
+    return a.len == n && strncasecmp(a.p, b, n) == 0;
+}
+
+/* The pool for request h: the first route of the listener whose host and
+ * path prefix match, else the listener's own pool. */
+static struct pool *route(struct session *s, const struct h1_head *h)
+{
+    const struct listener_conf *l = &cfg(s)->listeners[s->listener];
+    for (uint32_t i = 0; i < l->nroutes; i++) {
+        const struct route_conf *r = &l->routes[i];
+        if (r->host[0]) {
+            if (h->host_i < 0) continue;
+            struct span host = h->h[h->host_i].value;
+            /* the Host without its port ("[v6]:port" keeps its brackets) */
+            for (uint32_t k = host.len; k > 0; k--) {
+                if (host.p[k - 1] == ']') break;
+                if (host.p[k - 1] == ':') {
+                    host.len = k - 1;
+                    break;
+                }
+            }
+            if (!span_ieq_str(host, r->host, strlen(r->host))) continue;
+        }
+        if (r->path_prefix[0]) {
+            size_t n = strlen(r->path_prefix);
+            if (h->target.len < n || memcmp(h->target.p, r->path_prefix, n)) continue;
+        }
+        return &s->x.gen->pools[r->pool];
+    }
+    return &s->x.gen->pools[l->pool];
+}
+
+static void log_begin(struct session *s, const struct h1_head *h)
+{
+    if (!accesslog_enabled()) return;
+    struct reqlog_head f = {.method = h->method, .target = h->target, .http10 = h->minor == 0};
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        struct span n = h->h[i].name;
+        if (n.len == 7 && !strncasecmp(n.p, "referer", 7)) f.referer = h->h[i].value;
+        if (n.len == 10 && !strncasecmp(n.p, "user-agent", 10)) f.user_agent = h->h[i].value;
+    }
+    if (h->host_i >= 0) f.host = h->h[h->host_i].value;
+    reqlog_begin(&s->logrec, &px_of(s)->bufs, &f);
+}
+
+static int request_head(struct session *s)
+{
+    struct buf *b = s->cin;
+    const struct config *c = cfg(s);
+    if (s->rq == RQ_IDLE) {
+        /* RFC 9112 2.2: empty lines before a request line are ignored */
+        while (b && b->start < b->end && (b->data[b->start] == '\r' || b->data[b->start] == '\n'))
+            b->start++;
+        if (!b || b->start == b->end) {
+            if (b) drop_buf(s, &s->cin); /* idle connections hold no buffer */
+            s->cin_parsed = 0;
+            if (s->c_eof) {
+                close_now(s);
+                return 1;
+            }
+            return 0;
+        }
+        s->rq = RQ_HEAD;
+        s->cin_scan = 0;
+        /* a reload happened while this connection was idle: this request
+         * already belongs to the new configuration */
+        if (s->x.gen != px_of(s)->gen) {
+            if (!move_to_current_generation(s)) s->listener_gone = 1;
+            c = cfg(s); /* the old configuration may be gone */
+        }
+        s->client_started = 0; /* a new exchange: nothing of its answer was sent yet */
+        arm(s, c->client_header_ms);
+    }
+    const char *p = b->data + b->start;
+    size_t len = buf_len(b);
+    size_t scan = s->cin_scan;
+    size_t head_len = h1_find_head_end(p, len, &scan);
+    s->cin_scan = (uint32_t)scan;
+    const struct h1_limits lim = {
+        .max_header_bytes = c->max_header_bytes,
+        .max_request_line = c->max_request_line,
+        .max_headers = c->max_headers,
+        .max_body_size = c->max_body_size,
+        .buf_size = BUF_SIZE,
+    };
+    struct h1_refusal r;
+    if (h1_request_size_check(p, len, head_len, s->c_eof, &lim, &r)) {
+        respond_error(s, r.status, r.msg);
+        return 1;
+    }
+    if (!head_len) return 0;
+
+    struct h1_head *h = &px_of(s)->scratch;
+    h->max_headers = c->max_headers;
+    h->skip_body = 0;
+    const char *why = NULL;
+    llhttp_t *parser = &px_of(s)->parser;
+    h1_parser_init(parser, 1);
+    int err = h1_parse_head(parser, h, p, head_len, &why);
+    s->keep_alive = 0; /* until the head is known good */
+    if (err) {
+        log_debug("client %s: malformed request: %s", s->client_ip, why ? why : "?");
+        respond_error(s, 400, "Bad request: malformed request head");
+        return 1;
+    }
+    log_begin(s, h);
+    if (h1_accept_request(h, p, head_len, &lim, &r)) {
+        if (r.status == 413)
+            log_debug("client %s: Content-Length %llu over the limit of %llu bytes", s->client_ip,
+                      (unsigned long long)h->content_length, (unsigned long long)c->max_body_size);
+        respond_error(s, r.status, r.msg);
+        return 1;
+    }
+    s->http10 = h->minor == 0;
+    s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
+    int e = exchange_begin(&s->x, route(s, h), h);
+    if (e == -ENOMEM) {
+        close_now(s);
+        return 1;
+    }
+    if (e < 0) {
+        respond_error(s, 431, "Request header fields too large");
+        return 1;
+    }
+    b->start += (uint32_t)head_len;
+    s->cin_parsed = s->cin_sent = b->start;
+    s->rq = h->complete ? RQ_DONE : RQ_BODY;
+    body_init(&s->req_body,
+              h->complete  ? BODY_NONE
+              : h->chunked ? BODY_CHUNKED
+                           : BODY_LENGTH,
+              h->content_length);
+    if (h->chunked && c->max_body_size) body_limit(&s->req_body, c->max_body_size);
+    s->body_at = px_of(s)->loop->now;
+    s->expect_wait = h->expect_continue;
+    s->client_started = 0;
+    exchange_start(&s->x, h);
+    watch_exchange(s);
+    return 1;
+}
+
+static int request_body(struct session *s)
+{
+    struct buf *b = s->cin;
+    if (b && s->cin_parsed < b->end) {
+        int done;
+        long n =
+            body_parse(&s->req_body, b->data + s->cin_parsed, b->end - s->cin_parsed, &done, NULL);
+        if (n == BODY_ERR_TOO_LARGE) {
+            /* nothing past the limit was sent up; the backend saw an
+             * unfinished request, and that connection is not reused */
+            log_debug("client %s: chunked request body over the limit of %llu bytes", s->client_ip,
+                      (unsigned long long)cfg(s)->max_body_size);
+            s->keep_alive = 0;
+            exchange_abandon(&s->x);
+            respond_error(s, 413, "Payload too large: the request body is larger than the limit");
+            return 1;
+        }
+        if (n < 0) {
+            log_debug("client %s: malformed chunked request body", s->client_ip);
+            s->keep_alive = 0;
+            exchange_abandon(&s->x);
+            respond_error(s, 400, "Bad request: malformed request body framing");
+            return 1;
+        }
+        s->cin_parsed += (uint32_t)n;
+        if (done) s->rq = RQ_DONE;
+        return n > 0 || done;
+    }
+    if (s->c_eof) {
+        /* the client went away in the middle of its body: nothing to answer */
+        close_now(s);
+        return 1;
+    }
+    return 0;
+}
+
+static int request_step(struct session *s)
+{
+    switch (s->rq) {
+    case RQ_IDLE:
+    case RQ_HEAD:
+        if (s->x.rs != RS_NONE) return 0;
+        if (!s->cin && !s->c_eof) return 0;
+        if (!request_head(s)) return 0;
+        /* body bytes that came with the head go up in the same write */
+        if (s->rq == RQ_BODY && !s->closed) request_body(s);
+        return 1;
+    case RQ_BODY: return request_body(s);
+    default: return 0;
+    }
+}
+
+/* ---- what the exchange asks of the client side -------------------------------------- */
+
+static int x_body_ready(struct exchange *x, struct iovec *iov)
+{
+    struct session *s = session_of(x);
+    struct buf *b = s->cin;
+    if (!b || s->rq == RQ_IDLE || s->rq == RQ_HEAD || s->cin_sent >= s->cin_parsed) return 0;
+    *iov = (struct iovec){b->data + s->cin_sent, s->cin_parsed - s->cin_sent};
+    return 1;
+}
+
+static void x_body_sent(struct exchange *x, size_t n)
+{
+    struct session *s = session_of(x);
+    /* room for more of the body: the client's clock starts again from here */
+    if (s->rq == RQ_BODY) s->body_at = x->up_at;
+    if (!n) return;
+    s->cin_sent += (uint32_t)n;
+    if (!x->req_head) release_sent_body(s); /* no retry possible: nothing to keep */
+}
+
+static void x_body_rewind(struct exchange *x)
+{
+    struct session *s = session_of(x);
+    if (s->cin) s->cin_sent = s->cin->start;
+}
+
+static void x_body_release(struct exchange *x)
+{
+    release_sent_body(session_of(x));
+}
+
+static int x_request_done(const struct exchange *x)
+{
+    return session_of(x)->rq == RQ_DONE;
+}
+
+/* Appends the rewritten response head h to res_out. */
+static int append_out(struct session *s, const struct h1_head *h,
+                      const struct h1_response_rewrite *rw)
+{
+    struct buf *o = take_buf(s, &s->res_out);
+    if (!o) return -1;
+    buf_compact(o);
+    long n = h1_write_response(h, rw, o->data + o->end, buf_room(o));
+    if (n < 0) return -1;
+    o->end += (uint32_t)n;
+    return 0;
+}
+
+static int x_response_head(struct exchange *x, const struct h1_head *h,
+                           const struct h1_response_plan *p)
+{
+    struct session *s = session_of(x);
+    struct proxy_worker *px = px_of(s);
+    if (p->kind == H1_RES_UPGRADE) {
+        struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_UPGRADE};
+        if (append_out(s, h, &rw) < 0) return -1;
+        /* what follows the request head (if anything) is tunnel data */
+        if (s->cin) s->cin_parsed = s->cin->end;
+        s->tun =
+            (struct tunnel){.a_eof = s->c_eof, .b_eof = x->up_eof, .b_failed = x->req_abandoned};
+        s->rq = RQ_DONE;
+        reqlog_status(s->logrec, 101);
+        s->keep_alive = 0;
+        s->client_started = 1;
+        arm(s, cfg(s)->tunnel_idle_ms);
+        return 0;
+    }
+    if (p->kind == H1_RES_INTERIM) {
+        /* RFC 9110 15.2: interim responses go on, except to HTTP/1.0 clients */
+        if (!s->http10) {
+            struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_NONE};
+            if (append_out(s, h, &rw) < 0) return -1;
+        }
+        /* (100 Continue) the client may send its body from now on */
+        s->expect_wait = 0;
+        s->body_at = px->loop->now;
+        return 0;
+    }
+    struct h1_client_plan cp;
+    int must_close = px->draining /* shutting down: say so in this response */
+                     || x->upgrade_req || x->req_abandoned || s->rq != RQ_DONE;
+    h1_plan_client(h, p, s->http10, s->keep_alive, must_close, &cp);
+    s->keep_alive = cp.keep_alive;
+    x->dechunk = cp.dechunk;
+    struct h1_response_rewrite rw = {.dechunk = cp.dechunk, .conn = cp.conn};
+    char extra[256]; /* a balancer's header line (sticky: its Set-Cookie) */
+    rw.extra_len = exchange_extra_header(x, extra, sizeof(extra));
+    rw.extra = rw.extra_len ? extra : NULL;
+    if (append_out(s, h, &rw) < 0) return -1;
+    reqlog_status(s->logrec, h->status);
+    return 0;
+}
+
+static void x_respond(struct exchange *x, int status, const char *msg)
+{
+    respond_error(session_of(x), status, msg);
+}
+
+static void x_abort(struct exchange *x)
+{
+    close_now(session_of(x));
+}
+
+static void x_wake(struct exchange *x)
+{
+    struct session *s = session_of(x);
+    if (!s->closed) session_progress(s);
+}
+
+static const struct exchange_ops h1_exchange_ops = {
+    .body_ready = x_body_ready,
+    .body_sent = x_body_sent,
+    .body_rewind = x_body_rewind,
+    .body_release = x_body_release,
+    .request_done = x_request_done,
+    .response_head = x_response_head,
+    .respond = x_respond,
+    .abort = x_abort,
+    .wake = x_wake,
+};
+
+/* ---- writing to the client ------------------------------------------------------- */
+
+static int client_write(struct session *s)
+{
+    if (!s->c.writable || s->lingering) return 0;
+    struct iovec iov[2];
+    int n = 0;
+    struct buf *o = s->res_out;
+    if (o && o->start < o->end) iov[n++] = (struct iovec){o->data + o->start, o->end - o->start};
+    struct buf *b = s->x.uin;
+    uint32_t body_end = 0;
+    if (b) {
+        if (s->x.rs == RS_BODY || s->x.rs == RS_DONE) body_end = s->x.uin_parsed;
+        if (b->start < body_end) iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
+    }
+    if (n == 0) return 0;
+    ssize_t w = conn_writev(&s->c, iov, n);
+    if (w < 0) {
+        if (w == -EAGAIN) return 0;
+        if (w == -EINTR) return 1;
+        close_now(s); /* the client is gone */
+        return 1;
+    }
+    size_t left = (size_t)w;
+    if (o && o->start < o->end) {
+        size_t k = left < o->end - o->start ? left : o->end - o->start;
+        o->start += (uint32_t)k;
+        left -= k;
+        if (o->start == o->end) drop_buf(s, &s->res_out);
+    }
+    if (left) {
+        b->start += (uint32_t)left;
+        reqlog_bytes(s->logrec, left);
+        s->client_started = 1;
+        if (b->start == b->end) {
+            b->start = b->end = 0;
+            s->x.uin_parsed = 0;
+        }
+    }
+    if (s->x.rs == RS_LOCAL || s->x.rs == RS_BODY || s->x.rs == RS_DONE) s->client_started = 1;
+    return 1;
+}
+
+/* ---- after a 101: a tunnel ----------------------------------------------------------- */
+
+static int tunnel_progress(struct session *s)
+{
+    struct exchange *x = &s->x;
+    const struct tunnel_io io = {
+        .a = &s->c,
+        .b = &x->up->conn,
+        .ab = &s->cin,
+        .ba = &x->uin,
+        .ba_head = &s->res_out,
+        .bufs = &px_of(s)->bufs,
+    };
+    int read_any = 0;
+    uint64_t to_a = 0;
+    int r = tunnel_step(&s->tun, &io, &read_any, &to_a);
+    if (r < 0 || tunnel_done(&s->tun, &io)) {
+        reqlog_bytes(s->logrec, to_a);
+        close_now(s);
+        return 1;
+    }
+    if (read_any) s->deadline = px_of(s)->loop->now + cfg(s)->tunnel_idle_ms;
+    reqlog_bytes(s->logrec, to_a);
+    return r;
+}
+
+/* ---- end of an exchange ------------------------------------------------------------- */
+
+static int flushed(const struct session *s)
+{
+    if (s->res_out && s->res_out->start < s->res_out->end) return 0;
+    return !s->x.uin || s->x.uin->start >= s->x.uin_parsed;
+}
+
+/* Between two requests: from now on, the configuration in force. Returns 0
+ * when the session's listener is not part of it any more. */
+static int move_to_current_generation(struct session *s)
+{
+    struct generation *old = s->x.gen, *g = px_of(s)->gen;
+    const struct sock_addr *a = &old->cfg->listeners[s->listener].addr;
+    int found = -1;
+    for (uint32_t i = 0; i < g->cfg->nlisteners && found < 0; i++) {
+        const struct sock_addr *b = &g->cfg->listeners[i].addr;
+        if (a->len == b->len && !memcmp(&a->sa, &b->sa, a->len)) found = (int)i;
+    }
+    if (found < 0) return 0;
+    gen_acquire(g);
+    s->x.gen = g;
+    s->listener = (uint16_t)found;
+    s->x.pool = &g->pools[g->cfg->listeners[found].pool];
+    gen_release(old);
+    return 1;
+}
+
+static void next_request(struct session *s)
+{
+    /* whatever is left of the request just answered (a body usher answered
+     * without sending on, say) is not the next request */
+    if (s->cin && s->cin->start < s->cin_parsed) {
+        s->cin->start = s->cin_parsed;
+        s->cin_sent = s->cin_parsed;
+        if (s->cin->start == s->cin->end) s->cin->start = s->cin->end = 0;
+    }
+    s->rq = RQ_IDLE;
+    s->x.rs = RS_NONE;
+    s->x.be = NULL;
+    s->cin_scan = 0;
+    drop_buf(s, &s->x.req_head);
+    drop_buf(s, &s->x.uin);
+    drop_buf(s, &s->res_out);
+    if (s->cin && buf_len(s->cin) == 0) {
+        drop_buf(s, &s->cin);
+        s->cin_parsed = 0;
+    }
+    if (s->x.gen != px_of(s)->gen && !move_to_current_generation(s)) {
+        linger_close(s, 1); /* its listener is gone with the reload */
+        return;
+    }
+    arm(s, cfg(s)->client_idle_ms);
+    if (px_of(s)->draining && !s->cin) linger_close(s, 1); /* shutting down: no next request */
+}
+
+static int exchange_end(struct session *s)
+{
+    struct exchange *x = &s->x;
+    if (s->lingering) return 0;
+    if (x->rs == RS_LOCAL) {
+        if (!flushed(s)) return 0;
+        log_end(s);
+        if (s->keep_alive && s->rq == RQ_DONE)
+            next_request(s);
+        else
+            linger_close(s, 1); /* an error: the client may still be sending */
+        return 1;
+    }
+    if (x->rs != RS_DONE || !flushed(s)) return 0;
+    if (x->truncated) {
+        /* the client must see the response cut short: close without an end */
+        close_now(s);
+        return 1;
+    }
+    if (s->rq != RQ_DONE) {
+        /* the backend answered before the request body ended: that body will
+         * not be read by anyone, so neither connection can carry another request */
+        linger_close(s, 1);
+        return 1;
+    }
+    log_end(s);
+    exchange_finish(x);
+    if (!s->keep_alive) {
+        linger_close(s, 0);
+        return 1;
+    }
+    next_request(s);
+    return 1;
+}
+
+/* ---- driving ------------------------------------------------------------------------ */
+
+static void session_progress(struct session *s)
+{
+    for (int round = 0; round < MAX_ROUNDS; round++) {
+        int p;
+        if (s->x.rs == RS_TUNNEL) {
+            p = tunnel_progress(s);
+            if (s->closed || !p) return;
+            continue;
+        }
+        p = client_read(s);
+        if (s->closed) return;
+        p |= request_step(s);
+        if (s->closed) return;
+        p |= h1_backend_io(&s->x);
+        if (s->closed) return;
+        p |= h1_backend_response(&s->x);
+        if (s->closed) return;
+        p |= client_write(s);
+        if (s->closed) return;
+        p |= exchange_end(s);
+        if (s->closed) return;
+        if (!p) {
+            watch_exchange(s);
+            return;
+        }
+    }
+    /* still busy: let other connections run, come back on the next iteration */
+    s->resume = 1;
+    loop_timer_at(px_of(s)->loop, &s->timer, px_of(s)->loop->now);
+}
+
+static void on_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+    int client = 0;
+    uint64_t d = in_exchange(s) ? due(s, &client) : s->deadline;
+    if (s->resume) {
+        s->resume = 0;
+        loop_timer_at(loop, &s->timer, d);
+        session_progress(s);
+        return;
+    }
+    if (loop->now < d) {
+        loop_timer_at(loop, &s->timer, d);
+        return;
+    }
+    uint8_t rs = s->x.rs;
+    if (client) {
+        /* the client stopped sending its body (or closes, if part of a
+         * response went out already); not the backend's fault */
+        log_debug("client %s: no request body byte within %u ms", s->client_ip,
+                  cfg(s)->client_body_ms);
+        exchange_abandon(&s->x);
+        respond_error(s, 408, "Request timeout: the request body stopped arriving");
+    } else if (s->lingering || rs == RS_TUNNEL || rs == RS_BODY || rs == RS_LOCAL ||
+               (s->rq == RQ_IDLE && rs == RS_NONE)) {
+        close_now(s);
+        return;
+    } else if (s->rq == RQ_HEAD && rs == RS_NONE) {
+        respond_error(s, 408, "Request timeout: the request head did not arrive in time");
+    } else if (rs == RS_CONNECTING || rs == RS_HEAD) {
+        exchange_timeout(&s->x);
+    } else {
+        close_now(s);
+        return;
+    }
+    if (!s->closed) session_progress(s);
+}
+
+static void on_client_event(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct session *s = (struct session *)io;
+    conn_events(&s->c, events);
+    session_progress(s);
+}
+
+void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, uint32_t listener)
+{
+    struct session *s = px->free_sessions;
+    if (s)
+        px->free_sessions = s->next;
+    else if (!(s = malloc(sizeof(*s)))) {
+        close(fd);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->timer.cb = on_timer;
+    s->defer.fn = session_free;
+    s->listener = (uint16_t)listener;
+    s->x.ops = &h1_exchange_ops;
+    s->x.px = px;
+    s->x.client_ip = s->client_ip;
+    s->x.gen = px->gen;
+    gen_acquire(s->x.gen);
+    s->x.pool = &s->x.gen->pools[s->x.gen->cfg->listeners[listener].pool];
+    sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
+    sock_nodelay(fd);
+    if (conn_open(&s->c, px->loop, fd, &conn_plain, on_client_event, 0) < 0) {
+        close(fd);
+        gen_release(s->x.gen);
+        s->next = px->free_sessions;
+        px->free_sessions = s;
+        return;
+    }
+    s->next = px->sessions;
+    if (px->sessions) px->sessions->prev = s;
+    px->sessions = s;
+    px->nsessions++;
+    arm(s, cfg(s)->client_header_ms);
+    session_progress(s);
+}
+
+void proxy_close_idle(struct proxy_worker *px)
+{
+    struct session *s = px->sessions;
+    while (s) {
+        struct session *next = s->next;
+        /* a FIN, not a reset: a request the client sends at this very moment
+         * is read and dropped, and the client sees a clean close it may retry */
+        if (s->rq == RQ_IDLE && s->x.rs == RS_NONE && !s->cin && !s->lingering) linger_close(s, 1);
+        s = next;
+    }
+}
+
+void proxy_close_all(struct proxy_worker *px)
+{
+    while (px->sessions) close_now(px->sessions);
+}
+
+void proxy_free_cache(struct proxy_worker *px)
+{
+    while (px->free_sessions) {
+        struct session *s = px->free_sessions;
+        px->free_sessions = s->next;
+        free(s);
+    }
+}

@@ -1,0 +1,48 @@
+/* proxy: what a worker's client connections share, and how the process
+ * layer hands connections to them.
+ *
+ * A worker thread (src/app/worker.c) owns one struct proxy_worker: the
+ * sessions it accepted, its backend connections, its buffer cache and a
+ * scratch header table. Nothing in it is touched by another thread; the
+ * generation pointer is changed by the worker itself between two events. */
+#ifndef USHER_PROXY_PROXY_H
+#define USHER_PROXY_PROXY_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/accesslog.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "http/h1.h"
+#include "upstream/generation.h"
+#include "upstream/upconn.h"
+
+struct session;
+
+struct proxy_worker {
+    struct loop *loop;
+    struct generation *gen; /* in force for new connections and requests */
+    int draining;           /* shutting down: no next request on any connection */
+    struct buf_cache bufs;
+    struct upconn_pool ups;
+    struct session *sessions; /* open client connections */
+    struct session *free_sessions;
+    uint32_t nsessions;
+    struct accesslog_buf alog; /* access log lines not written yet */
+    struct h1_head scratch;    /* head parsing; never held across iterations */
+    llhttp_t parser;           /* the same: initialised for each head */
+};
+
+/* Takes ownership of the socket fd accepted on config listener `listener`
+ * and serves it as an HTTP/1 connection. */
+void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, uint32_t listener);
+/* Closes the connections that wait for a next request (graceful shutdown):
+ * with a FIN, so that a request sent at that moment meets a clean close. */
+void proxy_close_idle(struct proxy_worker *px);
+/* Closes every connection at once (shutdown). */
+void proxy_close_all(struct proxy_worker *px);
+/* Frees the cached session objects (after the loop ran its deferred frees). */
+void proxy_free_cache(struct proxy_worker *px);
+
+#endif

@@ -1,0 +1,75 @@
+/* generation: a configuration and its pools, reference counted. See generation.h. */
+#include "upstream/generation.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+void gen_release(struct generation *g)
+{
+    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
+    for (uint32_t i = 0; i < g->cfg->npools; i++) pool_destroy(&g->pools[i]);
+    free(g->pools);
+    config_free(g->cfg);
+    free(g->cfg);
+    free(g);
+}
+
+/* Backends of new pool np that were in prev carry their health over. */
+static void carry_state(struct pool *np, const struct pool_conf *nc, const struct generation *prev)
+{
+    for (uint32_t p = 0; prev && p < prev->cfg->npools; p++) {
+        if (strcmp(prev->cfg->pools[p].name, nc->name)) continue;
+        for (uint32_t b = 0; b < np->n; b++)
+            for (uint32_t o = 0; o < prev->pools[p].n; o++) {
+                const struct backend *ob = &prev->pools[p].backends[o];
+                struct backend *nb = &np->backends[b];
+                if (strcmp(ob->conf->url, nb->conf->url)) continue;
+                atomic_store(&nb->state, backend_state(ob));
+                atomic_store(&nb->fails, atomic_load(&ob->fails));
+                atomic_store(&nb->ramp_from_ms, atomic_load(&ob->ramp_from_ms));
+                if (backend_draining(ob) != backend_draining(nb))
+                    log_info(backend_draining(ob)
+                                 ? "pool '%s': backend %s no longer drains: it takes new "
+                                   "requests again"
+                                 : "pool '%s': backend %s is DRAINING: it takes no new "
+                                   "requests; those in flight finish",
+                             nc->name, ob->conf->url);
+            }
+    }
+}
+
+struct generation *gen_new(struct config *cfg, const struct generation *prev)
+{
+    struct generation *g = calloc(1, sizeof(*g));
+    struct config *c = malloc(sizeof(*c));
+    struct pool *pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*pools));
+    if (!g || !c || !pools) {
+        free(g);
+        free(c);
+        free(pools);
+        return NULL;
+    }
+    *c = *cfg; /* the arrays now belong to c */
+    memset(cfg, 0, sizeof(*cfg));
+    uint32_t gbase = 0;
+    for (uint32_t i = 0; i < c->npools; gbase += pools[i].n, i++) {
+        int err = pool_init(&pools[i], &c->pools[i], gbase);
+        if (err < 0) {
+            log_err("cannot set up pool '%s': %s", c->pools[i].name, strerror(-err));
+            for (uint32_t k = 0; k < i; k++) pool_destroy(&pools[k]);
+            free(pools);
+            config_free(c);
+            free(c);
+            free(g);
+            return NULL;
+        }
+        carry_state(&pools[i], &c->pools[i], prev);
+    }
+    g->cfg = c;
+    g->pools = pools;
+    g->nbackends = gbase;
+    atomic_init(&g->refs, 1);
+    return g;
+}

@@ -132,7 +132,7 @@ $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -c $< -o $@
 
-FUZZ_H1       := $(FUZZ_DIR)/src/http/h1.o $(FUZZ_DIR)/src/http/body.o
+FUZZ_H1       := $(FUZZ_DIR)/src/http/h1.o $(FUZZ_DIR)/src/http/body.o $(FUZZ_DIR)/src/http/policy.o
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_H1) $(FUZZ_LLHTTP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_H1) $(FUZZ_LLHTTP) -o $@

@@ -96,7 +96,7 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     rh->end = (uint32_t)n;
     x->tried.n = 0;
     x->hash = 0;
-    x->fail_status = 0;
+    x->fail_502 = 0;
     x->retry_same = 0;
     x->attempts = x->stale_retries = 0;
     x->sent_any = x->body_released = x->resp_bytes = 0;
@@ -160,7 +160,7 @@ void exchange_start(struct exchange *x, const struct h1_head *h)
         x->up_at = px->loop->now; /* this attempt's clock: connect_ms, or response_ms */
         return;
     }
-    if (x->fail_status == 502)
+    if (x->fail_502)
         x->ops->respond(x, 502, "Bad gateway: the backend closed the connection");
     else if (x->saw_timeout)
         x->ops->respond(x, 504, "Gateway timeout: no backend answered in time");
@@ -224,7 +224,7 @@ void exchange_failed(struct exchange *x, int err)
     if (r == RETRY_ELSEWHERE) {
         /* if there is no other backend, the answer is this failure (502) */
         x->rs = RS_NONE;
-        x->fail_status = 502;
+        x->fail_502 = 1;
         exchange_start(x, NULL);
         return;
     }

@@ -26,6 +26,8 @@
 #include "http/policy.h"
 #include "upstream/upconn.h"
 
+_Static_assert(BUF_SIZE < 65536, "exchange offsets are 16 bits");
+
 struct proxy_worker;
 struct exchange;
 
@@ -70,7 +72,6 @@ struct exchange {
     const struct exchange_ops *ops;
     struct proxy_worker *px;
     struct generation *gen; /* the client side's, for this request */
-    const char *client_ip;  /* the client side's, as text */
     struct pool *pool;      /* serves the request (chosen by the listener's routes) */
     struct backend *be;     /* of the current (or last) attempt */
     struct upconn *up;      /* leased for the current attempt */
@@ -82,18 +83,19 @@ struct exchange {
     uint64_t hash;          /* balancer's hash key for this request (0: not computed) */
     uint64_t sent_us;       /* when the request went up, for latency-aware balancers */
     struct balance_tried tried;
-    uint32_t uin_parsed, uin_scan;
-    int up_err;           /* -errno seen on the backend socket */
-    uint16_t fail_status; /* answer when no backend is left: 502 after a failure mid-exchange */
-    uint8_t rs;           /* enum exchange_state */
+    uint16_t uin_parsed, uin_scan; /* offsets in uin (BUF_SIZE < 64 KiB) */
+    int up_err;                    /* -errno seen on the backend socket */
+    uint8_t rs;                    /* enum exchange_state */
     uint8_t attempts, stale_retries;
     uint8_t is_head : 1, idempotent : 1, upgrade_req : 1, dechunk : 1, truncated : 1,
         retry_same : 1, sent_any : 1, body_released : 1;
     uint8_t resp_bytes : 1, up_eof : 1, up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
+    uint8_t fail_502 : 1; /* no backend left after a failure mid-exchange: 502, not 503 */
+    char client_ip[46];   /* the client's address, as text (X-Forwarded-For, balancers, logs) */
 };
 
 /* Begins the exchange for request h on pool: its head is rewritten into
- * req_head (with x->client_ip in X-Forwarded-For). Returns 0, -ENOMEM, or
+ * req_head (with client_ip in X-Forwarded-For). Returns 0, -ENOMEM, or
  * -ENOSPC when the rewritten head does not fit. */
 int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *h);
 /* Picks a backend not tried yet and leases a connection to it (pooled, else

@@ -121,7 +121,7 @@ static int response_head(struct exchange *x)
     size_t len = buf_len(b);
     size_t scan = x->uin_scan;
     size_t head_len = h1_find_head_end(p, len, &scan);
-    x->uin_scan = (uint32_t)scan;
+    x->uin_scan = (uint16_t)scan;
     if (!head_len) {
         if (len >= BUF_SIZE || x->up_eof) {
             invalid_response(x, x->up_eof ? "closed the connection inside the response head"
@@ -163,7 +163,7 @@ static int response_head(struct exchange *x)
     b->start += (uint32_t)head_len;
     switch (plan.kind) {
     case H1_RES_UPGRADE:
-        x->uin_parsed = b->start;
+        x->uin_parsed = (uint16_t)b->start;
         x->rs = RS_TUNNEL;
         break;
     case H1_RES_INTERIM:
@@ -172,7 +172,7 @@ static int response_head(struct exchange *x)
         break;
     default:
         x->up_keepalive = plan.backend_keepalive;
-        x->uin_parsed = b->start;
+        x->uin_parsed = (uint16_t)b->start;
         x->rs = h->complete ? RS_DONE : RS_BODY;
         break;
     }
@@ -192,11 +192,11 @@ static int response_body(struct exchange *x)
             if (n >= 0) {
                 if ((uint32_t)n < avail) x->up_keepalive = 0; /* bytes after the end */
                 b->end = (uint32_t)(out - b->data);
-                x->uin_parsed = b->end;
+                x->uin_parsed = (uint16_t)b->end;
             }
         } else {
             n = body_parse(&x->res_body, b->data + x->uin_parsed, avail, &done, NULL);
-            if (n >= 0) x->uin_parsed += (uint32_t)n;
+            if (n >= 0) x->uin_parsed += (uint16_t)n;
         }
         if (n < 0) {
             log_warn("backend %s: invalid chunked framing in a response body", x->be->conf->url);

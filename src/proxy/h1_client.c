@@ -57,8 +57,8 @@ struct session {
      * what it had up); the exchange's up_at: the attempt started, or the
      * backend last took or sent bytes */
     uint64_t body_at;
-    uint32_t cin_parsed, cin_sent, cin_scan;
-    uint16_t listener; /* index in config.listeners */
+    uint16_t cin_parsed, cin_sent, cin_scan; /* offsets in cin (BUF_SIZE < 64 KiB) */
+    uint16_t listener;                       /* index in config.listeners */
     uint8_t rq;
     uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
         client_started : 1;
@@ -66,7 +66,6 @@ struct session {
     uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
     struct tunnel tun;         /* after a 101 */
     struct exchange x;         /* the request in progress */
-    char client_ip[46];
 };
 
 #define session_of(xp) ((struct session *)((char *)(xp)-offsetof(struct session, x)))
@@ -162,7 +161,7 @@ static void drop_buf(struct session *s, struct buf **slot)
 static void log_end(struct session *s)
 {
     if (!s->logrec) return;
-    reqlog_end(&s->logrec, &px_of(s)->bufs, &px_of(s)->alog, s->client_ip,
+    reqlog_end(&s->logrec, &px_of(s)->bufs, &px_of(s)->alog, s->x.client_ip,
                s->x.be ? s->x.be->conf->url : NULL);
 }
 
@@ -404,7 +403,7 @@ static int request_head(struct session *s)
     size_t len = buf_len(b);
     size_t scan = s->cin_scan;
     size_t head_len = h1_find_head_end(p, len, &scan);
-    s->cin_scan = (uint32_t)scan;
+    s->cin_scan = (uint16_t)scan;
     const struct h1_limits lim = {
         .max_header_bytes = c->max_header_bytes,
         .max_request_line = c->max_request_line,
@@ -428,14 +427,14 @@ static int request_head(struct session *s)
     int err = h1_parse_head(parser, h, p, head_len, &why);
     s->keep_alive = 0; /* until the head is known good */
     if (err) {
-        log_debug("client %s: malformed request: %s", s->client_ip, why ? why : "?");
+        log_debug("client %s: malformed request: %s", s->x.client_ip, why ? why : "?");
         respond_error(s, 400, "Bad request: malformed request head");
         return 1;
     }
     log_begin(s, h);
     if (h1_accept_request(h, p, head_len, &lim, &r)) {
         if (r.status == 413)
-            log_debug("client %s: Content-Length %llu over the limit of %llu bytes", s->client_ip,
+            log_debug("client %s: Content-Length %llu over the limit of %llu bytes", s->x.client_ip,
                       (unsigned long long)h->content_length, (unsigned long long)c->max_body_size);
         respond_error(s, r.status, r.msg);
         return 1;
@@ -452,7 +451,7 @@ static int request_head(struct session *s)
         return 1;
     }
     b->start += (uint32_t)head_len;
-    s->cin_parsed = s->cin_sent = b->start;
+    s->cin_parsed = s->cin_sent = (uint16_t)b->start;
     s->rq = h->complete ? RQ_DONE : RQ_BODY;
     body_init(&s->req_body,
               h->complete  ? BODY_NONE
@@ -478,21 +477,21 @@ static int request_body(struct session *s)
         if (n == BODY_ERR_TOO_LARGE) {
             /* nothing past the limit was sent up; the backend saw an
              * unfinished request, and that connection is not reused */
-            log_debug("client %s: chunked request body over the limit of %llu bytes", s->client_ip,
-                      (unsigned long long)cfg(s)->max_body_size);
+            log_debug("client %s: chunked request body over the limit of %llu bytes",
+                      s->x.client_ip, (unsigned long long)cfg(s)->max_body_size);
             s->keep_alive = 0;
             exchange_abandon(&s->x);
             respond_error(s, 413, "Payload too large: the request body is larger than the limit");
             return 1;
         }
         if (n < 0) {
-            log_debug("client %s: malformed chunked request body", s->client_ip);
+            log_debug("client %s: malformed chunked request body", s->x.client_ip);
             s->keep_alive = 0;
             exchange_abandon(&s->x);
             respond_error(s, 400, "Bad request: malformed request body framing");
             return 1;
         }
-        s->cin_parsed += (uint32_t)n;
+        s->cin_parsed += (uint16_t)n;
         if (done) s->rq = RQ_DONE;
         return n > 0 || done;
     }
@@ -537,14 +536,14 @@ static void x_body_sent(struct exchange *x, size_t n)
     /* room for more of the body: the client's clock starts again from here */
     if (s->rq == RQ_BODY) s->body_at = x->up_at;
     if (!n) return;
-    s->cin_sent += (uint32_t)n;
+    s->cin_sent += (uint16_t)n;
     if (!x->req_head) release_sent_body(s); /* no retry possible: nothing to keep */
 }
 
 static void x_body_rewind(struct exchange *x)
 {
     struct session *s = session_of(x);
-    if (s->cin) s->cin_sent = s->cin->start;
+    if (s->cin) s->cin_sent = (uint16_t)s->cin->start;
 }
 
 static void x_body_release(struct exchange *x)
@@ -579,7 +578,7 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
         struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_UPGRADE};
         if (append_out(s, h, &rw) < 0) return -1;
         /* what follows the request head (if anything) is tunnel data */
-        if (s->cin) s->cin_parsed = s->cin->end;
+        if (s->cin) s->cin_parsed = (uint16_t)s->cin->end;
         s->tun =
             (struct tunnel){.a_eof = s->c_eof, .b_eof = x->up_eof, .b_failed = x->req_abandoned};
         s->rq = RQ_DONE;
@@ -855,7 +854,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
     if (client) {
         /* the client stopped sending its body (or closes, if part of a
          * response went out already); not the backend's fault */
-        log_debug("client %s: no request body byte within %u ms", s->client_ip,
+        log_debug("client %s: no request body byte within %u ms", s->x.client_ip,
                   cfg(s)->client_body_ms);
         exchange_abandon(&s->x);
         respond_error(s, 408, "Request timeout: the request body stopped arriving");
@@ -896,11 +895,10 @@ void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, 
     s->listener = (uint16_t)listener;
     s->x.ops = &h1_exchange_ops;
     s->x.px = px;
-    s->x.client_ip = s->client_ip;
     s->x.gen = px->gen;
     gen_acquire(s->x.gen);
     s->x.pool = &s->x.gen->pools[s->x.gen->cfg->listeners[listener].pool];
-    sock_ip_str(peer, s->client_ip, sizeof(s->client_ip));
+    sock_ip_str(peer, s->x.client_ip, sizeof(s->x.client_ip));
     sock_nodelay(fd);
     if (conn_open(&s->c, px->loop, fd, &conn_plain, on_client_event, 0) < 0) {
         close(fd);

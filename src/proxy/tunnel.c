@@ -5,7 +5,7 @@
 
 /* Reads from c into *slot. 1: progress, 0: nothing, -1: no buffer. */
 static int relay_read(struct conn *c, struct buf **slot, struct buf_cache *bufs, uint8_t *eof,
-                      int *err, int *read_any)
+                      int *read_any)
 {
     if (!c->readable || *eof) return 0;
     struct buf *b = *slot;
@@ -22,7 +22,6 @@ static int relay_read(struct conn *c, struct buf **slot, struct buf_cache *bufs,
     }
     if (n == -EAGAIN) return 0;
     if (n == -EINTR) return 1;
-    if (n < 0 && err) *err = (int)n;
     *eof = 1; /* the end, or a reset: nothing more will come */
     return 1;
 }
@@ -63,7 +62,7 @@ static ssize_t relay_write(struct conn *c, struct buf **head, struct buf **slot,
 int tunnel_step(struct tunnel *t, const struct tunnel_io *io, int *read_any, uint64_t *to_a)
 {
     int progress = 0, r;
-    if ((r = relay_read(io->a, io->ab, io->bufs, &t->a_eof, NULL, read_any)) < 0) return -1;
+    if ((r = relay_read(io->a, io->ab, io->bufs, &t->a_eof, read_any)) < 0) return -1;
     progress |= r;
     if (!t->b_failed) {
         uint64_t up = 0;
@@ -73,14 +72,13 @@ int tunnel_step(struct tunnel *t, const struct tunnel_io *io, int *read_any, uin
         } else if (w < 0) {
             /* the backend may still have bytes for the client: read to its end */
             t->b_failed = 1;
-            t->b_err = (int)w;
             io->b->readable = 1;
             progress = 1;
         } else if (w > 0) {
             progress = 1;
         }
     }
-    if ((r = relay_read(io->b, io->ba, io->bufs, &t->b_eof, &t->b_err, read_any)) < 0) return -1;
+    if ((r = relay_read(io->b, io->ba, io->bufs, &t->b_eof, read_any)) < 0) return -1;
     progress |= r;
     ssize_t w = relay_write(io->a, io->ba_head, io->ba, io->bufs, to_a);
     if (w == -EINTR) return 1;

@@ -18,7 +18,6 @@
 struct tunnel {
     uint8_t a_eof, b_eof; /* that side sent its last byte (or failed) */
     uint8_t b_failed;     /* a write to b failed: read b to its end, write nothing more */
-    int b_err;            /* -errno of that write, or of b's read */
 };
 
 /* The two sides, as the caller holds them. */

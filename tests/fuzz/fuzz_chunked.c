@@ -1,4 +1,4 @@
-/* fuzz_chunked: chunked bodies, as src/http/session.c runs them (body.c).
+/* fuzz_chunked: chunked bodies, as src/proxy/h1_client.c and h1_backend.c run them (body.c).
  *
  * The input is a chunked body (what follows a head). It goes through:
  *   1. body_parse in pieces of varying sizes, as request_body forwards a
@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              a.failed, b.failed);
 
     /* 3: de-chunking in place, bytes arriving in pieces (appended after what
-     * was decoded so far, as in session.c response_body) */
+     * was decoded so far, as in h1_backend.c response_body) */
     struct body k;
     body_init(&k, BODY_CHUNKED, 0);
     char *buf = malloc(size + 1);

@@ -1,9 +1,10 @@
-/* fuzz_request_head: bytes from a client, as src/http/session.c reads them.
+/* fuzz_request_head: bytes from a client, as src/proxy/h1_client.c reads them.
  *
  * For each request in the input (up to 4, as on one keep-alive connection):
  * find the end of the head (at once and byte by byte: same answer), parse it
  * with h1_parse_head and h1_check_request, apply the other checks of
- * session.c request_head, and for a head usher would forward:
+ * src/http/policy.c (h1_request_size_check, h1_accept_request), and for a
+ * head usher would forward:
  *   - the head was valid by the strict reader (fuzz_common.h), bare LF line
  *     ends and "5, 5" excepted; llhttp ended it where usher did;
  *   - h1_write_request stays within its buffer (exact-size heap buffers),
@@ -19,6 +20,7 @@
 
 #include "fuzz_common.h"
 #include "http/body.h"
+#include "http/policy.h"
 
 #define HEAD_BUF 16384 /* BUF_SIZE in src/core/buf.h */
 #define MAX_HEADERS 100
@@ -35,24 +37,24 @@ static const char *nm(const char *prefix, const char *name)
     return name_buf;
 }
 
-/* The checks of session.c request_head, in its order. 0: forwarded. */
+/* usher's own acceptance of a request head (src/http/policy.c, as the
+ * HTTP/1 client side calls it). 0: forwarded. */
 static int usher_accepts(llhttp_t *parser, const char *p, size_t head_len)
 {
-    if (head_len > HEAD_BUF) return 431;
-    const char *lf = memchr(p, '\n', head_len);
-    if (lf && (size_t)(lf - p) > MAX_REQUEST_LINE) return 414;
+    static const struct h1_limits lim = {
+        .max_header_bytes = HEAD_BUF,
+        .max_request_line = MAX_REQUEST_LINE,
+        .max_headers = MAX_HEADERS,
+        .buf_size = HEAD_BUF,
+    };
+    struct h1_refusal r;
+    if (h1_request_size_check(p, head_len, head_len, 0, &lim, &r)) return r.status;
     head.max_headers = MAX_HEADERS;
     head.skip_body = 0;
     const char *why = NULL;
     h1_parser_init(parser, 1); /* a fresh parser for every head */
-    int err = h1_parse_head(parser, &head, p, head_len, &why);
-    if (err) return 400;
-    if (head.too_many) return 431;
-    if (head.bad_value || head.bad_name) return 400;
-    int status = h1_check_request(&head, p, head_len, &why);
-    if (status) return status;
-    if (head.method_id == HTTP_CONNECT && head.method.len == 7) return 405;
-    return 0;
+    if (h1_parse_head(parser, &head, p, head_len, &why)) return 400;
+    return h1_accept_request(&head, p, head_len, &lim, &r);
 }
 
 static int protected_name(const char *p, size_t n)
@@ -203,7 +205,7 @@ static void check_rewritten(const char *out, size_t olen)
     }
 }
 
-/* Runs the body of the message through body_parse in pieces, as session.c
+/* Runs the body of the message through body_parse in pieces, as h1_client.c
  * request_body does, and compares with the strict reader. Returns how many
  * bytes the body took, or -1 when usher rejects it. */
 static long check_body(const char *p, size_t len)

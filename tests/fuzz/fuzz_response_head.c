@@ -1,4 +1,4 @@
-/* fuzz_response_head: bytes from a backend, as src/http/session.c reads them.
+/* fuzz_response_head: bytes from a backend, as src/proxy/h1_backend.c reads them.
  *
  * Input: one flags byte, then what the backend sends.
  *   bit 0: the request was HEAD          bit 1: the client asked to upgrade
@@ -20,6 +20,7 @@
 
 #include "fuzz_common.h"
 #include "http/body.h"
+#include "http/policy.h"
 
 #define OUT_BUF 16384
 
@@ -127,7 +128,7 @@ static void check_out(const char *out, size_t olen, const struct h1_response_rew
     int full = !again.too_many;
     FZ_CHECK("out-reparse", !full || again.status == head.status, "status %u became %u",
              head.status, again.status);
-    /* llhttp does not know that 204 and 304 have no content (session.c decides) */
+    /* llhttp does not know that 204 and 304 have no content (h1_plan_response decides) */
     if (full && !skip_body && head.status != 204 && head.status != 304)
         FZ_CHECK("out-reparse", again.complete == head.complete, "body/no body changed");
     if (rw->dechunk) {
@@ -178,7 +179,7 @@ static void check_body(const char *p, size_t len, int dechunk)
         size_t n = piece[k % 5];
         if (n > len - fed) n = len - fed;
         int d = 0;
-        /* bytes arrive after what was decoded so far (session.c response_body) */
+        /* bytes arrive after what was decoded so far (h1_backend.c response_body) */
         memcpy(buf + dec_end, p + fed, n);
         char *out = buf + dec_end;
         long r = body_parse(&b, buf + dec_end, n, &d, dechunk ? &out : NULL);
@@ -251,9 +252,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *why = NULL;
         h1_parser_init(&parser, 0); /* a fresh parser for every head */
         int err = h1_parse_head(&parser, &head, p, head_len, &why);
-        if (err || head.too_many || head.bad_value || head.bad_name) return 0; /* 502 */
-        if (h1_check_response(&head, p, head_len, &why)) return 0;             /* 502 */
-        if (head.status == 101 && !upgrade_req) return 0;                      /* 502 */
+        /* the plan the backend side makes (src/http/policy.c) */
+        struct h1_response_plan plan;
+        h1_plan_response(&head, p, head_len, err, why, is_head, upgrade_req, &plan);
+        if (plan.kind == H1_RES_INVALID) return 0; /* 502 */
 
         size_t lend = fz_llhttp_head_end(p, head_len, 0);
         FZ_CHECK("head-end-agree", lend == head_len,
@@ -266,7 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      "usher accepts a response head a strict reader rejects: %s", r.why);
         }
 
-        if (head.status < 200) {
+        if (plan.kind != H1_RES_FINAL) {
             struct h1_response_rewrite rw = {
                 .dechunk = 0, .conn = head.status == 101 ? H1_CONN_UPGRADE : H1_CONN_NONE};
             char *out = NULL;
@@ -278,17 +280,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pos += head_len;
             continue;
         }
-        /* RFC 9110 6.4.1: no content after HEAD, 204 or 304 (as session.c) */
-        if (is_head || head.status == 204 || head.status == 304) head.complete = 1;
-        int close_delimited = !head.complete && !head.chunked && !head.has_cl;
-        int dechunk = head.chunked && http10 && !head.complete;
-        int keep_alive = client_ka && !(close_delimited || dechunk || upgrade_req);
-        struct h1_response_rewrite rw = {
-            .dechunk = dechunk,
-            .conn = !keep_alive ? H1_CONN_CLOSE
-                    : http10    ? H1_CONN_KEEP_ALIVE
-                                : H1_CONN_NONE,
-        };
+        /* RFC 9110 6.4.1: no content after HEAD, 204 or 304: the plan set
+         * head.complete; the client side's plan as h1_client.c makes it */
+        FZ_CHECK("plan-no-content",
+                 !(is_head || head.status == 204 || head.status == 304) || head.complete,
+                 "a response to HEAD, or a 204/304, planned with a body");
+        int close_delimited = plan.body == BODY_CLOSE;
+        FZ_CHECK("plan-close-delimited",
+                 close_delimited == (!head.complete && !head.chunked && !head.has_cl),
+                 "the plan's framing disagrees with the head");
+        struct h1_client_plan cp;
+        h1_plan_client(&head, &plan, http10, client_ka, upgrade_req, &cp);
+        int dechunk = cp.dechunk;
+        struct h1_response_rewrite rw = {.dechunk = dechunk, .conn = cp.conn};
         char *out = NULL;
         long n = write_head(&rw, &out);
         if (n < 0) return 0;

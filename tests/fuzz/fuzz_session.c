@@ -3,7 +3,7 @@
  * One worker (worker_init, never started as a thread: this target drives its
  * loop with loop_run_once) in front of one backend that is this target
  * itself: a listening socket on 127.0.0.1. Each input is one client
- * connection: a socketpair whose one end is handed to session_accept(), and
+ * connection: a socketpair whose one end is handed to proxy_accept(), and
  * whatever backend connections usher opens. The input is a script of
  * operations:
  *
@@ -21,7 +21,7 @@
  * After every operation the loop runs until nothing moves, and every byte
  * usher wrote (to the client, to each backend connection) is collected. At the
  * end, both sides close and the session must go away (no leak: ASan's leak
- * check at exit, and w.nsessions back to 0).
+ * check at exit, and w.px.nsessions back to 0).
  *
  * Invariants on what usher wrote:
  *   - upstream, on every connection: a sequence of requests a strict reader
@@ -43,10 +43,10 @@
 #include "config/config.h"
 #include "core/loop.h"
 #include "core/sock.h"
-#include "core/worker.h"
-#include "http/session.h"
+#include "app/worker.h"
+#include "proxy/proxy.h"
 #include "upstream/backend.h"
-#include "upstream/upconn.h"
+#include "upstream/generation.h"
 
 #include "fuzz_common.h"
 
@@ -54,7 +54,6 @@
 #define CAP (1 << 20)
 
 static struct config cfg;
-static struct pool *pools;
 static struct worker w;
 static int backend_lfd = -1;
 static uint64_t clock_ahead; /* ms the script moved the clock on */
@@ -104,24 +103,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_session: configuration refused\n");
         exit(1);
     }
-    /* any free port: nobody connects to it, clients come through session_accept */
+    /* any free port: nobody connects to it, clients come through proxy_accept */
     for (uint32_t i = 0; i < cfg.nlisteners; i++) cfg.listeners[i].addr.in.sin_port = 0;
     for (uint32_t i = 0; i < cfg.npools; i++) {
         cfg.pools[i].max_fails = 0; /* passive health off: the backend never goes down */
         cfg.pools[i].retries = 0;
     }
-    pools = calloc(cfg.npools, sizeof(*pools));
-    int e = 0;
-    for (uint32_t i = 0, gbase = 0; i < cfg.npools && !e; gbase += pools[i].n, i++)
-        e = pool_init(&pools[i], &cfg.pools[i], gbase);
-    /* one generation (main.c generation_new without the reload parts), with
-     * a reference for the worker and one kept here: it is never freed */
-    static struct generation gen;
-    gen.cfg = &cfg;
-    gen.pools = pools;
-    atomic_init(&gen.refs, 2);
+    /* one generation, with a reference for the worker and one kept here: it
+     * is never freed */
+    struct generation *gen = gen_new(&cfg, NULL);
+    int e = gen ? 0 : -ENOMEM;
     uint32_t bad = 0;
-    if (!e) e = worker_init(&w, 0, &gen, &bad);
+    if (gen) gen_acquire(gen);
+    if (!e) e = worker_init(&w, 0, gen, &bad);
     if (e < 0) {
         fprintf(stderr, "fuzz_session: setup failed: %s\n", strerror(-e));
         exit(1);
@@ -279,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < MAX_UP; i++) up[i].len = 0, up_fd[i] = -1;
     nup = 0;
     loop_update_time(&w.loop);
-    session_accept(&w, sv[0], (struct sockaddr *)&peer, sizeof(peer), 0);
+    proxy_accept(&w.px, sv[0], (struct sockaddr *)&peer, 0);
     int cfd = sv[1];
     char *client = malloc(size + 1); /* everything the client sent */
     size_t client_len = 0;
@@ -357,9 +351,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             close(up_fd[k]);
             up_fd[k] = -1;
         }
-    for (int round = 0; round < 64 && w.nsessions; round++) loop_run_once(&w.loop, 1);
-    FZ_CHECK("session-close", w.nsessions == 0, "the session did not end after both sides closed");
-    upconn_close_all_idle(&w);
+    for (int round = 0; round < 64 && w.px.nsessions; round++) loop_run_once(&w.loop, 1);
+    FZ_CHECK("session-close", w.px.nsessions == 0, "the session did not end after both sides closed");
+    upconn_close_all_idle(&w.px.ups);
     loop_run_once(&w.loop, 0);
     free(client);
     return 0;

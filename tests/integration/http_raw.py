@@ -76,24 +76,6 @@ class HTTPResponse:
         )
 
 
-def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def unused_ports(n, host="127.0.0.1"):
-    """n distinct ports nobody listens on right now."""
-    ports = set()
-    for _ in range(100):
-        if len(ports) == n:
-            break
-        ports.add(free_port(host))
-    assert len(ports) == n
-    return sorted(ports)
-
-
 def build_request(method, target, headers=None, body=None, version="HTTP/1.1", host="usher.test"):
     """Serialises a request. `headers` is a list of (name, value) pairs sent
     as given. Host is added first unless present (or host is None);
@@ -350,6 +332,36 @@ class RawHTTPConnection:
     def roundtrip(self, method, target, headers=None, body=None, version="HTTP/1.1", host="usher.test"):
         self.request(method, target, headers, body, version, host)
         return self.read_response(method)
+
+
+class TracingConnection(RawHTTPConnection):
+    """RawHTTPConnection that remembers how the peer ended the connection:
+    `ended` is "eof" (FIN), "reset" (RST while established: the peer closed
+    the socket with bytes we sent still unread) or "epipe" (RST after its
+    FIN). A reset reads as the end of the stream (PeerClosed when a response
+    is incomplete)."""
+
+    ended = None
+
+    def _fill(self, deadline):
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("response not complete before the deadline")
+        self.sock.settimeout(min(self.timeout, remaining))
+        try:
+            data = self.sock.recv(1 << 16)
+        except ConnectionResetError:
+            self.ended, data = "reset", b""
+        except BrokenPipeError:
+            self.ended, data = "epipe", b""
+        if not data:
+            self.ended = self.ended or "eof"
+            self.eof = True
+            return False
+        self.buf += data
+        return True
 
 
 def get_once(port, method, target, headers=None, body=None, host="usher.test"):

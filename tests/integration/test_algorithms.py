@@ -9,7 +9,6 @@
 - The flags of the algorithms are checked on the command line.
 """
 
-import http.server
 import json
 import re
 import threading
@@ -17,56 +16,24 @@ import time
 
 import pytest
 
+from harness.load import run_parallel
 from http_raw import get_once
-
-HOST = "127.0.0.1"
 
 # -- a backend that is slow for every request -------------------------------------
 
 SLOW_MS = 100
 
 
-class _SlowHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as usher's upstream pool expects
-
-    def do_GET(self):
-        time.sleep(SLOW_MS / 1000.0)
-        body = json.dumps({"message": "Hello from slow"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Backend", "slow")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class SlowBackend:
-    """Answers every GET after SLOW_MS milliseconds (as the demo backend's
-    /slow?ms=100 would), with X-Backend: slow. One thread per connection."""
-
-    def __init__(self):
-        self.server = http.server.ThreadingHTTPServer((HOST, 0), _SlowHandler)
-        self.server.daemon_threads = True
-        self.server.timeout = 0.2
-        self.port = self.server.server_address[1]
-        self.url = "http://%s:%d" % (HOST, self.port)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
-@pytest.fixture
-def slow_backend():
-    b = SlowBackend()
-    yield b
-    b.stop()
+def slow_response(req):
+    """respond() of a RawCaptureBackend: every request answered after
+    SLOW_MS milliseconds (as the demo backend's /slow?ms=100 would), with
+    X-Backend: slow, on a keep-alive connection (one thread per connection)."""
+    time.sleep(SLOW_MS / 1000.0)
+    body = json.dumps({"message": "Hello from slow"}).encode()
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Backend: slow\r\n\r\n%s"
+        % (len(body), body)
+    )
 
 
 CLIENTS = 8
@@ -77,33 +44,26 @@ def run_clients(u, clients=CLIENTS, per_client=PER_CLIENT):
     """`clients` keep-alive clients in parallel, `per_client` requests each.
     Returns {backend name: requests}."""
     counts = {}
-    errors = []
     lock = threading.Lock()
 
-    def client():
-        try:
-            with u.client() as c:
-                for _ in range(per_client):
-                    r = c.get("/")
-                    assert r.status_code == 200, r.text
-                    name = r.headers["x-backend"]
-                    with lock:
-                        counts[name] = counts.get(name, 0) + 1
-        except Exception as e:  # reported below
-            errors.append(repr(e))
+    def client(k):
+        with u.client() as c:
+            for _ in range(per_client):
+                r = c.get("/")
+                assert r.status_code == 200, r.text
+                name = r.headers["x-backend"]
+                with lock:
+                    counts[name] = counts.get(name, 0) + 1
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "clients still running after 60 s"
+    errors, running = run_parallel(client, clients)
+    assert not running, "clients still running after 60 s"
     assert not errors, errors
     assert sum(counts.values()) == clients * per_client
     return counts
 
 
-def test_slow_backend_gets_less_with_load_aware_algorithms(backends, slow_backend, start_usher, capsys):
+def test_slow_backend_gets_less_with_load_aware_algorithms(backends, raw_backend, start_usher, capsys):
+    slow_backend = raw_backend(respond=slow_response, reject_invalid=False)
     total = CLIENTS * PER_CLIENT
     shares = {}
     for algo in ("round-robin", "least-conn", "p2c", "ewma"):

@@ -4,6 +4,7 @@ threads) or all come over one keep-alive connection."""
 
 import json
 
+from harness.load import run_parallel
 from http_raw import get_once
 
 N = 20
@@ -75,28 +76,18 @@ def test_round_robin_three_backends(backends, start_backend, start_usher):
 def test_round_robin_under_concurrency(backends, start_usher):
     """8 clients in parallel, 10 requests each: the backends share the load
     evenly (round robin is exact in total, whatever the interleaving)."""
-    import threading
-
     u = start_usher(backends, "--balance", "round-robin", "--threads", "2")
     for b in backends:
         b.reset_stats()
-    errors = []
 
     def client(k):
-        try:
-            with u.client() as c:
-                for i in range(10):
-                    r = c.get("/echo/c%d/%d" % (k, i))
-                    assert r.status_code == 200
-                    assert r.json()["path"] == "/echo/c%d/%d" % (k, i)
-        except Exception as e:  # reported below
-            errors.append(repr(e))
+        with u.client() as c:
+            for i in range(10):
+                r = c.get("/echo/c%d/%d" % (k, i))
+                assert r.status_code == 200
+                assert r.json()["path"] == "/echo/c%d/%d" % (k, i)
 
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "clients still running after 60 s"
+    errors, running = run_parallel(client, 8)
+    assert not running, "clients still running after 60 s"
     assert not errors, errors
     assert [b.stats()["requests"] for b in backends] == [40, 40]

@@ -6,6 +6,7 @@ import zlib
 
 import pytest
 
+from harness.load import run_parallel
 from http_raw import chunked_encode
 
 MiB = 1 << 20
@@ -200,30 +201,19 @@ def test_64mib_download_streamed(usher, chunked):
 
 def test_concurrent_uploads_and_downloads(usher):
     """Several clients at once, bodies must not get mixed up."""
-    import threading
-
-    errors = []
-
     def client(k):
-        try:
-            with usher.client() as c:
-                for i in range(4):
-                    body = random_bytes(100000 + 997 * k + i, 1000 * k + i)
-                    r = c.post("/echo/k%d/%d" % (k, i), content=body)
-                    assert r.status_code == 200
-                    j = r.json()
-                    assert j["path"] == "/echo/k%d/%d" % (k, i)
-                    assert (j["body_length"], j["body_crc32"]) == (len(body), crc_hex(body))
-                    n = 50000 + 31 * k + i
-                    r = c.get("/bytes?n=%d%s" % (n, "&chunked=1" if i % 2 else ""))
-                    assert r.status_code == 200 and r.content == pattern(n)
-        except Exception as e:  # reported below
-            errors.append("client %d: %r" % (k, e))
+        with usher.client() as c:
+            for i in range(4):
+                body = random_bytes(100000 + 997 * k + i, 1000 * k + i)
+                r = c.post("/echo/k%d/%d" % (k, i), content=body)
+                assert r.status_code == 200
+                j = r.json()
+                assert j["path"] == "/echo/k%d/%d" % (k, i)
+                assert (j["body_length"], j["body_crc32"]) == (len(body), crc_hex(body))
+                n = 50000 + 31 * k + i
+                r = c.get("/bytes?n=%d%s" % (n, "&chunked=1" if i % 2 else ""))
+                assert r.status_code == 200 and r.content == pattern(n)
 
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "clients still running after 60 s"
+    errors, running = run_parallel(client, 8)
+    assert not running, "clients still running after 60 s"
     assert not errors, errors

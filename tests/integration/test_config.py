@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from conftest import yaml_pos as pos, HOST, REPO_ROOT, START_ATTEMPTS, tcp_connectable
-from http_raw import RawHTTPConnection, free_port, unused_ports
+from harness.procs import HOST, REPO_ROOT, free_port, tcp_connectable, unused_ports, yaml_pos as pos
+from http_raw import RawHTTPConnection
 
 # Ports for -t runs only: nothing binds or connects to them.
 L1, L2, B1, B2 = 18001, 18002, 18101, 18102

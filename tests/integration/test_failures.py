@@ -9,7 +9,8 @@ import zlib
 
 import pytest
 
-from http_raw import PeerClosed, free_port, get_once, unused_ports
+from harness.procs import free_port, unused_ports
+from http_raw import PeerClosed, get_once
 
 N = 20
 NO_BACKENDS = {"error": "No healthy backends"}

@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from http_raw import ProtocolError, RawHTTPConnection, get_once, unused_ports
+from harness.load import Gate, LoadClient
+from harness.procs import HOST, unused_ports
+from http_raw import get_once
 from usher_log import assert_json_error, healthy_list, line_of, line_time, state_re, wait_for
 
-HOST = "127.0.0.1"
 INTERVAL = 0.2  # --health-interval, seconds
 INTERVAL_ARG = "200ms"
 JITTER = 1.1  # usher spreads checks by +-10%
@@ -42,105 +43,33 @@ def who(resp):
 # -- 1. fail-over under steady traffic ----------------------------------------------
 
 
-class Gate:
-    """Lets the test kill a backend at a moment when no client request is
-    in flight. (A request that a backend has read but not answered when it
-    dies is lost with it: usher may not resend it on a fresh connection, so
-    such a request is a legitimate 502 and is kept out of this test.)"""
-
-    def __init__(self):
-        self.cond = threading.Condition()
-        self.inflight = 0
-        self.held = False
-
-    def enter(self, timeout=10.0):
-        with self.cond:
-            if not self.cond.wait_for(lambda: not self.held, timeout):
-                raise AssertionError("gate held for more than %.0f s" % timeout)
-            self.inflight += 1
-
-    def leave(self):
-        with self.cond:
-            self.inflight -= 1
-            self.cond.notify_all()
-
-    def hold(self, timeout=10.0):
-        with self.cond:
-            self.held = True
-            return self.cond.wait_for(lambda: self.inflight == 0, timeout)
-
-    def release(self):
-        with self.cond:
-            self.held = False
-            self.cond.notify_all()
+def hello_body(target, r):
+    """check() of the load clients: GET / answered by a demo backend."""
+    name = r.header("X-Backend")
+    try:
+        if json.loads(r.body) == {"message": "Hello from %s" % name}:
+            return None
+    except ValueError:
+        pass
+    return "body %r from %s" % (r.body, name)
 
 
-class ClientLoop(threading.Thread):
-    """GET / in a loop until `stop` is set (bounded in count and time):
+def client_loop(port, keepalive, gate, stop):
+    """GET / in a loop until `stop` is set (at most 3000 requests, 30 s):
     over one keep-alive connection (reopened only if usher closes it
-    properly), or over a new connection per request. Records every answer
-    and every failure."""
-
-    MAX_REQUESTS = 3000
-    MAX_SECONDS = 30.0
-    PAUSE = 0.01
-
-    def __init__(self, port, keepalive, gate, stop):
-        super().__init__(daemon=True)
-        self.port = port
-        self.keepalive = keepalive
-        self.gate = gate
-        self.stop = stop
-        self.records = []  # (t_sent, t_received, status, backend)
-        self.failures = []  # (t, description)
-
-    def run(self):
-        conn = None
-        hard_deadline = time.monotonic() + self.MAX_SECONDS
-        try:
-            for i in range(self.MAX_REQUESTS):
-                if self.stop.is_set() or time.monotonic() > hard_deadline:
-                    return
-                self.gate.enter()
-                try:
-                    t_sent = time.time()
-                    try:
-                        if conn is None:
-                            conn = RawHTTPConnection(HOST, self.port, timeout=10)
-                        headers = [] if self.keepalive else [("Connection", "close")]
-                        conn.request("GET", "/", headers)
-                        r = conn.read_response(deadline=time.monotonic() + 10)
-                        t_recv = time.time()
-                    except (OSError, ProtocolError, TimeoutError) as e:
-                        self.failures.append((time.time(), "request %d: %r" % (i, e)))
-                        if conn is not None:
-                            conn.close()
-                        conn = None
-                        continue
-                finally:
-                    self.gate.leave()
-                name = r.header("X-Backend")
-                self.records.append((t_sent, t_recv, r.status, name))
-                if r.status != 200:
-                    self.failures.append((t_recv, "request %d: %r" % (i, r)))
-                elif json.loads(r.body) != {"message": "Hello from %s" % name}:
-                    self.failures.append((t_recv, "request %d: body %r from %s" % (i, r.body, name)))
-                if not self.keepalive or r.has_token("Connection", "close"):
-                    conn.close()
-                    conn = None
-                time.sleep(self.PAUSE)
-        except Exception as e:  # reported by the test
-            self.failures.append((time.time(), "client loop crashed: %r" % e))
-        finally:
-            if conn is not None:
-                conn.close()
+    properly), or over a new connection per request. Times are wall-clock
+    times, to compare with the log lines."""
+    return LoadClient(
+        port, keepalive=keepalive, check=hello_body, pause=0.01, stop=stop, gate=gate, clock=time.time,
+        deadline=10, max_requests=3000, max_seconds=30.0,
+    )
 
 
 def test_failover_under_steady_traffic(start_backend, start_usher):
     b1, b2 = start_backend("backend1"), start_backend("backend2")
     u = start_usher([b1, b2], "--health-interval", INTERVAL_ARG, "--threads", "2")
     gate, stop = Gate(), threading.Event()
-    loops = [ClientLoop(u.port, True, gate, stop), ClientLoop(u.port, False, gate, stop)]
+    loops = [client_loop(u.port, True, gate, stop), client_loop(u.port, False, gate, stop)]
     down_re = state_re(b1.url, "DOWN", healthy=re.escape(b2.url))
     up_re = state_re(b1.url, "UP", healthy=re.escape(healthy_list([b1.url, b2.url])))
     t_kill = t_restart = t_up = None
@@ -169,8 +98,9 @@ def test_failover_under_steady_traffic(start_backend, start_usher):
     assert not any(t.is_alive() for t in loops), "client loops still running"
     log = u.proc.read_log()
 
-    records = sorted(r for t in loops for r in t.records)
-    failures = sorted(f for t in loops for f in t.failures)
+    attempts = [a for t in loops for a in t.records()]
+    records = sorted((a.t_start, a.t_done, a.status, a.backend) for a in attempts if a.status is not None)
+    failures = sorted((a.t_done, "%s: %s" % (a.outcome, a.detail)) for a in attempts if not a.ok)
     downs = list(down_re.finditer(log))
     ups = list(up_re.finditer(log))
     assert downs, "no DOWN line for %s" % b1.url
@@ -390,41 +320,18 @@ def test_concurrent_clients_never_see_503_while_one_backend_serves(start_backend
         assert wait_for(u.proc, state_re("http://%s:%d" % (HOST, dead), "DOWN"), transition_timeout(3)), "not DOWN"
     else:
         u = start_usher([dead, live], "--threads", "8", "--health-interval", "off", "--max-fails", "0")
-    results, lock = {}, threading.Lock()
-
-    def client(keepalive):
-        conn = None
-        deadline = time.monotonic() + 30
-        try:
-            for i in range(300):
-                if time.monotonic() > deadline:
-                    break
-                try:
-                    if conn is None:
-                        conn = RawHTTPConnection(HOST, u.port, timeout=10)
-                    conn.request("GET", "/", [] if keepalive else [("Connection", "close")])
-                    r = conn.read_response(deadline=time.monotonic() + 10)
-                    key = (r.status, r.header("X-Backend"), r.body if r.status != 200 else b"")
-                    if not keepalive or r.has_token("Connection", "close"):
-                        conn.close()
-                        conn = None
-                except (OSError, ProtocolError, TimeoutError) as e:
-                    key = ("exception", repr(e), b"")
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-                with lock:
-                    results[key] = results.get(key, 0) + 1
-        finally:
-            if conn is not None:
-                conn.close()
-
-    threads = [threading.Thread(target=client, args=(k % 2 == 0,), daemon=True) for k in range(16)]
-    for t in threads:
+    clients = [
+        LoadClient(u.port, keepalive=(k % 2 == 0), deadline=10, max_requests=300, max_seconds=30.0) for k in range(16)
+    ]
+    for t in clients:
         t.start()
-    for t in threads:
+    for t in clients:
         t.join(60)
-    assert not any(t.is_alive() for t in threads), "clients still running after 60 s"
+    assert not any(t.is_alive() for t in clients), "clients still running after 60 s"
+    results = {}
+    for a in (a for t in clients for a in t.records()):
+        key = (a.status, a.backend, a.body) if a.status is not None else ("exception", a.detail, b"")
+        results[key] = results.get(key, 0) + 1
     print("\n", results)
     total = sum(results.values())
     assert total >= 1000, results

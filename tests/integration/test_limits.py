@@ -22,14 +22,12 @@ configured timeout): the suite runs on a loaded two-core machine.
 
 import re
 import select
-import socket
 import threading
 import time
 
 import pytest
 
-from capture_backend import Blackhole
-from conftest import HOST, yaml_pos
+from harness.procs import HOST, yaml_pos
 from http_raw import RawHTTPConnection, build_request, chunked_encode
 from usher_log import assert_json_error
 
@@ -88,41 +86,6 @@ def answered_within(c, gap):
     return bool(r)
 
 
-class NonReadingBackend:
-    """Accepts connections and never reads from them (nor answers): what is
-    sent to it fills the socket buffers, then writes block."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited: fills soon
-        self.sock.bind((HOST, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        deadline = time.monotonic() + 120
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                s, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.conns.append(s)
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(5)
-        for s in self.conns:
-            s.close()
-        self.sock.close()
-
-
 # -- client body idle timeout --------------------------------------------------------
 
 
@@ -165,40 +128,37 @@ def test_slow_steady_body_completes(raw_backend, start_usher_file):
     assert not probs and [q.body for q in reqs] == [b"".join(pieces)], (reqs, probs)
 
 
-def test_backend_not_reading_the_body_gives_504_not_408(start_usher_file):
-    be = NonReadingBackend()
-    try:
-        proc, (port,) = start_usher_file(
-            conf(be.port, "timeouts: { client_body: 1s }\n", "    max_fails: 0\n    timeouts: { response: 3s }\n")
-        )
-        block = b"x" * (1 << 20)
-        total = 64 * len(block)  # far more than every buffer on the way holds
-        c = RawHTTPConnection(HOST, port, timeout=20)
+def test_backend_not_reading_the_body_gives_504_not_408(start_usher_file, silent_backend):
+    be = silent_backend("no-read")
+    proc, (port,) = start_usher_file(
+        conf(be.port, "timeouts: { client_body: 1s }\n", "    max_fails: 0\n    timeouts: { response: 3s }\n")
+    )
+    block = b"x" * (1 << 20)
+    total = 64 * len(block)  # far more than every buffer on the way holds
+    c = RawHTTPConnection(HOST, port, timeout=20)
 
-        def send_body():
-            try:
-                c.sock.sendall(post_head("/upload", total))
-                for _ in range(64):
-                    c.sock.sendall(block)
-            except OSError:  # blocked for good, or usher closed: expected
-                pass
-
-        t0 = time.monotonic()
-        sender = threading.Thread(target=send_body, daemon=True)
-        sender.start()
+    def send_body():
         try:
-            r = read_answer(c)
-            took = time.monotonic() - t0
-        finally:
-            c.close()
-            sender.join(30)
-        body = assert_json_error(r, 504)
-        assert "did not answer in time" in body["error"], body
-        # the response timeout (3 s, from the backend's last progress), not
-        # the client body timeout (1 s): the client was blocked, not idle
-        assert 2.4 <= took < 30, "504 after %.2f s with timeouts.response 3s" % took
+            c.sock.sendall(post_head("/upload", total))
+            for _ in range(64):
+                c.sock.sendall(block)
+        except OSError:  # blocked for good, or usher closed: expected
+            pass
+
+    t0 = time.monotonic()
+    sender = threading.Thread(target=send_body, daemon=True)
+    sender.start()
+    try:
+        r = read_answer(c)
+        took = time.monotonic() - t0
     finally:
-        be.stop()
+        c.close()
+        sender.join(30)
+    body = assert_json_error(r, 504)
+    assert "did not answer in time" in body["error"], body
+    # the response timeout (3 s, from the backend's last progress), not
+    # the client body timeout (1 s): the client was blocked, not idle
+    assert 2.4 <= took < 30, "504 after %.2f s with timeouts.response 3s" % took
 
 
 def test_backend_silent_after_the_body_gives_504(raw_backend, start_usher_file):
@@ -231,34 +191,31 @@ def test_client_waiting_for_100_continue_is_not_timed_out_as_a_stall(raw_backend
     assert 2.4 <= took < 30, "answer after %.2f s: the 1 s client body timeout applied" % took
 
 
-def test_trickled_body_does_not_extend_the_connect_timeout(start_usher_file):
-    hole = Blackhole()
-    try:
-        if not hole.connect_hangs():
-            pytest.fail("premise: a connect to a listener with a full accept queue should hang here", pytrace=False)
-        proc, (port,) = start_usher_file(
-            conf(hole.port, "timeouts: { client_body: 20s }\n", "    max_fails: 0\n    timeouts: { connect: 1s }\n")
-        )
-        with RawHTTPConnection(HOST, port, timeout=15) as c:
-            c.send(post_head("/trickle", 100))
-            t0 = time.monotonic()
-            answered = False
-            for i in range(40):  # one byte every 0.2 s for up to 8 s
-                if answered_within(c, 0.2):
-                    answered = True
-                    break
-                try:
-                    c.send(b"%d" % (i % 10))
-                except OSError:
-                    answered = True
-                    break
-            took = time.monotonic() - t0
-            assert answered, "no answer within %.1f s of trickling: the body extends the connect timeout" % took
-            r = read_answer(c)
-        assert_json_error(r, 504)
-        assert 0.8 <= took < 5, "504 after %.2f s with timeouts.connect 1s" % took
-    finally:
-        hole.stop()
+def test_trickled_body_does_not_extend_the_connect_timeout(start_usher_file, silent_backend):
+    hole = silent_backend("full-queue")
+    if not hole.connect_hangs():
+        pytest.fail("premise: a connect to a listener with a full accept queue should hang here", pytrace=False)
+    proc, (port,) = start_usher_file(
+        conf(hole.port, "timeouts: { client_body: 20s }\n", "    max_fails: 0\n    timeouts: { connect: 1s }\n")
+    )
+    with RawHTTPConnection(HOST, port, timeout=15) as c:
+        c.send(post_head("/trickle", 100))
+        t0 = time.monotonic()
+        answered = False
+        for i in range(40):  # one byte every 0.2 s for up to 8 s
+            if answered_within(c, 0.2):
+                answered = True
+                break
+            try:
+                c.send(b"%d" % (i % 10))
+            except OSError:
+                answered = True
+                break
+        took = time.monotonic() - t0
+        assert answered, "no answer within %.1f s of trickling: the body extends the connect timeout" % took
+        r = read_answer(c)
+    assert_json_error(r, 504)
+    assert 0.8 <= took < 5, "504 after %.2f s with timeouts.connect 1s" % took
 
 
 # -- request body size limit -----------------------------------------------------------

@@ -16,8 +16,6 @@
   the next request on its keep-alive connection uses the new one.
 """
 
-import os
-import random
 import re
 import signal
 import socket
@@ -26,12 +24,10 @@ import time
 
 import pytest
 
-from conftest import yaml_pos as pos, HOST, START_ATTEMPTS
-from http_raw import RawHTTPConnection, unused_ports
+from harness.load import LoadClient, seeded_pause
+from harness.procs import HOST, yaml_pos as pos
+from http_raw import RawHTTPConnection
 from usher_log import state_re, wait_for
-
-LOG_POLL = 0.01  # seconds between two reads of usher's log
-RELOAD_TIMEOUT = 10.0  # bounded wait for the outcome of one SIGHUP
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -54,105 +50,6 @@ def connect_outcome(port, timeout=2.0):
         return "refused"
     except OSError as e:
         return repr(e)
-
-
-class FileUsher:
-    """usher -c FILE: its process, listener ports and file, with helpers to
-    rewrite the file (atomically: usher never reads half a file) and to send
-    SIGHUP and wait for its outcome in the log."""
-
-    def __init__(self, proc, ports, path):
-        self.proc = proc
-        self.ports = ports
-        self.path = path
-        p = re.escape(path)
-        self.reloaded_re = re.compile(r"(?:^|\s)reloaded %s$" % p, re.M)
-        self.failed_re = re.compile(
-            r"(?:^|\s)reload of %s failed \((\d+) errors?\): still serving with the previous configuration$" % p, re.M
-        )
-        self.error_re = re.compile(r"(?:^|\s)reload: %s:(\d+):(\d+): (.*)$" % p, re.M)
-
-    def render(self, text):
-        for i, port in enumerate(self.ports):
-            text = text.replace("<L%d>" % i, "%s:%d" % (HOST, port))
-        assert "<L" not in text, text
-        return text
-
-    def write(self, text):
-        """Writes the file (with <Li> replaced); returns the text written."""
-        body = self.render(text)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(body)
-        os.replace(tmp, self.path)
-        return body
-
-    def counts(self, log=None):
-        log = self.proc.read_log() if log is None else log
-        return len(self.reloaded_re.findall(log)), len(self.failed_re.findall(log))
-
-    def hup(self, timeout=RELOAD_TIMEOUT):
-        """Sends SIGHUP and waits (bounded) for a `reloaded` or `reload ...
-        failed` line. Returns ("reloaded" | "failed", the log written since
-        the signal); fails the test if neither comes."""
-        log = self.proc.read_log()
-        start = len(log)
-        ok0, bad0 = self.counts(log)
-        assert self.proc.alive(), "usher is not running"
-        self.proc.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        for _ in range(int(timeout / LOG_POLL) + 100):
-            log = self.proc.read_log()
-            ok, bad = self.counts(log)
-            if ok > ok0:
-                return "reloaded", log[start:]
-            if bad > bad0:
-                return "failed", log[start:]
-            if not self.proc.alive() or time.monotonic() > deadline:
-                break
-            time.sleep(LOG_POLL)
-        pytest.fail(
-            "no 'reloaded' or 'reload ... failed' line within %.0f s of SIGHUP (usher %s); log since:\n%s"
-            % (timeout, "alive" if self.proc.alive() else "dead, status %r" % self.proc.returncode(), log[start:]),
-            pytrace=False,
-        )
-
-    def reload(self, text=None):
-        """Optionally rewrites the file, then SIGHUP; the reload must succeed."""
-        if text is not None:
-            self.write(text)
-        outcome, since = self.hup()
-        assert outcome == "reloaded", "reload failed:\n%s" % since
-        return since
-
-
-@pytest.fixture
-def start_usher_file(procs, usher_bin, tmp_path):
-    """start_usher_file(text, nports) -> FileUsher. The text holds <L0>,
-    <L1>, ... for listener ports: nports free ports are chosen (a port
-    placeholder may be absent from the first text, for a listener added by a
-    later reload); usher must answer on those the text names. A start that
-    fails is retried on new ports."""
-    count = [0]
-
-    def start(text, nports):
-        last = None
-        for _ in range(START_ATTEMPTS):
-            ports = unused_ports(nports)
-            count[0] += 1
-            path = str(tmp_path / ("reload-%d.yaml" % count[0]))
-            u = FileUsher(None, ports, path)
-            u.write(text)
-            proc = procs.spawn([usher_bin, "-c", path], "usher")
-            u.proc = proc
-            used = [p for i, p in enumerate(ports) if "<L%d>" % i in text]
-            if all(proc.wait_ready(p) for p in used):
-                return u
-            last = proc
-            proc.stop(check_exit=False)
-        pytest.fail("usher -c did not become ready:\n%s" % last.describe(), pytrace=False)
-
-    return start
 
 
 def pool_config(backend_urls, health="{ type: tcp, interval: 500ms }", extra_pool="", extra_listeners=""):
@@ -198,58 +95,21 @@ MARGIN = 0.05  # after a new connection saw the new set: let every worker switch
 MAX_REQUESTS_PER_CLIENT = 200000
 
 
-class LoadClient(threading.Thread):
+def framed_by_length(target, r):
+    """check() of the load clients: a complete 200 framed by Content-Length."""
+    return None if r.framing == "length" else repr(r)
+
+
+def load_client(name, port, keepalive, pause, stop):
     """GET / in a loop until stopped: on one keep-alive connection (a new
-    one only if usher closes it), or on a new connection per request.
-    Records (start, end, status, backend, error, connection number) per
-    request; `start` is taken before the connect (new connections) or the
-    send (keep-alive)."""
-
-    def __init__(self, name, port, keepalive, pause, stop):
-        super().__init__(name=name, daemon=True)
-        self.port = port
-        self.keepalive = keepalive
-        self.pause = pause
-        self.stop = stop
-        self.records = []
-        self.closed_by_usher = 0
-        self.rng = random.Random(name)
-
-    def run(self):
-        conn = None
-        conn_no = 0
-        try:
-            for n in range(MAX_REQUESTS_PER_CLIENT):
-                if self.stop.is_set():
-                    break
-                t0 = time.monotonic()
-                try:
-                    if self.keepalive:
-                        if conn is None:
-                            conn_no += 1
-                            conn = RawHTTPConnection(HOST, self.port, timeout=10)
-                        r = conn.roundtrip("GET", "/?ka=%d" % n)
-                        if r.has_token("Connection", "close"):
-                            self.closed_by_usher += 1
-                            conn.close()
-                            conn = None
-                    else:
-                        conn_no += 1
-                        with RawHTTPConnection(HOST, self.port, timeout=10) as c:
-                            r = c.roundtrip("GET", "/?new=%d" % n, [("Connection", "close")])
-                    ok = r.status == 200 and r.framing == "length"
-                    rec = (t0, time.monotonic(), r.status, r.header("X-Backend"), None if ok else repr(r), conn_no)
-                except Exception as e:  # every failure is recorded, the load goes on
-                    rec = (t0, time.monotonic(), None, None, "%s: %r" % (type(e).__name__, e), conn_no)
-                    if conn is not None:
-                        conn.close()
-                        conn = None
-                self.records.append(rec)
-                if self.pause:
-                    time.sleep(self.rng.uniform(0, self.pause))
-        finally:
-            if conn is not None:
-                conn.close()
+    one only if usher closes it), or on a new connection per request, with a
+    random pause of up to `pause` seconds after each. An attempt's t_start
+    is taken before the connect (new connections) or the send (keep-alive)."""
+    kind = "ka" if keepalive else "new"
+    return LoadClient(
+        port, name=name, keepalive=keepalive, target=lambda n: "/?%s=%d" % (kind, n), check=framed_by_length,
+        pause=seeded_pause(name, pause), stop=stop, max_requests=MAX_REQUESTS_PER_CLIENT,
+    )
 
 
 def test_reloads_under_load_switch_backend_sets(start_backend, start_usher_file):
@@ -265,10 +125,10 @@ def test_reloads_under_load_switch_backend_sets(start_backend, start_usher_file)
     idle = RawHTTPConnection(HOST, port, timeout=10)
     stop = threading.Event()
     clients = [
-        LoadClient("keepalive-busy", port, True, 0.0, stop),
-        LoadClient("keepalive-paced", port, True, 0.1, stop),
-        LoadClient("new-conn-1", port, False, 0.0, stop),
-        LoadClient("new-conn-2", port, False, 0.0, stop),
+        load_client("keepalive-busy", port, True, 0.0, stop),
+        load_client("keepalive-paced", port, True, 0.1, stop),
+        load_client("new-conn-1", port, False, 0.0, stop),
+        load_client("new-conn-2", port, False, 0.0, stop),
     ]
     phases = []  # (time of SIGHUP, time the new set was seen, backend name)
     probe_counts = []
@@ -320,9 +180,9 @@ def test_reloads_under_load_switch_backend_sets(start_backend, start_usher_file)
     # Every request: a complete 200 from one of the two sets.
     failed = []
     for c in clients:
-        for t0, t1, status, who, err, _ in c.records:
-            if err is not None or status != 200 or who not in sets:
-                failed.append("%s: %s status %r backend %r" % (c.name, err, status, who))
+        for a in c.records():
+            if not a.ok or a.backend not in sets:
+                failed.append("%s: %s %s status %r backend %r" % (c.name, a.outcome, a.detail, a.status, a.backend))
 
     # Requests that started after the new set was seen (plus a margin) and
     # ended before the next SIGHUP went to the new set.
@@ -333,7 +193,8 @@ def test_reloads_under_load_switch_backend_sets(start_backend, start_usher_file)
     per_phase = [dict() for _ in bounds]
     for c in clients:
         prev = {}  # connection number -> end of its previous request
-        for t0, t1, status, who, err, conn_no in c.records:
+        for a in c.records():
+            t0, t1, status, who, conn_no = a.t_start, a.t_done, a.status, a.backend, a.conn
             before = prev.get(conn_no)
             prev[conn_no] = t1
             if status != 200:
@@ -356,18 +217,18 @@ def test_reloads_under_load_switch_backend_sets(start_backend, start_usher_file)
                         )
                     break
 
-    total = sum(len(c.records) for c in clients)
+    total = sum(len(c.records()) for c in clients)
     print(
         "\n%d reloads; %d requests (%s); %d failed; %d checked against their phase, %d to the wrong set; "
         "keep-alive connections closed by usher: %d; new-connection probes until the new set answered: %s"
         % (
             len(phases),
             total,
-            ", ".join("%s %d" % (c.name, len(c.records)) for c in clients),
+            ", ".join("%s %d" % (c.name, len(c.records())) for c in clients),
             len(failed),
             checked,
             len(wrong),
-            sum(c.closed_by_usher for c in clients),
+            sum(1 for c in clients if c.keepalive for a in c.records() if a.closing),
             probe_counts,
         )
     )
@@ -497,35 +358,6 @@ def test_sighup_without_file_is_ignored(backends, start_usher):
 # -- 3. listeners added and removed ------------------------------------------------------
 
 
-class Hammer(threading.Thread):
-    """New connections to port in a loop (one GET each) until stopped; counts
-    refusals and other failures."""
-
-    def __init__(self, port, stop):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop = stop
-        self.ok = 0
-        self.refused = []
-        self.other = []
-
-    def run(self):
-        for n in range(MAX_REQUESTS_PER_CLIENT):
-            if self.stop.is_set():
-                break
-            t = time.monotonic()
-            try:
-                status, who = one_request(self.port, "/?h=%d" % n)
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.other.append((t, "status %d from %r" % (status, who)))
-            except ConnectionRefusedError as e:
-                self.refused.append((t, repr(e)))
-            except Exception as e:
-                self.other.append((t, "%s: %r" % (type(e).__name__, e)))
-
-
 def test_listener_added_then_removed(start_backend, start_usher_file):
     a = start_backend("a1")
     b = start_backend("b1")
@@ -549,8 +381,10 @@ def test_listener_added_then_removed(start_backend, start_usher_file):
     kept, added = u.ports
     assert connect_outcome(added) == "refused", "something listens on the port chosen for the new listener"
 
-    stop = threading.Event()
-    hammer = Hammer(kept, stop)
+    # New connections to the kept listener in a loop (one GET each) until stopped.
+    hammer = LoadClient(kept, keepalive=False, target=lambda n: "/?h=%d" % n, timeout=5.0,
+                        max_requests=MAX_REQUESTS_PER_CLIENT)
+    stop = hammer.stop
     hammer.start()
     try:
         time.sleep(0.3)
@@ -586,12 +420,13 @@ def test_listener_added_then_removed(start_backend, start_usher_file):
         stop.set()
         hammer.join(30)
     assert not hammer.is_alive()
-    print("\nkept listener during 6 reloads: %d ok, %d refused, %d other failures"
-          % (hammer.ok, len(hammer.refused), len(hammer.other)))
-    assert not hammer.refused, "the kept listener refused %d connections during reloads: %r" % (
-        len(hammer.refused), hammer.refused[:10])
-    assert not hammer.other, "requests to the kept listener failed: %r" % hammer.other[:10]
-    assert hammer.ok >= 20, "the hammer made too few requests: %d" % hammer.ok
+    ok = hammer.count("ok")
+    refused = [(a.t_start, a.detail) for a in hammer.records() if a.outcome == "refused"]
+    other = [(a.t_start, "%s: %s" % (a.outcome, a.detail)) for a in hammer.records() if a.outcome not in ("ok", "refused")]
+    print("\nkept listener during 6 reloads: %d ok, %d refused, %d other failures" % (ok, len(refused), len(other)))
+    assert not refused, "the kept listener refused %d connections during reloads: %r" % (len(refused), refused[:10])
+    assert not other, "requests to the kept listener failed: %r" % other[:10]
+    assert ok >= 20, "the hammer made too few requests: %d" % ok
 
 
 # -- 4. health state carries over -------------------------------------------------------------

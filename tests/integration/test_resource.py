@@ -17,13 +17,11 @@ import resource
 import selectors
 import socket
 import sys
-import threading
 import time
 
-import pytest
-
-from conftest import HOST, START_ATTEMPTS
-from http_raw import RawHTTPConnection, free_port
+from harness.load import LoadClient
+from harness.procs import HOST
+from http_raw import RawHTTPConnection
 
 SLOW_CONNS = 1000
 TRICKLE_EVERY = 0.2  # seconds between two bytes on one slow connection
@@ -67,23 +65,6 @@ def close_all(socks):
             pass
 
 
-def normal_client(port, n, latencies, errors, stop):
-    for i in range(n):
-        if stop.is_set():
-            return
-        t0 = time.monotonic()
-        try:
-            with RawHTTPConnection(HOST, port, timeout=10) as c:
-                r = c.roundtrip("GET", "/echo/normal-%d" % i, [("Connection", "close")])
-            if r.status != 200:
-                errors.append("request %d: status %d" % (i, r.status))
-        except Exception as e:  # recorded, asserted by the test
-            errors.append("request %d: %r" % (i, e))
-            continue
-        latencies.append(time.monotonic() - t0)
-        time.sleep(0.03)
-
-
 def test_slowloris_does_not_starve_normal_clients(backends, start_usher):
     raise_nofile(SLOW_CONNS * 2 + 200)
     u = start_usher(backends, "--balance", "round-robin")
@@ -93,8 +74,10 @@ def test_slowloris_does_not_starve_normal_clients(backends, start_usher):
     assert len(slow) == SLOW_CONNS, "could only open %d slow connections" % len(slow)
     opened = time.monotonic()
 
-    latencies, errors, stop = [], [], threading.Event()
-    t = threading.Thread(target=normal_client, args=(u.port, NORMAL_REQUESTS, latencies, errors, stop), daemon=True)
+    # The normal client: GET on a new connection, one every 30 ms.
+    t = LoadClient(u.port, keepalive=False, target=lambda i: "/echo/normal-%d" % i, pause=0.03,
+                   max_requests=NORMAL_REQUESTS)
+    stop = t.stop
     t.start()
 
     sent = [0] * len(slow)
@@ -136,6 +119,9 @@ def test_slowloris_does_not_starve_normal_clients(backends, start_usher):
         close_all(slow)
 
     assert not t.is_alive(), "the normal client did not finish"
+    attempts = t.records()
+    errors = ["request %d: %s %s" % (i, a.outcome, a.detail) for i, a in enumerate(attempts) if not a.ok]
+    latencies = [a.t_done - a.t_start for a in attempts if a.status is not None]
     assert not errors, "normal requests failed during the slowloris attack:\n%s" % "\n".join(errors[:20])
     assert len(latencies) == NORMAL_REQUESTS
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
@@ -167,21 +153,11 @@ LIMITED = (
 )
 
 
-def start_limited_usher(procs, usher_bin, backends, limit):
+def start_limited_usher(start_usher, backends, limit):
     """usher with RLIMIT_NOFILE = limit: a small Python wrapper sets the limit
     and exec()s usher, so the managed process is usher itself."""
-    last = None
-    for _ in range(START_ATTEMPTS):
-        port = free_port()
-        argv = [sys.executable, "-c", LIMITED % (limit, limit), usher_bin, "--listen", "%s:%d" % (HOST, port)]
-        for b in backends:
-            argv += ["--backend", b.url]
-        p = procs.spawn(argv, "usher-fd%d" % limit)
-        if p.wait_ready(port):
-            return p, port
-        last = p
-        p.stop(check_exit=False)
-    pytest.fail("usher did not become ready:\n%s" % last.describe(), pytrace=False)
+    u = start_usher(backends, wrapper=[sys.executable, "-c", LIMITED % (limit, limit)], label="usher-fd%d" % limit)
+    return u.proc, u.port
 
 
 def get_ok(port, path, timeout=5):
@@ -193,9 +169,9 @@ def get_ok(port, path, timeout=5):
         return repr(e)
 
 
-def test_low_fd_limit_survives_flood_and_recovers(backends, procs, usher_bin):
+def test_low_fd_limit_survives_flood_and_recovers(backends, start_usher):
     raise_nofile(FLOOD_CONNS + 200)
-    p, port = start_limited_usher(procs, usher_bin, backends, FD_LIMIT)
+    p, port = start_limited_usher(start_usher, backends, FD_LIMIT)
     with open("/proc/%d/limits" % p.pid) as f:
         limits = f.read()
     assert any(l.startswith("Max open files") and " %d " % FD_LIMIT in l for l in limits.splitlines()), limits
@@ -258,13 +234,13 @@ def test_low_fd_limit_survives_flood_and_recovers(backends, procs, usher_bin):
     assert p.alive()
 
 
-def test_low_fd_limit_does_not_blame_backends(backends, procs, usher_bin):
+def test_low_fd_limit_does_not_blame_backends(backends, start_usher):
     """usher's own descriptor shortage (EMFILE when it opens a backend
     connection) is not the backend's failure: passive health must not take
     healthy backends down for it (that turns a local overload into "No
     healthy backends" for everyone until the active checks bring them back)."""
     raise_nofile(FLOOD_CONNS + 200)
-    p, port = start_limited_usher(procs, usher_bin, backends, FD_LIMIT)
+    p, port = start_limited_usher(start_usher, backends, FD_LIMIT)
     assert get_ok(port, "/echo/before") == 200
     flood = open_many(port, FLOOD_CONNS, time.monotonic() + 15)
     try:

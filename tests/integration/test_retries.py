@@ -1,6 +1,6 @@
 """Retries and passive health, with backends that misbehave on purpose (the
-capture backend of capture_backend.py, a listener that never answers, one
-whose accept queue is full).
+capture backend and the silent backends of harness/backends.py: a listener
+that never answers, one whose accept queue is full).
 
 The rules under test:
 - a failed connect always goes on to the next untried backend;
@@ -17,16 +17,14 @@ every 10 s (the first one lands within 2.5 s and cannot change a state on
 its own)."""
 
 import re
-import socket
 import time
 
 import pytest
 
-from capture_backend import Blackhole
-from http_raw import PeerClosed, RawHTTPConnection, get_once, unused_ports
+from harness.procs import HOST, unused_ports
+from http_raw import PeerClosed, RawHTTPConnection, get_once
 from usher_log import assert_json_error, state_re, wait_for
 
-HOST = "127.0.0.1"
 QUIET_CHECKS = ["--health-path", "/health", "--health-interval", "10s"]
 IDEMPOTENT_NO_BODY = ["GET", "HEAD", "DELETE", "OPTIONS", "TRACE"]
 
@@ -40,37 +38,6 @@ def one(port, method, target, body=None, headers=()):
     with RawHTTPConnection(HOST, port, timeout=15) as c:
         c.request(method, target, list(headers) + [("Connection", "close")], body)
         return c.read_response(method, deadline=time.monotonic() + 15)
-
-
-# -- backends that do not answer ---------------------------------------------------------
-
-
-class SilentListener:
-    """A listening socket that never accepts: connects succeed (the kernel
-    completes them), requests are never read nor answered."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((HOST, 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-
-    def stop(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def silent():
-    made = []
-
-    def make(cls=SilentListener):
-        b = cls()
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.stop()
 
 
 # -- 5a. stale pooled connection: idempotent requests are retried --------------------------
@@ -239,8 +206,8 @@ def test_connect_refused_goes_to_next_backend(start_backend, start_usher, extra)
     assert stats["by_method"].get("GET", 0) == n, stats
 
 
-def test_connect_timeout_goes_to_next_backend(silent, start_backend, start_usher):
-    hole = silent(Blackhole)
+def test_connect_timeout_goes_to_next_backend(silent_backend, start_backend, start_usher):
+    hole = silent_backend("full-queue")
     if not hole.connect_hangs():
         pytest.fail("premise: a connect to a listener with a full accept queue should hang here", pytrace=False)
     live = start_backend("backend1")
@@ -255,8 +222,8 @@ def test_connect_timeout_goes_to_next_backend(silent, start_backend, start_usher
 # -- 6. timeouts, resets and garbage: answers and passive health ----------------------------------
 
 
-def test_response_timeout_gives_504(silent, start_usher):
-    s = silent()
+def test_response_timeout_gives_504(silent_backend, start_usher):
+    s = silent_backend()
     u = start_usher([s.port], "--response-timeout", "500ms", "--max-fails", "0", *QUIET_CHECKS)
     t = time.monotonic()
     r = one(u.port, "GET", "/never")
@@ -275,14 +242,14 @@ MISBEHAVING = {
 
 @pytest.mark.parametrize("max_fails", [1, 2])
 @pytest.mark.parametrize("kind", list(MISBEHAVING))
-def test_passive_failures_take_backend_down(silent, capture, start_backend, start_usher, kind, max_fails):
+def test_passive_failures_take_backend_down(silent_backend, capture, start_backend, start_usher, kind, max_fails):
     """backend A misbehaves on every request, backend1 is fine. Requests one
     after the other: A gets exactly max_fails of them, each failing in the
     expected way; then A is DOWN (log line) and everything goes to
     backend1."""
     good = start_backend("backend1")
     if kind == "never-answers":
-        bad = silent()  # never reads: cannot count what it got
+        bad = silent_backend()  # never reads: cannot count what it got
     else:
         bad = capture(misbehave={"reset-mid-response": "reset-mid", "hello-garbage": "hello"}[kind])
     u = start_usher(

@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from conftest import HOST, START_ATTEMPTS
-from http_raw import PeerClosed, ProtocolError, RawHTTPConnection, unused_ports
+from harness.load import LoadClient
+from harness.procs import HOST
+from http_raw import PeerClosed, ProtocolError, RawHTTPConnection, TracingConnection
 
 DRAIN_LINE = "received %s: no new connections; finishing the requests in flight"
 EXIT_TIMEOUT = 15.0  # generous: a loaded machine, a sanitizer build
@@ -32,17 +33,6 @@ def config(backends, grace=None, threads=2):
     if grace is not None:
         text += "timeouts: { grace: %s }\n" % grace
     return text
-
-
-def wait_exit(proc, timeout):
-    """Waits (bounded) for proc to exit; returns its exit status or None."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rc = proc.returncode()
-        if rc is not None:
-            return rc
-        time.sleep(0.02)
-    return proc.returncode()
 
 
 def wait_log(proc, needle, timeout):
@@ -146,7 +136,7 @@ def test_in_flight_request_finishes(start_backend, start_usher_file, signame):
     assert r.has_token("Connection", "close"), "the last response should say Connection: close: %r" % r.headers
     assert slow.closed_after, "usher kept the connection open after the last response"
 
-    rc = wait_exit(proc, EXIT_TIMEOUT)
+    rc = proc.wait_exit(EXIT_TIMEOUT)
     t_exit = time.monotonic()
     assert rc == 0, "usher exit status %r, %.1f s after the signal:\n%s" % (rc, t_exit - t_sig, proc.read_log())
     # Well within the 30 s grace period: it left once the request was done.
@@ -181,7 +171,7 @@ def test_idle_keepalive_connections_closed_promptly(start_backend, start_usher_f
             c.close()
     slow.join(15)
     assert slow.error is None and slow.resp is not None and slow.resp.status == 200, (slow.error, slow.resp)
-    assert wait_exit(proc, EXIT_TIMEOUT) == 0, proc.read_log()
+    assert proc.wait_exit(EXIT_TIMEOUT) == 0, proc.read_log()
 
 
 def test_second_sigterm_stops_at_once(start_backend, start_usher_file):
@@ -197,7 +187,7 @@ def test_second_sigterm_stops_at_once(start_backend, start_usher_file):
     assert proc.alive(), "usher exited at the first SIGTERM with a request in flight:\n" + proc.read_log()
     t2 = time.monotonic()
     proc.proc.send_signal(signal.SIGTERM)
-    rc = wait_exit(proc, EXIT_TIMEOUT)
+    rc = proc.wait_exit(EXIT_TIMEOUT)
     took = time.monotonic() - t2
     assert rc is not None, "usher still running %.0f s after a second SIGTERM" % EXIT_TIMEOUT
     assert took < 5, "second SIGTERM: usher took %.1f s to exit (the slow request takes 10 s)" % took
@@ -218,7 +208,7 @@ def test_grace_period_from_config(start_backend, start_usher_file):
     assert wait_backend_requests(b, 1), "the slow request never reached the backend"
     t_sig = time.monotonic()
     proc.proc.send_signal(signal.SIGTERM)
-    rc = wait_exit(proc, EXIT_TIMEOUT)
+    rc = proc.wait_exit(EXIT_TIMEOUT)
     took = time.monotonic() - t_sig
     log = proc.read_log()
     assert rc is not None, "usher still running %.0f s after SIGTERM with grace 1s" % EXIT_TIMEOUT
@@ -238,133 +228,35 @@ SIZES = [0, 1, 4000, 70000, 300000]
 PATTERN = bytes(ord("a") + i % 26 for i in range(max(SIZES)))
 
 
-class Attempt:
-    __slots__ = ("client", "conn", "nth", "target", "t_conn", "t_sent", "t_done", "outcome", "detail")
-
-    def __init__(self, client, conn, nth, target):
-        self.client, self.conn, self.nth, self.target = client, conn, nth, target
-        self.t_conn = self.t_sent = self.t_done = None
-        self.outcome = self.detail = None
-
-    def show(self, t0):
-        def rel(t):
-            return "-" if t is None else "%+.3f" % (t - t0)
-
-        return "client %d conn %d req %d %s: connected %s sent %s done %s: %s %s" % (
-            self.client, self.conn, self.nth, self.target, rel(self.t_conn), rel(self.t_sent),
-            rel(self.t_done), self.outcome, self.detail or "")
-
-
-class TracingConnection(RawHTTPConnection):
-    """RawHTTPConnection that remembers how the peer ended the connection:
-    `ended` is "eof" (FIN), "reset" (RST while established: usher closed the
-    socket with bytes we sent still unread) or "epipe" (RST after its FIN)."""
-
-    ended = None
-
-    def _fill(self, deadline):
-        if self.eof:
-            return False
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("response not complete before the deadline")
-        self.sock.settimeout(min(self.timeout, remaining))
-        try:
-            data = self.sock.recv(1 << 16)
-        except ConnectionResetError:
-            self.ended, data = "reset", b""
-        except BrokenPipeError:
-            self.ended, data = "epipe", b""
-        if not data:
-            self.ended = self.ended or "eof"
-            self.eof = True
-            return False
-        self.buf += data
-        return True
-
-
 def expected_body(target):
     if target.startswith("/bytes?n="):
         return PATTERN[: int(target.split("=", 1)[1])]
     return None
 
 
-class LoadClient(threading.Thread):
+def check_body(target, r):
+    """check() of the load clients: the body the target asks for."""
+    want = expected_body(target)
+    if want is not None and (r.body != want or r.header("X-Body-CRC32") is None):
+        return "%d bytes, expected %d" % (len(r.body), len(want))
+    if want is None and not r.body.endswith(b'"slept_ms":200}'):
+        return repr(r.body[:200])
+    return None
+
+
+def load_client(num, port, stop):
     """Keep-alive client: a few requests per connection (never pipelined),
     a new connection after Connection: close or an error. Every attempt is
     recorded. Client 0 makes slow requests (200 ms; some are in flight at
     the signal), the others /bytes of various sizes as fast as they can."""
-
-    def __init__(self, num, port, stop, attempts, lock):
-        super().__init__(daemon=True)
-        self.num, self.port, self.stop, self.attempts, self.lock = num, port, stop, attempts, lock
-
-    def record(self, a):
-        with self.lock:
-            self.attempts.append(a)
-
-    def run(self):
-        conn_no = 0
-        k = self.num
-        for _ in range(5000):  # bounded; normally ended by `stop`
-            if self.stop.is_set():
-                return
-            conn_no += 1
-            try:
-                c = TracingConnection(HOST, self.port, timeout=10)
-                t_conn = time.monotonic()
-            except OSError as e:
-                a = Attempt(self.num, conn_no, 1, "-")
-                a.t_done = time.monotonic()
-                a.outcome = "refused" if isinstance(e, ConnectionRefusedError) else "connect-error"
-                a.detail = repr(e)
-                self.record(a)
-                time.sleep(0.02)
-                continue
-            with c:
-                for nth in range(1, 1 + 1 + (k % 5)):
-                    if self.stop.is_set():
-                        break
-                    k += 1
-                    target = "/slow?ms=200" if self.num == 0 else "/bytes?n=%d" % SIZES[k % len(SIZES)]
-                    a = Attempt(self.num, conn_no, nth, target)
-                    a.t_conn = t_conn
-                    self.record(a)
-                    if not self.exchange(c, a):
-                        break
-
-    def exchange(self, c, a):
-        """One request; True if the connection may carry another one."""
-        try:
-            c.request("GET", a.target)
-        except OSError as e:
-            a.t_done = time.monotonic()
-            a.outcome, a.detail = "send-failed", repr(e)
-            return False
-        a.t_sent = time.monotonic()
-        try:
-            r = c.read_response()
-        except PeerClosed as e:
-            a.t_done = time.monotonic()
-            a.outcome = "no-response" if "before a response" in str(e) else "truncated"
-            a.detail = "%s (%s)" % (e, c.ended)
-            return False
-        except (ProtocolError, OSError) as e:  # OSError includes timeouts
-            a.t_done = time.monotonic()
-            a.outcome, a.detail = "broken", repr(e)
-            return False
-        a.t_done = time.monotonic()
-        want = expected_body(a.target)
-        if r.status != 200:
-            a.outcome, a.detail = "bad-status", repr(r)
-        elif want is not None and (r.body != want or r.header("X-Body-CRC32") is None):
-            a.outcome, a.detail = "bad-body", "%d bytes, expected %d" % (len(r.body), len(want))
-        elif want is None and not r.body.endswith(b'"slept_ms":200}'):
-            a.outcome, a.detail = "bad-body", repr(r.body[:200])
-        else:
-            a.outcome = "ok"
-            a.detail = "Connection: close" if r.has_token("Connection", "close") else ""
-        return a.outcome == "ok" and not r.has_token("Connection", "close")
+    if num == 0:
+        target = "/slow?ms=200"
+    else:
+        target = lambda i: "/bytes?n=%d" % SIZES[(num + i + 1) % len(SIZES)]  # noqa: E731
+    return LoadClient(
+        port, name="client %d" % num, per_conn=lambda i: 1 + (num + i) % 5, target=target, check=check_body,
+        stop=stop, max_requests=25000,
+    )
 
 
 def test_sigterm_under_continuous_load(backends, start_usher_file):
@@ -376,8 +268,8 @@ def test_sigterm_under_continuous_load(backends, start_usher_file):
     shows usher closed it with the request unread - except for new
     connections opened after the signal (not accepted any more)."""
     proc, (port,) = start_usher_file(config(backends))
-    attempts, lock, stop = [], threading.Lock(), threading.Event()
-    clients = [LoadClient(i, port, stop, attempts, lock) for i in range(CLIENTS)]
+    stop = threading.Event()
+    clients = [load_client(i, port, stop) for i in range(CLIENTS)]
     t_start = time.monotonic()
     for c in clients:
         c.start()
@@ -385,8 +277,7 @@ def test_sigterm_under_continuous_load(backends, start_usher_file):
         # Load for about a second (and at least some answers), then the signal.
         deadline = t_start + 10
         while time.monotonic() < deadline:
-            with lock:
-                ok = sum(1 for a in attempts if a.outcome == "ok")
+            ok = sum(c.count("ok") for c in clients)
             if ok >= 30 and time.monotonic() - t_start >= 1.0:
                 break
             time.sleep(0.02)
@@ -397,11 +288,10 @@ def test_sigterm_under_continuous_load(backends, start_usher_file):
         stop.set()
         for c in clients:
             c.join(30)
-    hung = [c.num for c in clients if c.is_alive()]
-    rc = wait_exit(proc, EXIT_TIMEOUT)
+    hung = [c.name for c in clients if c.is_alive()]
+    rc = proc.wait_exit(EXIT_TIMEOUT)
 
-    with lock:
-        done = [a for a in attempts if a.outcome is not None]
+    done = [a for c in clients for a in c.records() if a.outcome is not None]
     by = {}
     for a in done:
         by[a.outcome] = by.get(a.outcome, 0) + 1
@@ -493,7 +383,7 @@ def idle_round(start_usher_file, backends, n):
     finally:
         for c in conns:
             c.close()
-    rc = wait_exit(proc, EXIT_TIMEOUT)
+    rc = proc.wait_exit(EXIT_TIMEOUT)
     assert rc == 0, "usher exit status %r:\n%s" % (rc, proc.read_log())
     return results
 

@@ -2,7 +2,7 @@
 splitting, framing ambiguity), RFC 9112 and RFC 9110.
 
 Every vector runs against a fresh usher in front of a RawCaptureBackend
-(capture_backend.py), which records every byte usher sends it and reads them
+(harness/backends.py), which records every byte usher sends it and reads them
 with a strict RFC 9112 reader. Each vector checks both sides:
 
 - what the client got: the status (usher's own 400/414/431/502, or the
@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+from harness.backends import TCPBackend
 from http_raw import PeerClosed, ProtocolError, RawHTTPConnection
 
 CLIENT_TIMEOUT = 5.0  # per socket operation
@@ -629,57 +630,35 @@ def test_connection_close_trailer_does_not_break_the_next_request(start_usher, r
     assert_nothing_ambiguous(rb, 2)
 
 
-def test_early_final_response_announces_close(start_usher):
+def early_413(conn, num):
+    """Answers 413 (Connection: close) as soon as a request head has
+    arrived, without reading the body, and closes half a second later."""
+    conn.settimeout(5)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = conn.recv(4096)
+        if not d:
+            break
+        buf += d
+    if buf:
+        conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)
+
+
+def test_early_final_response_announces_close(start_usher, py_backend):
     """The backend answers (413, Connection: close) before the request body
     has arrived. usher cannot keep the client connection (the rest of the
     body would be read as the next request), so the response it forwards
     must say "Connection: close" (RFC 9112 9.6) rather than close unannounced."""
-    import socket
-    import threading
-
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(8)
-    lst.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        deadline = time.monotonic() + 30
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = lst.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                buf = b""
-                try:
-                    while b"\r\n\r\n" not in buf:
-                        d = conn.recv(4096)
-                        if not d:
-                            break
-                        buf += d
-                    if buf:
-                        conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                        time.sleep(0.5)
-                except OSError:
-                    pass
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        u = start_usher([lst.getsockname()[1]], "--threads", "1")
-        with RawHTTPConnection("127.0.0.1", u.port, timeout=CLIENT_TIMEOUT) as c:
-            c.send(b"POST /big HTTP/1.1\r\nHost: usher.test\r\nContent-Length: 100\r\n\r\nabc")
-            r = read_response(c, "POST")
-            assert r.status == 413, r
-            announced = r.has_token("Connection", "close")
-            closed = c.wait_closed(3)
-            assert announced or not closed, "usher closed the connection after %r without Connection: close" % r.raw_head
-    finally:
-        stop.set()
-        lst.close()
-        t.join(5)
+    be = py_backend(TCPBackend, handler=early_413)
+    u = start_usher([be.port], "--threads", "1")
+    with RawHTTPConnection("127.0.0.1", u.port, timeout=CLIENT_TIMEOUT) as c:
+        c.send(b"POST /big HTTP/1.1\r\nHost: usher.test\r\nContent-Length: 100\r\n\r\nabc")
+        r = read_response(c, "POST")
+        assert r.status == 413, r
+        announced = r.has_token("Connection", "close")
+        closed = c.wait_closed(3)
+        assert announced or not closed, "usher closed the connection after %r without Connection: close" % r.raw_head
 
 
 def test_vector_count():

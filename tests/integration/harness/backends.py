@@ -1,17 +1,118 @@
-"""A small HTTP/1.1 backend written in Python for tests that need to see
-upstream connections (how many, which request came on which) or need a
-backend that misbehaves on purpose."""
+"""Backends written in Python for the tests: all of them listen on
+127.0.0.1:<free port>, serve each connection on its own thread, are bounded
+in time, and are stopped by stop() (the fixtures of conftest.py do it).
+
+TCPBackend       the listener, the accept loop and stop(); each connection
+                 goes to handler(sock, number) (or to a subclass's _serve).
+CaptureBackend   HTTP/1.1, records which request came on which connection,
+                 misbehaves on purpose on some paths or on every request.
+RawCaptureBackend  records the exact bytes of each connection and answers
+                 what a strict RFC 9112 reader finds in them, with respond().
+SilentBackend    never answers: does not accept, cannot be connected to, or
+                 accepts and never reads (kind=...)."""
 
 import socket
 import struct
 import threading
 import time
 
+HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0
 SILENT_HOLD = 60.0  # bound on how long /silent keeps a connection unanswered
+LIFETIME = 300.0  # hard bound on a backend's accept loop
 
 
-class CaptureBackend:
+class TCPBackend:
+    """A listener on 127.0.0.1:<free port> and an accept loop on a thread;
+    every accepted connection is served by handler(sock, number) on a thread
+    of its own (number: 1, 2, ... in accept order; the socket is closed when
+    the handler returns). Subclasses override _serve instead.
+
+    backlog, rcvbuf (SO_RCVBUF, inherited by the accepted sockets) and
+    reuseaddr shape the listener; accept=False never accepts (connects are
+    completed by the kernel, up to the backlog)."""
+
+    def __init__(self, handler=None, backlog=128, rcvbuf=None, reuseaddr=True, accept=True):
+        self.handler = handler
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.errors = []
+        self.stopping = threading.Event()
+        self.threads = []
+        self.socks = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if reuseaddr:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf is not None:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.listener.bind((HOST, 0))
+        self.listener.listen(backlog)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.url = "http://%s:%d" % (HOST, self.port)
+        if accept:
+            t = threading.Thread(target=self._accept_loop, daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _accepted(self, num):
+        """Called with the lock held when connection num is accepted."""
+
+    def _accept_loop(self):
+        deadline = time.monotonic() + LIFETIME
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            try:
+                s, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                num = self.connections
+                self._accepted(num)
+                self.socks.append(s)
+            t = threading.Thread(target=self._run, args=(s, num), daemon=True)
+            t.start()
+            with self.lock:
+                self.threads.append(t)
+
+    def _run(self, s, num):
+        try:
+            self._serve(s, num)
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _serve(self, s, num):
+        try:
+            self.handler(s, num)
+        except OSError:
+            return
+        except Exception as e:  # recorded so the test can report it
+            self.errors.append(repr(e))
+
+    def stop(self):
+        self.stopping.set()
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        with self.lock:
+            socks = list(self.socks)
+            threads = list(self.threads)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in threads:
+            t.join(timeout=5)
+
+
+class CaptureBackend(TCPBackend):
     """HTTP/1.1 server on 127.0.0.1:<free port> answering every request with
     `200 ok` (Content-Length: 2).
 
@@ -45,41 +146,9 @@ class CaptureBackend:
         self.linger = linger
         self.misbehave = misbehave
         self.drop_nth = drop_nth
-        self.lock = threading.Lock()
-        self.connections = 0
         self.requests = []  # (connection number, method, path)
         self.violations = []  # (connection number, bytes received after Connection: close)
-        self.errors = []
-        self.stopping = threading.Event()
-        self.threads = []
-        self.socks = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self.threads.append(t)
-
-    def _accept_loop(self):
-        deadline = time.monotonic() + 300  # hard bound on the server's life
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                s, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                num = self.connections
-                self.socks.append(s)
-            t = threading.Thread(target=self._serve, args=(s, num), daemon=True)
-            t.start()
-            with self.lock:
-                self.threads.append(t)
+        super().__init__()
 
     def _recv(self, s, buf, timeout):
         s.settimeout(timeout)
@@ -158,11 +227,6 @@ class CaptureBackend:
             return
         except Exception as e:  # recorded so the test can report it
             self.errors.append(repr(e))
-        finally:
-            try:
-                s.close()
-            except OSError:
-                pass
 
     @staticmethod
     def _reset(s):
@@ -224,23 +288,6 @@ class CaptureBackend:
     def paths(self, prefix):
         with self.lock:
             return [path for _, _, path in self.requests if path.startswith(prefix)]
-
-    def stop(self):
-        self.stopping.set()
-        try:
-            self.listener.close()
-        except OSError:
-            pass
-        with self.lock:
-            socks = list(self.socks)
-            threads = list(self.threads)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in threads:
-            t.join(timeout=5)
 
 
 # -- raw capture backend (smuggling tests) ------------------------------------
@@ -424,7 +471,7 @@ def default_response(req):
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Capture: 1\r\n\r\n%s" % (len(body), body)
 
 
-class RawCaptureBackend:
+class RawCaptureBackend(TCPBackend):
     """A backend that records every byte each connection sent it and answers
     the requests a strict reader finds in them (parse_requests_strict).
 
@@ -444,44 +491,14 @@ class RawCaptureBackend:
         # so that a test about an invalid forwarded request fails at once
         # instead of waiting for a body that may never come.
         self.reject_invalid = reject_invalid
-        self.lock = threading.Lock()
         self.received = {}  # connection number -> bytearray
         self.answered = {}  # connection number -> requests answered
         self.closed_by_peer = set()  # connections the proxy closed
-        self.errors = []
-        self.stopping = threading.Event()
-        self.threads = []
-        self.socks = []
-        self.connections = 0
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self.threads.append(t)
+        super().__init__()
 
-    def _accept_loop(self):
-        deadline = time.monotonic() + 300
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                s, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                num = self.connections
-                self.received[num] = bytearray()
-                self.answered[num] = 0
-                self.socks.append(s)
-            t = threading.Thread(target=self._serve, args=(s, num), daemon=True)
-            t.start()
-            with self.lock:
-                self.threads.append(t)
+    def _accepted(self, num):
+        self.received[num] = bytearray()
+        self.answered[num] = 0
 
     def _serve(self, s, num):
         hold = False
@@ -527,11 +544,6 @@ class RawCaptureBackend:
             return
         except Exception as e:  # recorded so the test can report it
             self.errors.append(repr(e))
-        finally:
-            try:
-                s.close()
-            except OSError:
-                pass
 
     def all_received(self):
         """{connection number: bytes received}"""
@@ -559,51 +571,52 @@ class RawCaptureBackend:
             time.sleep(0.02)
         return False
 
-    def stop(self):
-        self.stopping.set()
-        try:
-            self.listener.close()
-        except OSError:
-            pass
-        with self.lock:
-            socks = list(self.socks)
-            threads = list(self.threads)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in threads:
-            t.join(timeout=5)
 
+class SilentBackend(TCPBackend):
+    """A backend that never answers. kind:
 
-class Blackhole:
-    """A listener whose accept queue is full (backlog 0, never accepts, and
-    filled by our own connects): further SYNs are dropped, so a connect to it
-    hangs until the connector's timeout."""
+    "no-accept"   listens (backlog 64) and never accepts: connects succeed
+                  (the kernel completes them), requests are never read nor
+                  answered.
+    "full-queue"  a listener whose accept queue is full (backlog 0, never
+                  accepts, filled by our own connects): further SYNs are
+                  dropped, so a connect to it hangs until the connector's
+                  timeout (check the premise with connect_hangs()).
+    "no-read"     accepts (backlog 16) and never reads from the connections
+                  nor answers; SO_RCVBUF 4096, so what is sent to it fills
+                  the socket buffers soon, then writes block."""
 
-    FILL = 4
+    KINDS = ("no-accept", "full-queue", "no-read")
+    FILL = 4  # connects that fill the accept queue of "full-queue"
+    HOLD = 120.0  # bound on how long "no-read" keeps a connection
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
+    def __init__(self, kind="no-accept"):
+        assert kind in self.KINDS, kind
+        self.kind = kind
         self.fillers = []
-        for _ in range(self.FILL):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", self.port))
-            self.fillers.append(s)
-            time.sleep(0.02)
+        if kind == "no-read":
+            super().__init__(handler=self._hold, backlog=16, rcvbuf=4096, reuseaddr=False)
+            return
+        super().__init__(backlog=64 if kind == "no-accept" else 0, reuseaddr=False, accept=False)
+        if kind == "full-queue":
+            for _ in range(self.FILL):
+                f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                f.setblocking(False)
+                f.connect_ex((HOST, self.port))
+                self.fillers.append(f)
+                time.sleep(0.02)
+
+    def _hold(self, s, num):
+        """Keeps the connection open, reading nothing, until stop (bounded)."""
+        self.stopping.wait(self.HOLD)
 
     def connect_hangs(self, timeout=0.5):
         """True if a new connect does not complete within timeout (the
-        premise of the tests that use this)."""
+        premise of the tests that use "full-queue")."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(timeout)
         try:
-            s.connect(("127.0.0.1", self.port))
+            s.connect((HOST, self.port))
             return False
         except socket.timeout:
             return True
@@ -613,6 +626,6 @@ class Blackhole:
             s.close()
 
     def stop(self):
-        for s in self.fillers:
-            s.close()
-        self.sock.close()
+        for f in self.fillers:
+            f.close()
+        super().stop()

@@ -14,13 +14,12 @@
 #include "config/config.h"
 
 #define TOP(f)                                                                                     \
-    .scope = SETTING_TOP, .off = offsetof(struct config, f), .off2 = 0,                            \
-    .size = sizeof(((struct config *)0)->f)
+    .scope = SETTING_TOP, .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
 #define POOL(f)                                                                                    \
-    .scope = SETTING_POOL, .off = offsetof(struct pool_conf, f), .off2 = 0,                        \
+    .scope = SETTING_POOL, .off = offsetof(struct pool_conf, f),                                   \
     .size = sizeof(((struct pool_conf *)0)->f)
 #define BACKEND(f)                                                                                 \
-    .scope = SETTING_BACKEND, .off = offsetof(struct backend_conf, f), .off2 = 0,                  \
+    .scope = SETTING_BACKEND, .off = offsetof(struct backend_conf, f),                             \
     .size = sizeof(((struct backend_conf *)0)->f)
 
 #define MAX_SIZE_BYTES (1ULL << 40) /* 1 TiB: sizes above are surely a mistake */
@@ -85,7 +84,7 @@ const struct setting settings_table[] = {
     /* 0 or off: no active checks; below 10ms a check would be busy-looping */
     {.key = "health.interval", .flag = "--health-interval", .type = SETTING_DURATION,
      .flags = SETTING_OFF, .min = 10, .max = UINT32_MAX, POOL(health_interval_ms), .def = "2s"},
-    /* 0 would fail every check before it could connect (HAProxy and nginx refuse it too) */
+    /* 0 would fail every check before it could connect */
     {.key = "health.timeout", .flag = "--health-timeout", .type = SETTING_DURATION, .min = 1,
      .max = UINT32_MAX, POOL(health_timeout_ms), .def = "1s"},
     {.key = "health.rise", .flag = "--health-rise", .type = SETTING_UINT, .min = 1, .max = 1000,
@@ -93,15 +92,15 @@ const struct setting settings_table[] = {
     {.key = "health.fall", .flag = "--health-fall", .type = SETTING_UINT, .min = 1, .max = 1000,
      POOL(health_fall), .def = "3"},
     {.key = "health.expect_status", .flag = "--health-status", .type = SETTING_STATUS,
-     .scope = SETTING_POOL, .min = 100, .max = 599, .off = offsetof(struct pool_conf, health_status_min),
-     .off2 = offsetof(struct pool_conf, health_status_max),
-     .size = sizeof(((struct pool_conf *)0)->health_status_min), .def = "200-399"},
+     .min = 100, .max = 599, POOL(health_status_min),
+     .off2 = offsetof(struct pool_conf, health_status_max), .def = "200-399"},
     {.key = "max_fails", .flag = "--max-fails", .type = SETTING_UINT, .min = 0, .max = 1000,
      POOL(max_fails), .def = "3"},
-    /* a request can try at most 8 backends (struct balance_tried) */
+    /* a request tries at most BALANCE_MAX_TRIES (8) backends: the first and 7 more */
     {.key = "retries", .flag = "--retries", .type = SETTING_UINT, .min = 0, .max = 7,
      POOL(retries), .def = "2"},
-    /* 0 would fail every connect and every response: refused, as HAProxy and nginx do */
+    /* 0 would fail every connect (and time out every response) at once; it is refused
+     * rather than read as "no timeout", which a balancer should not have either */
     {.key = "timeouts.connect", .flag = "--connect-timeout", .type = SETTING_DURATION, .min = 1,
      .max = UINT32_MAX, POOL(connect_ms), .def = "2s"},
     {.key = "timeouts.response", .flag = "--response-timeout", .type = SETTING_DURATION,

@@ -86,9 +86,9 @@ struct config {
     uint8_t access_log_format; /* enum accesslog_format */
 };
 
-/* Fills c with the documented defaults (no listener, no pool). */
+/* Fills c with the documented defaults, from settings.c's table (no listener, no pool). */
 void config_defaults(struct config *c);
-/* Fills p with the documented pool defaults (no backend). */
+/* Fills p with the documented pool defaults, from settings.c's table (no backend). */
 void config_pool_defaults(struct pool_conf *p);
 /* Frees what c's arrays hold. */
 void config_free(struct config *c);

@@ -2,9 +2,11 @@
  * struct config, reporting every error as "FILE:LINE:COLUMN: what was expected".
  *
  * The file is loaded whole; then a small walker checks each mapping against
- * the keys it may hold (an unknown key gets the nearest known one suggested),
- * converts scalars (durations, numbers, URLs) and resolves pool names once all
- * pools are known. Nothing is applied unless the whole file is valid. */
+ * the keys it may hold (an unknown key gets the nearest known one suggested).
+ * Scalar settings are the table's (settings.c): their keys, checks and
+ * messages come from there, as on the command line. Listeners, routes, pools
+ * and backend URLs are read here; pool names are resolved once all pools are
+ * known. Nothing is applied unless the whole file is valid. */
 #include "config/config.h"
 
 #include <ctype.h>
@@ -15,8 +17,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "balance/balance.h"
-#include "balance/common.h"
+#include "config/settings.h"
 
 struct walk {
     yaml_document_t *doc;
@@ -159,120 +160,91 @@ static int get_str(struct walk *w, const yaml_node_t *n, const char *what, char 
     return 1;
 }
 
-static int get_uint(struct walk *w, const yaml_node_t *n, const char *what, uint32_t min,
-                    uint32_t max, uint32_t *out)
+/* One scalar setting at n: the table's validator, the file's position. Returns what
+ * settings_parse returns (for an enum: the index of the choice), or -EINVAL. */
+static int read_setting(struct walk *w, const yaml_node_t *n, const struct setting *s, void *base)
 {
-    const char *s = scalar(n);
-    char *end;
-    if (!s) {
-        err(w, n, "%s: expected a number from %u to %u, found %s", what, min, max, kind_name(n));
-        return 0;
+    char name[96], why[512], e[256];
+    snprintf(name, sizeof(name), "%s%s", s->scope == SETTING_BACKEND ? "backend." : "", s->key);
+    const char *text = scalar(n);
+    if (!text) {
+        /* only a file can hold a list or a mapping: the wording users know */
+        int str = s->type == SETTING_STRING || s->type == SETTING_BALANCE ||
+                  s->type == SETTING_KEY || s->type == SETTING_COOKIE || s->type == SETTING_PATH;
+        if (str)
+            snprintf(e, sizeof(e), "a single value");
+        else
+            settings_expected(s, e, sizeof(e));
+        err(w, n, "%s: expected %s, %s %s", name, e,
+            str || s->type == SETTING_UINT ? "found" : "not", kind_name(n));
+        return -EINVAL;
     }
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!isdigit((unsigned char)s[0]) || *end || errno || v < min || v > max) {
-        err(w, n, "%s: expected a number from %u to %u, not '%s'", what, min, max, s);
-        return 0;
-    }
-    *out = (uint32_t)v;
-    return 1;
+    int rc = settings_parse(s, text, base, why, sizeof(why));
+    if (rc < 0) err(w, n, "%s: %s", name, why);
+    return rc;
 }
 
-static int get_bool(struct walk *w, const yaml_node_t *n, const char *what, int *out)
+/* Reads mapping n: each key is a setting of the table in scope (its name after
+ * prefix, "" or "health."), a section of them (read the same way), or one of
+ * extra[], which the caller reads. */
+static void read_settings(struct walk *w, const yaml_node_t *n, enum setting_scope scope,
+                          const char *prefix, const char *where, const char *const *extra,
+                          void *base)
 {
-    const char *s = scalar(n);
-    if (s && (!strcmp(s, "true") || !strcmp(s, "false"))) {
-        *out = s[0] == 't';
-        return 1;
+    enum { MAX_KEYS = 48 };
+    char names[MAX_KEYS][48];
+    const char *keys[MAX_KEYS + 8];
+    size_t nk = 0, plen = strlen(prefix);
+    for (const struct setting *s = settings_table; s->key && nk < MAX_KEYS; s++) {
+        if (s->scope != scope || strncmp(s->key, prefix, plen)) continue;
+        const char *rest = s->key + plen;
+        int len = (int)strcspn(rest, ".");
+        size_t i = 0;
+        while (i < nk && !(!strncmp(names[i], rest, (size_t)len) && !names[i][len])) i++;
+        if (i < nk) continue; /* a section named again */
+        snprintf(names[nk], sizeof(names[nk]), "%.*s", len, rest);
+        keys[nk] = names[nk];
+        nk++;
     }
-    err(w, n, "%s: expected true or false, not %s%s%s", what, s ? "'" : "", s ? s : kind_name(n),
-        s ? "'" : "");
-    return 0;
-}
-
-static int get_duration(struct walk *w, const yaml_node_t *n, const char *what, uint32_t *out)
-{
-    const char *s = scalar(n);
-    if (!s || config_parse_duration(s, out) < 0) {
-        err(w, n, "%s: expected a duration such as 500ms, 2s, 1m or 1h, not %s%s%s", what,
-            s ? "'" : "", s ? s : kind_name(n), s ? "'" : "");
-        return 0;
+    for (const char *const *x = extra; x && *x && nk < MAX_KEYS + 7; x++) keys[nk++] = *x;
+    keys[nk] = NULL;
+    check_keys(w, n, where, keys);
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        const char *name = scalar(node(w, p->key));
+        yaml_node_t *v = node(w, p->value);
+        if (!name || get(w, n, name) != v) continue; /* not a name, or given twice */
+        char full[96], sub[160];
+        snprintf(full, sizeof(full), "%s%s", prefix, name);
+        const struct setting *s = settings_find(scope, full);
+        if (s) {
+            read_setting(w, v, s, base);
+        } else if (settings_is_section(scope, full) && expect(w, v, YAML_MAPPING_NODE, full)) {
+            snprintf(sub, sizeof(sub), "%s%s%s", scope == SETTING_TOP ? "" : where,
+                     scope == SETTING_TOP ? "" : " ", full);
+            snprintf(full, sizeof(full), "%s%s.", prefix, name);
+            read_settings(w, v, scope, full, sub, NULL, base);
+        }
     }
-    return 1;
-}
-
-#define MAX_SIZE_BYTES (1ULL << 40) /* 1 TiB: sizes above are surely a mistake */
-
-/* A size in bytes: a number, optionally followed by k, m or g (KiB, MiB, GiB). */
-static int get_size(struct walk *w, const yaml_node_t *n, const char *what, uint64_t *out)
-{
-    const char *s = scalar(n);
-    char *end = NULL;
-    unsigned long long v = 0, mult = 1;
-    int ok = s && isdigit((unsigned char)s[0]);
-    if (ok) {
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        ok = !errno;
-    }
-    if (ok && *end) {
-        const char *units = "kKmMgG";
-        const char *u = strchr(units, *end);
-        ok = u && end[1] == 0;
-        if (ok) mult = 1ULL << (10 * (1 + (u - units) / 2));
-    }
-    if (!ok || v > MAX_SIZE_BYTES / mult) {
-        err(w, n,
-            "%s: expected a size in bytes up to 1099511627776 (1 TiB), optionally with k, m "
-            "or g (KiB, MiB, GiB), such as 1048576 or 10m, not %s%s%s",
-            what, s ? "'" : "", s ? s : kind_name(n), s ? "'" : "");
-        return 0;
-    }
-    *out = (uint64_t)(v * mult);
-    return 1;
 }
 
 /* ---- sections ------------------------------------------------------------------ */
 
-static void read_health(struct walk *w, const yaml_node_t *n, struct pool_conf *p)
+/* health.type decides what path and interval mean: "off" turns checks off
+ * whatever the interval, "tcp" drops a path, "http" without a path checks /health. */
+static void apply_health_type(struct walk *w, const yaml_node_t *pool, struct pool_conf *p)
 {
-    static const char *const keys[] = {"type", "path", "interval",      "timeout",
-                                       "rise", "fall", "expect_status", NULL};
-    if (!expect(w, n, YAML_MAPPING_NODE, "health")) return;
-    check_keys(w, n, "health", keys);
-    yaml_node_t *v;
-    char type[16] = "";
-    if ((v = get(w, n, "type")) && get_str(w, v, "health.type", type, sizeof(type))) {
-        if (!strcmp(type, "off"))
-            p->health_interval_ms = 0;
-        else if (strcmp(type, "http") && strcmp(type, "tcp"))
-            err(w, v, "health.type: expected http, tcp or off, not '%s'", type);
-    }
-    if ((v = get(w, n, "path"))) {
-        if (get_str(w, v, "health.path", p->health_path, sizeof(p->health_path)) &&
-            (p->health_path[0] != '/' || strpbrk(p->health_path, " \t\r\n")))
-            err(w, v, "health.path: expected a path starting with / (no spaces)");
-    }
-    if (!strcmp(type, "tcp")) p->health_path[0] = 0;
-    if (!strcmp(type, "http") && !p->health_path[0]) snprintf(p->health_path, 8, "/health");
-    if ((v = get(w, n, "interval")) &&
-        get_duration(w, v, "health.interval", &p->health_interval_ms) && p->health_interval_ms < 10)
-        err(w, v, "health.interval: at least 10ms");
-    if (!strcmp(type, "off")) p->health_interval_ms = 0;
-    if ((v = get(w, n, "timeout"))) get_duration(w, v, "health.timeout", &p->health_timeout_ms);
-    if ((v = get(w, n, "rise"))) get_uint(w, v, "health.rise", 1, 1000, &p->health_rise);
-    if ((v = get(w, n, "fall"))) get_uint(w, v, "health.fall", 1, 1000, &p->health_fall);
-    if ((v = get(w, n, "expect_status"))) {
-        const char *s = scalar(v);
-        unsigned lo = 0, hi = 0;
-        char extra;
-        int k = s ? sscanf(s, "%u-%u%c", &lo, &hi, &extra) : 0;
-        if (k == 1) hi = lo;
-        if ((k != 1 && k != 2) || lo < 100 || hi > 599 || lo > hi)
-            err(w, v, "health.expect_status: expected a status or a range such as 200-399");
-        else
-            p->health_status_min = (uint16_t)lo, p->health_status_max = (uint16_t)hi;
-    }
+    const struct setting *s = settings_find(SETTING_POOL, "health.type");
+    yaml_node_t *h = get(w, pool, "health");
+    yaml_node_t *t = h && h->type == YAML_MAPPING_NODE ? get(w, h, "type") : NULL;
+    char why[256];
+    int i = t && scalar(t) ? settings_parse(s, scalar(t), NULL, why, sizeof(why)) : -EINVAL;
+    if (i < 0) return; /* not given, or reported */
+    if (!strcmp(s->choices[i], "off"))
+        p->health_interval_ms = 0;
+    else if (!strcmp(s->choices[i], "tcp"))
+        p->health_path[0] = 0;
+    else if (!p->health_path[0])
+        snprintf(p->health_path, sizeof(p->health_path), "/health");
 }
 
 static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf *p,
@@ -297,21 +269,20 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
          it++) {
         yaml_node_t *b = node(w, *it);
         char url[300];
-        uint32_t weight = 1;
-        int drain = 0;
         yaml_node_t *urlnode = b;
+        struct backend_conf opts;
+        memset(&opts, 0, sizeof(opts));
+        settings_defaults(SETTING_BACKEND, &opts);
         if (b->type == YAML_MAPPING_NODE) {
-            static const char *const keys[] = {"url", "weight", "drain", NULL};
-            check_keys(w, b, "backend", keys);
+            static const char *const extra[] = {"url", NULL};
+            int before = w->errors;
+            read_settings(w, b, SETTING_BACKEND, "", "backend", extra, &opts);
             urlnode = get(w, b, "url");
             if (!urlnode) {
                 err(w, b, "backend: 'url' is required (e.g. url: http://10.0.0.1:8080)");
                 continue;
             }
-            yaml_node_t *wn = get(w, b, "weight");
-            if (wn && !get_uint(w, wn, "backend.weight", 1, 1000, &weight)) continue;
-            yaml_node_t *dn = get(w, b, "drain");
-            if (dn && !get_bool(w, dn, "backend.drain", &drain)) continue;
+            if (w->errors != before) continue;
         }
         if (!get_str(w, urlnode, "backend url", url, sizeof(url))) continue;
         char why[160];
@@ -324,63 +295,22 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
             err(w, urlnode, "backend url '%s': %s (expected http://HOST:PORT)", url, why);
             continue;
         }
-        bc->weight = weight;
-        bc->drain = (uint8_t)drain;
+        bc->weight = opts.weight;
+        bc->drain = opts.drain;
         p->nbackends++;
     }
 }
 
 static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, struct pool_conf *p)
 {
-    static const char *const keys[] = {"balance",       "hash_key",      "hash_balance_factor",
-                                       "sticky_cookie", "sticky_secret", "health",
-                                       "max_fails",     "retries",       "timeouts",
-                                       "slow_start",    "backends",      NULL};
+    static const char *const extra[] = {"backends", NULL};
     char where[96];
     snprintf(where, sizeof(where), "pool '%s'", name);
     if (!expect(w, n, YAML_MAPPING_NODE, where)) return;
-    check_keys(w, n, where, keys);
-    yaml_node_t *v;
-    if ((v = get(w, n, "balance")) && get_str(w, v, "balance", p->balance, sizeof(p->balance)) &&
-        !balance_find(p->balance))
-        err(w, v, "balance: unknown algorithm '%s' (expected one of: %s)", p->balance,
-            balance_names());
-    if ((v = get(w, n, "hash_key")) &&
-        get_str(w, v, "hash_key", p->hash_key, sizeof(p->hash_key))) {
-        struct balance_key k;
-        char why[160];
-        if (balance_key_parse(p->hash_key, &k, why, sizeof(why)) < 0)
-            err(w, v, "hash_key '%s': %s", p->hash_key, why);
-    }
-    if ((v = get(w, n, "hash_balance_factor")) &&
-        get_uint(w, v, "hash_balance_factor", 0, 10000, &p->hash_balance_factor) &&
-        p->hash_balance_factor > 0 && p->hash_balance_factor < 100)
-        err(w, v, "hash_balance_factor: expected 0 (off) or a percentage from 100 to 10000");
-    if ((v = get(w, n, "sticky_cookie")) &&
-        get_str(w, v, "sticky_cookie", p->sticky_cookie, sizeof(p->sticky_cookie))) {
-        struct balance_key k;
-        char why[160], spec[sizeof(p->sticky_cookie) + 8];
-        snprintf(spec, sizeof(spec), "cookie:%s", p->sticky_cookie);
-        if (!p->sticky_cookie[0] || balance_key_parse(spec, &k, why, sizeof(why)) < 0)
-            err(w, v,
-                "sticky_cookie '%s': expected a cookie name (letters, digits, "
-                "!#$%%&'*+-.^_`|~)",
-                p->sticky_cookie);
-    }
-    if ((v = get(w, n, "sticky_secret")))
-        get_str(w, v, "sticky_secret", p->sticky_secret, sizeof(p->sticky_secret));
-    if ((v = get(w, n, "health"))) read_health(w, v, p);
-    if ((v = get(w, n, "max_fails"))) get_uint(w, v, "max_fails", 0, 1000, &p->max_fails);
-    if ((v = get(w, n, "retries"))) get_uint(w, v, "retries", 0, 7, &p->retries);
-    if ((v = get(w, n, "slow_start"))) get_duration(w, v, "slow_start", &p->slow_start_ms);
-    if ((v = get(w, n, "timeouts")) && expect(w, v, YAML_MAPPING_NODE, "timeouts")) {
-        static const char *const tkeys[] = {"connect", "response", NULL};
-        check_keys(w, v, "pool timeouts", tkeys);
-        yaml_node_t *t;
-        if ((t = get(w, v, "connect"))) get_duration(w, t, "timeouts.connect", &p->connect_ms);
-        if ((t = get(w, v, "response"))) get_duration(w, t, "timeouts.response", &p->response_ms);
-    }
-    if ((v = get(w, n, "backends")))
+    read_settings(w, n, SETTING_POOL, "", where, extra, p);
+    apply_health_type(w, n, p);
+    yaml_node_t *v = get(w, n, "backends");
+    if (v)
         read_backends(w, v, p, name);
     else
         err(w, n, "%s: 'backends' is required (a list of URLs)", where);
@@ -455,69 +385,11 @@ static void read_listener(struct walk *w, const yaml_node_t *n, struct listener_
 
 static void read_top(struct walk *w, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"threads", "listeners",  "pools", "timeouts",
-                                       "limits",  "access_log", NULL};
+    static const char *const extra[] = {"listeners", "pools", NULL};
     struct config *c = w->c;
     if (!expect(w, root, YAML_MAPPING_NODE, "configuration")) return;
-    check_keys(w, root, "top level", keys);
+    read_settings(w, root, SETTING_TOP, "", "top level", extra, c);
     yaml_node_t *v;
-    if ((v = get(w, root, "threads"))) {
-        const char *s = scalar(v);
-        if (s && !strcmp(s, "auto"))
-            c->threads = 0;
-        else
-            get_uint(w, v, "threads", 1, 256, &c->threads);
-    }
-    if ((v = get(w, root, "timeouts")) && expect(w, v, YAML_MAPPING_NODE, "timeouts")) {
-        static const char *const tkeys[] = {
-            "client_header", "client_idle", "client_body", "upstream_idle",
-            "tunnel_idle",   "grace",       NULL};
-        check_keys(w, v, "timeouts", tkeys);
-        yaml_node_t *t;
-        if ((t = get(w, v, "client_header")))
-            get_duration(w, t, "timeouts.client_header", &c->client_header_ms);
-        if ((t = get(w, v, "client_idle")))
-            get_duration(w, t, "timeouts.client_idle", &c->client_idle_ms);
-        if ((t = get(w, v, "client_body")) &&
-            get_duration(w, t, "timeouts.client_body", &c->client_body_ms) && !c->client_body_ms)
-            err(w, t, "timeouts.client_body: expected a duration of at least 1ms, not '%s'",
-                scalar(t));
-        if ((t = get(w, v, "upstream_idle")))
-            get_duration(w, t, "timeouts.upstream_idle", &c->upstream_idle_ms);
-        if ((t = get(w, v, "tunnel_idle")))
-            get_duration(w, t, "timeouts.tunnel_idle", &c->tunnel_idle_ms);
-        if ((t = get(w, v, "grace"))) get_duration(w, t, "timeouts.grace", &c->grace_ms);
-    }
-    if ((v = get(w, root, "limits")) && expect(w, v, YAML_MAPPING_NODE, "limits")) {
-        static const char *const lkeys[] = {"max_header_bytes", "max_headers",   "max_request_line",
-                                            "max_connections",  "max_body_size", NULL};
-        check_keys(w, v, "limits", lkeys);
-        yaml_node_t *t;
-        if ((t = get(w, v, "max_header_bytes")))
-            get_uint(w, t, "limits.max_header_bytes", 1024, 16384, &c->max_header_bytes);
-        if ((t = get(w, v, "max_headers")))
-            get_uint(w, t, "limits.max_headers", 1, 128, &c->max_headers);
-        if ((t = get(w, v, "max_request_line")))
-            get_uint(w, t, "limits.max_request_line", 64, 16384, &c->max_request_line);
-        if ((t = get(w, v, "max_connections")))
-            get_uint(w, t, "limits.max_connections", 1, 10000000, &c->max_conns);
-        if ((t = get(w, v, "max_body_size")))
-            get_size(w, t, "limits.max_body_size", &c->max_body_size);
-    }
-    if ((v = get(w, root, "access_log")) && expect(w, v, YAML_MAPPING_NODE, "access_log")) {
-        static const char *const akeys[] = {"path", "format", NULL};
-        check_keys(w, v, "access_log", akeys);
-        yaml_node_t *t;
-        if ((t = get(w, v, "path")))
-            get_str(w, t, "access_log.path", c->access_log, sizeof(c->access_log));
-        char fmt[16] = "combined";
-        if ((t = get(w, v, "format")) && get_str(w, t, "access_log.format", fmt, sizeof(fmt))) {
-            if (!strcmp(fmt, "json"))
-                c->access_log_format = 1;
-            else if (strcmp(fmt, "combined"))
-                err(w, t, "access_log.format: expected combined or json, not '%s'", fmt);
-        }
-    }
     /* pools first: listeners and routes refer to them by name */
     v = get(w, root, "pools");
     if (!v) {

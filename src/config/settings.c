@@ -1,0 +1,398 @@
+/* settings: the one table of settings and the one validator (see settings.h).
+ * A setting added here is known to the file reader at once; the command line
+ * knows it when it has a flag (and --help and docs/CONFIG.md should say so). */
+#include "config/settings.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balance/balance.h"
+#include "balance/common.h"
+#include "config/config.h"
+
+#define TOP(f)                                                                                     \
+    .scope = SETTING_TOP, .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
+#define POOL(f)                                                                                    \
+    .scope = SETTING_POOL, .off = offsetof(struct pool_conf, f),                                   \
+    .size = sizeof(((struct pool_conf *)0)->f)
+#define BACKEND(f)                                                                                 \
+    .scope = SETTING_BACKEND, .off = offsetof(struct backend_conf, f),                             \
+    .size = sizeof(((struct backend_conf *)0)->f)
+
+#define MAX_SIZE_BYTES (1ULL << 40) /* 1 TiB: sizes above are surely a mistake */
+
+static const char *const access_log_formats[] = {"combined", "json", NULL}; /* accesslog.h order */
+static const char *const health_types[] = {"http", "tcp", "off", NULL};
+
+/* clang-format off */
+const struct setting settings_table[] = {
+    /* top level: struct config */
+    {.key = "threads", .flag = "--threads", .type = SETTING_UINT, .flags = SETTING_AUTO,
+     .min = 1, .max = 256, TOP(threads), .def = "auto"},
+    {.key = "timeouts.client_header", .type = SETTING_DURATION, .max = UINT32_MAX,
+     TOP(client_header_ms), .def = "10s"},
+    {.key = "timeouts.client_idle", .type = SETTING_DURATION, .max = UINT32_MAX,
+     TOP(client_idle_ms), .def = "60s"},
+    /* 0 would answer 408 to every body before its first byte could arrive */
+    {.key = "timeouts.client_body", .type = SETTING_DURATION, .min = 1, .max = UINT32_MAX,
+     TOP(client_body_ms), .def = "60s"},
+    {.key = "timeouts.upstream_idle", .type = SETTING_DURATION, .max = UINT32_MAX,
+     TOP(upstream_idle_ms), .def = "30s"},
+    {.key = "timeouts.tunnel_idle", .type = SETTING_DURATION, .max = UINT32_MAX,
+     TOP(tunnel_idle_ms), .def = "300s"},
+    {.key = "timeouts.grace", .type = SETTING_DURATION, .max = UINT32_MAX, TOP(grace_ms),
+     .def = "30s"},
+    /* at most the size of a session's head buffer */
+    {.key = "limits.max_header_bytes", .type = SETTING_UINT, .min = 1024, .max = 16384,
+     TOP(max_header_bytes), .def = "16384"},
+    {.key = "limits.max_headers", .type = SETTING_UINT, .min = 1, .max = 128, TOP(max_headers),
+     .def = "100"},
+    {.key = "limits.max_request_line", .type = SETTING_UINT, .min = 64, .max = 16384,
+     TOP(max_request_line), .def = "8192"},
+    {.key = "limits.max_connections", .type = SETTING_UINT, .min = 1, .max = 10000000,
+     TOP(max_conns), .def = "100000"},
+    {.key = "limits.max_body_size", .type = SETTING_SIZE, .max = MAX_SIZE_BYTES,
+     TOP(max_body_size), .def = "0"},
+    /* "" is the default: no access log */
+    {.key = "access_log.path", .flag = "--access-log", .type = SETTING_STRING, .min = 0,
+     .max = 255, TOP(access_log), .expect = "a file path or - for stdout"},
+    {.key = "access_log.format", .flag = "--access-log-format", .type = SETTING_ENUM,
+     TOP(access_log_format), .choices = access_log_formats, .def = "combined"},
+
+    /* a pool: struct pool_conf */
+    {.key = "balance", .flag = "--balance", .type = SETTING_BALANCE, POOL(balance),
+     .def = "round-robin"},
+    {.key = "hash_key", .flag = "--hash-key", .type = SETTING_KEY, POOL(hash_key),
+     .def = "client_ip", .only_balance = "maglev"},
+    {.key = "hash_balance_factor", .flag = "--hash-balance-factor", .type = SETTING_UINT,
+     .flags = SETTING_OFF, .min = 100, .max = 10000, POOL(hash_balance_factor), .def = "0",
+     .expect = "0 (off) or a percentage from 100 to 10000, such as 150",
+     .only_balance = "maglev"},
+    {.key = "sticky_cookie", .flag = "--sticky-cookie", .type = SETTING_COOKIE,
+     POOL(sticky_cookie), .def = "usher_backend", .only_balance = "sticky"},
+    /* an empty key would make the cookie values predictable */
+    {.key = "sticky_secret", .flag = "--sticky-secret", .type = SETTING_STRING, .min = 1,
+     .max = 127, POOL(sticky_secret), .def = "usher", .only_balance = "sticky"},
+    /* read by yaml.c itself: it decides between health.path and health.interval */
+    {.key = "health.type", .type = SETTING_ENUM, .scope = SETTING_POOL, .off = SETTING_NOWHERE,
+     .choices = health_types},
+    /* "" is the default: TCP connect checks */
+    {.key = "health.path", .flag = "--health-path", .type = SETTING_PATH, POOL(health_path)},
+    /* 0 or off: no active checks; below 10ms a check would be busy-looping */
+    {.key = "health.interval", .flag = "--health-interval", .type = SETTING_DURATION,
+     .flags = SETTING_OFF, .min = 10, .max = UINT32_MAX, POOL(health_interval_ms), .def = "2s"},
+    /* 0 would fail every check before it could connect */
+    {.key = "health.timeout", .flag = "--health-timeout", .type = SETTING_DURATION, .min = 1,
+     .max = UINT32_MAX, POOL(health_timeout_ms), .def = "1s"},
+    {.key = "health.rise", .flag = "--health-rise", .type = SETTING_UINT, .min = 1, .max = 1000,
+     POOL(health_rise), .def = "2"},
+    {.key = "health.fall", .flag = "--health-fall", .type = SETTING_UINT, .min = 1, .max = 1000,
+     POOL(health_fall), .def = "3"},
+    {.key = "health.expect_status", .flag = "--health-status", .type = SETTING_STATUS,
+     .min = 100, .max = 599, POOL(health_status_min),
+     .off2 = offsetof(struct pool_conf, health_status_max), .def = "200-399"},
+    {.key = "max_fails", .flag = "--max-fails", .type = SETTING_UINT, .min = 0, .max = 1000,
+     POOL(max_fails), .def = "3"},
+    /* a request tries at most BALANCE_MAX_TRIES (8) backends: the first and 7 more */
+    {.key = "retries", .flag = "--retries", .type = SETTING_UINT, .min = 0, .max = 7,
+     POOL(retries), .def = "2"},
+    /* 0 would fail every connect (and time out every response) at once; it is refused
+     * rather than read as "no timeout", which a balancer should not have either */
+    {.key = "timeouts.connect", .flag = "--connect-timeout", .type = SETTING_DURATION, .min = 1,
+     .max = UINT32_MAX, POOL(connect_ms), .def = "2s"},
+    {.key = "timeouts.response", .flag = "--response-timeout", .type = SETTING_DURATION,
+     .min = 1, .max = UINT32_MAX, POOL(response_ms), .def = "60s"},
+    {.key = "slow_start", .flag = "--slow-start", .type = SETTING_DURATION,
+     .flags = SETTING_OFF, .min = 1, .max = UINT32_MAX, POOL(slow_start_ms), .def = "0"},
+
+    /* a backend of a pool's list: struct backend_conf (the URL is parsed apart) */
+    {.key = "weight", .type = SETTING_UINT, .min = 1, .max = 1000, BACKEND(weight), .def = "1"},
+    {.key = "drain", .type = SETTING_BOOL, BACKEND(drain), .def = "false"},
+    {.key = NULL},
+};
+/* clang-format on */
+
+const struct setting *settings_find(enum setting_scope scope, const char *key)
+{
+    for (const struct setting *s = settings_table; s->key; s++)
+        if (s->scope == scope && !strcmp(s->key, key)) return s;
+    return NULL;
+}
+
+const struct setting *settings_find_flag(const char *flag)
+{
+    for (const struct setting *s = settings_table; s->key; s++)
+        if (s->flag && !strcmp(s->flag, flag)) return s;
+    return NULL;
+}
+
+int settings_is_section(enum setting_scope scope, const char *section)
+{
+    size_t n = strlen(section);
+    for (const struct setting *s = settings_table; s->key; s++)
+        if (s->scope == scope && !strncmp(s->key, section, n) && s->key[n] == '.') return 1;
+    return 0;
+}
+
+static void choices_text(const char *const *choices, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; choices[i] && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s",
+                                i == 0           ? ""
+                                : choices[i + 1] ? ", "
+                                                 : " or ",
+                                choices[i]);
+}
+
+void settings_expected(const struct setting *s, char *buf, size_t cap)
+{
+    static const char examples[] = "such as 500ms, 2s, 1m or 1h";
+    if (s->type == SETTING_STRING) {
+        if (s->min)
+            snprintf(buf, cap, "%s%s%llu to %llu characters%s", s->expect ? s->expect : "",
+                     s->expect ? " (" : "", (unsigned long long)s->min, (unsigned long long)s->max,
+                     s->expect ? ")" : "");
+        else
+            snprintf(buf, cap, "%s%sat most %llu characters%s", s->expect ? s->expect : "",
+                     s->expect ? " (" : "", (unsigned long long)s->max, s->expect ? ")" : "");
+        return;
+    }
+    if (s->expect) {
+        snprintf(buf, cap, "%s", s->expect);
+        return;
+    }
+    switch (s->type) {
+    case SETTING_DURATION:
+        /* "expected a duration" first: the words a reader looks for */
+        if (s->min > 1 || (s->min && !(s->flags & SETTING_OFF)))
+            snprintf(buf, cap, "a duration of at least %llums %s%s", (unsigned long long)s->min,
+                     examples, s->flags & SETTING_OFF ? ", or 0 or off" : "");
+        else
+            snprintf(buf, cap, "a duration %s%s", examples,
+                     s->flags & SETTING_OFF ? ", or 0 or off" : "");
+        return;
+    case SETTING_UINT:
+        snprintf(buf, cap, "%sa number from %llu to %llu%s",
+                 s->flags & SETTING_OFF ? "0 (off) or " : "", (unsigned long long)s->min,
+                 (unsigned long long)s->max, s->flags & SETTING_AUTO ? " or auto" : "");
+        return;
+    case SETTING_SIZE:
+        snprintf(buf, cap,
+                 "a size in bytes up to %llu (1 TiB), optionally with k, m or g (KiB, MiB, "
+                 "GiB), such as 1048576 or 10m",
+                 (unsigned long long)s->max);
+        return;
+    case SETTING_STRING: break; /* above */
+    case SETTING_BOOL: snprintf(buf, cap, "true or false"); return;
+    case SETTING_ENUM: choices_text(s->choices, buf, cap); return;
+    case SETTING_STATUS: snprintf(buf, cap, "a status or a range such as 200-399"); return;
+    case SETTING_BALANCE: snprintf(buf, cap, "one of: %s", balance_names()); return;
+    case SETTING_KEY:
+        snprintf(buf, cap, "client_ip, uri, header:NAME, cookie:NAME or query:NAME");
+        return;
+    case SETTING_COOKIE:
+        snprintf(buf, cap, "a cookie name of 1 to %zu letters, digits or !#$%%&'*+-.^_`|~",
+                 s->size - 1);
+        return;
+    case SETTING_PATH: snprintf(buf, cap, "a path starting with / (no spaces)"); return;
+    }
+    buf[0] = 0;
+}
+
+/* Digits only (no sign, no spaces: strtoul would take both). */
+static int parse_number(const char *text, unsigned long long *v, char **end)
+{
+    if (!isdigit((unsigned char)text[0])) return -EINVAL;
+    errno = 0;
+    *v = strtoull(text, end, 10);
+    return errno ? -EINVAL : 0;
+}
+
+int config_parse_duration(const char *s, uint32_t *ms)
+{
+    char *end;
+    unsigned long long v, mult;
+    if (parse_number(s, &v, &end) < 0) return -EINVAL;
+    if (!strcmp(end, "ms"))
+        mult = 1;
+    else if (!strcmp(end, "s") || !*end)
+        mult = 1000;
+    else if (!strcmp(end, "m"))
+        mult = 60000;
+    else if (!strcmp(end, "h"))
+        mult = 3600000;
+    else
+        return -EINVAL;
+    if (v > UINT32_MAX / mult) return -EINVAL;
+    *ms = (uint32_t)(v * mult);
+    return 0;
+}
+
+/* A size in bytes: a number, optionally followed by k, m or g (KiB, MiB, GiB). */
+static int parse_size(const char *text, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v, mult = 1;
+    if (parse_number(text, &v, &end) < 0) return -EINVAL;
+    if (*end) {
+        static const char units[] = "kKmMgG";
+        const char *u = strchr(units, *end);
+        if (!u || end[1]) return -EINVAL;
+        mult = 1ULL << (10 * (1 + (u - units) / 2));
+    }
+    if (v > max / mult) return -EINVAL;
+    *out = v * mult;
+    return 0;
+}
+
+/* "200" or "200-399", each from min to max, the first not above the second. */
+static int parse_status(const struct setting *s, const char *text, uint16_t *lo, uint16_t *hi)
+{
+    char *end;
+    unsigned long long a, b;
+    if (parse_number(text, &a, &end) < 0) return -EINVAL;
+    b = a;
+    if (*end == '-' && parse_number(end + 1, &b, &end) < 0) return -EINVAL;
+    if (*end || a < s->min || b > s->max || a > b) return -EINVAL;
+    *lo = (uint16_t)a;
+    *hi = (uint16_t)b;
+    return 0;
+}
+
+static void store_string(void *base, const struct setting *s, const char *text)
+{
+    if (base) snprintf((char *)base + s->off, s->size, "%s", text);
+}
+
+/* Checks a string-typed value; 0, or -EINVAL with why written. */
+static int check_string(const struct setting *s, const char *text, char *why, size_t why_cap)
+{
+    size_t len = strlen(text), max = s->max && s->max < s->size ? s->max : s->size - 1;
+    struct balance_key k;
+    char spec[200];
+    if (s->type == SETTING_STRING) {
+        /* the value itself is left out: it may be a secret */
+        if (len < s->min || len > max) {
+            char e[160];
+            settings_expected(s, e, sizeof(e));
+            snprintf(why, why_cap, "expected %s, found %zu", e, len);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (len > max) {
+        snprintf(why, why_cap, "too long (at most %zu characters)", max);
+        return -EINVAL;
+    }
+    switch (s->type) {
+    case SETTING_BALANCE:
+        if (balance_find(text)) return 0;
+        snprintf(why, why_cap, "unknown algorithm '%s' (expected one of: %s)", text,
+                 balance_names());
+        return -EINVAL;
+    case SETTING_KEY:
+        if (balance_key_parse(text, &k, spec, sizeof(spec)) == 0) return 0;
+        snprintf(why, why_cap, "%s, not '%s'", spec, text);
+        return -EINVAL;
+    case SETTING_COOKIE:
+        snprintf(spec, sizeof(spec), "cookie:%s", text);
+        if (*text && balance_key_parse(spec, &k, why, why_cap) == 0) return 0;
+        break;
+    case SETTING_PATH:
+        if (text[0] == '/' && !strpbrk(text, " \t\r\n")) return 0;
+        break;
+    default: break;
+    }
+    char e[160];
+    settings_expected(s, e, sizeof(e));
+    snprintf(why, why_cap, "expected %s, not '%s'", e, text);
+    return -EINVAL;
+}
+
+int settings_parse(const struct setting *s, const char *text, void *base, char *why, size_t why_cap)
+{
+    char *p = base && s->off != SETTING_NOWHERE ? (char *)base + s->off : NULL;
+    int off = (s->flags & SETTING_OFF) && !strcmp(text, "off");
+    int automatic = (s->flags & SETTING_AUTO) && !strcmp(text, "auto");
+    uint32_t ms = 0;
+    unsigned long long v = 0;
+    uint64_t size;
+    uint16_t lo, hi;
+    char *end;
+    switch (s->type) {
+    case SETTING_DURATION:
+        if (!off && config_parse_duration(text, &ms) < 0) break;
+        if ((ms < s->min && !(ms == 0 && (s->flags & SETTING_OFF))) || ms > s->max) break;
+        if (p) memcpy(p, &ms, sizeof(ms));
+        return 0;
+    case SETTING_UINT:
+        if (!automatic && (parse_number(text, &v, &end) < 0 || *end)) break;
+        if (!automatic && (v < s->min || v > s->max) && !(v == 0 && (s->flags & SETTING_OFF)))
+            break;
+        ms = (uint32_t)v;
+        if (p) memcpy(p, &ms, sizeof(ms));
+        return 0;
+    case SETTING_SIZE:
+        if (parse_size(text, s->max, &size) < 0 || size < s->min) break;
+        if (p) memcpy(p, &size, sizeof(size));
+        return 0;
+    case SETTING_BOOL:
+        if (strcmp(text, "true") && strcmp(text, "false")) break;
+        if (p) *(uint8_t *)p = text[0] == 't';
+        return 0;
+    case SETTING_ENUM:
+        for (int i = 0; s->choices[i]; i++) {
+            if (strcmp(text, s->choices[i])) continue;
+            if (p) *(uint8_t *)p = (uint8_t)i;
+            return i;
+        }
+        break;
+    case SETTING_STATUS:
+        if (parse_status(s, text, &lo, &hi) < 0) break;
+        if (base) {
+            memcpy((char *)base + s->off, &lo, sizeof(lo));
+            memcpy((char *)base + s->off2, &hi, sizeof(hi));
+        }
+        return 0;
+    case SETTING_STRING:
+    case SETTING_BALANCE:
+    case SETTING_KEY:
+    case SETTING_COOKIE:
+    case SETTING_PATH:
+        if (check_string(s, text, why, why_cap) < 0) return -EINVAL;
+        if (p) store_string(base, s, text);
+        return 0;
+    }
+    char e[256];
+    settings_expected(s, e, sizeof(e));
+    snprintf(why, why_cap, "expected %s, not '%s'", e, text);
+    return -EINVAL;
+}
+
+void settings_defaults(enum setting_scope scope, void *base)
+{
+    char why[256];
+    for (const struct setting *s = settings_table; s->key; s++) {
+        if (s->scope != scope || !s->def || s->off == SETTING_NOWHERE) continue;
+        /* a default the validator refuses is a bug in the table: test_settings checks
+         * every one, so here it is only left unset */
+        settings_parse(s, s->def, base, why, sizeof(why));
+    }
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    settings_defaults(SETTING_TOP, c);
+}
+
+void config_pool_defaults(struct pool_conf *p)
+{
+    memset(p, 0, sizeof(*p));
+    settings_defaults(SETTING_POOL, p);
+}

@@ -1,23 +1,16 @@
 /* h1_client: the HTTP/1 client side of usher, one struct session per client
- * connection: reading requests, the end of a head, pipelining, keep-alive,
- * lingering close, the client's timers, usher's own answers. Each request
- * drives the exchange embedded in the session (exchange.c, h1_backend.c)
- * through struct exchange_ops; after a 101 the session becomes a tunnel.
+ * connection (session.h): reading requests, the end of a head, pipelining,
+ * keep-alive, lingering close, the client's timers, usher's own answers.
+ * Each request drives the exchange embedded in the session (exchange.c,
+ * h1_backend.c) through struct exchange_ops (h1_response.c, with writing to
+ * the client and the end of an exchange); after a 101 the session becomes a
+ * tunnel.
  *
  * Everything that can make progress is done by session_progress(), which
  * runs these steps in a loop until none of them changes anything:
  *
  *   client_read -> request_step -> h1_backend_io -> h1_backend_response
- *               -> client_write -> exchange_end
- *
- * Buffers (all from the worker's cache, all given back when empty):
- *   cin       bytes from the client: [start, cin_sent) body bytes already sent up
- *             but kept until the response begins, so that the request can be
- *             sent again (given up when the buffer is needed); [cin_sent,
- *             cin_parsed) body bytes ready to go up; [cin_parsed, end) not
- *             looked at yet (the rest of the body, or the next request)
- *   res_out   the rewritten response head(s), or usher's own answer
- *   x.req_head, x.uin   the exchange's (see exchange.h)
+ *               -> session_client_write -> session_exchange_end
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,70 +24,11 @@
 #include "http/body.h"
 #include "http/h1.h"
 #include "http/policy.h"
-#include "net/conn.h"
-#include "proxy/exchange.h"
 #include "proxy/h1_backend.h"
-#include "proxy/proxy.h"
 #include "proxy/reqlog.h"
-#include "proxy/tunnel.h"
-
-#define LINGER_MS 2000 /* how long a closing connection waits for the client's FIN */
-#define MAX_ROUNDS 64  /* progress rounds before yielding to other connections */
-
-enum rq_state { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
-
-struct session {
-    struct conn c; /* the client connection; first, so the loop's io is the session */
-    struct loop_timer timer;
-    struct loop_defer defer;
-    struct session *next, *prev; /* worker's open sessions, or its free list */
-    struct buf *cin, *res_out;
-    struct buf *logrec;   /* the request's access log fields, only while the log is on */
-    struct body req_body; /* where the request body ends */
-    uint64_t deadline;    /* outside an exchange with a backend: when what we wait for times out */
-    /* during an exchange the deadline follows from two clocks (due): body_at:
-     * the client last sent body bytes, or usher last made room for more (sent
-     * what it had up); the exchange's up_at: the attempt started, or the
-     * backend last took or sent bytes */
-    uint64_t body_at;
-    uint16_t cin_parsed, cin_sent, cin_scan; /* offsets in cin (BUF_SIZE < 64 KiB) */
-    uint16_t listener;                       /* index in config.listeners */
-    uint8_t rq;
-    uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
-        client_started : 1;
-    uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
-    uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
-    struct tunnel tun;         /* after a 101 */
-    struct exchange x;         /* the request in progress */
-};
-
-#define session_of(xp) ((struct session *)((char *)(xp)-offsetof(struct session, x)))
-
-static void session_progress(struct session *s);
-static const struct exchange_ops h1_exchange_ops;
+#include "proxy/session.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
-
-static struct proxy_worker *px_of(const struct session *s)
-{
-    return s->x.px;
-}
-
-static const struct config *cfg(const struct session *s)
-{
-    return s->x.gen->cfg;
-}
-
-/* Sets the deadline for whatever the session is waiting for now. The heap
- * timer is only moved when the deadline comes earlier; a later deadline is
- * picked up when the timer fires, so refreshing it per read costs nothing. */
-static void arm(struct session *s, uint32_t ms)
-{
-    struct loop *l = px_of(s)->loop;
-    s->deadline = l->now + ms;
-    if (!loop_timer_armed(&s->timer) || s->timer.when > s->deadline)
-        loop_timer_at(l, &s->timer, s->deadline);
-}
 
 /* Whether the session is in an exchange with a backend, whose deadline
  * follows from body_at and the exchange's clock rather than from s->deadline. */
@@ -146,19 +80,7 @@ static void watch_exchange(struct session *s)
         loop_timer_at(px_of(s)->loop, &s->timer, d);
 }
 
-static struct buf *take_buf(struct session *s, struct buf **slot)
-{
-    if (!*slot) *slot = buf_get(&px_of(s)->bufs);
-    return *slot;
-}
-
-static void drop_buf(struct session *s, struct buf **slot)
-{
-    buf_put(&px_of(s)->bufs, *slot);
-    *slot = NULL;
-}
-
-static void log_end(struct session *s)
+void session_log_end(struct session *s)
 {
     if (!s->logrec) return;
     reqlog_end(&s->logrec, &px_of(s)->bufs, &px_of(s)->alog, s->x.client_ip,
@@ -173,12 +95,12 @@ static void session_free(struct loop_defer *d)
     px->free_sessions = s;
 }
 
-static void close_now(struct session *s)
+void session_close(struct session *s)
 {
     struct proxy_worker *px = px_of(s);
     if (s->closed) return;
     s->closed = 1;
-    log_end(s);
+    session_log_end(s);
     exchange_release(&s->x, 0);
     drop_buf(s, &s->cin);
     drop_buf(s, &s->x.req_head);
@@ -199,14 +121,14 @@ static void close_now(struct session *s)
 /* Closes after the client has seen everything: half-close, then wait a little
  * for the client's FIN so that unread bytes it sent do not turn our close
  * into a reset that destroys the answer in flight (RFC 9112 9.6). */
-static void linger_close(struct session *s, int always)
+void session_linger(struct session *s, int always)
 {
     exchange_release(&s->x, 0);
     /* Nothing unread and the request was read to its end: a plain close
      * cannot destroy anything (nginx decides the same way). */
     int unread = s->c.readable || (s->cin && buf_len(s->cin) > 0);
     if (s->c_eof || s->c.io.fd < 0 || (!always && !unread)) {
-        close_now(s);
+        session_close(s);
         return;
     }
     conn_shutdown(&s->c);
@@ -222,11 +144,11 @@ static void linger_close(struct session *s, int always)
 /* Answers the client with usher's own JSON error. Anything the backend said
  * for this request is dropped; if the client already got part of a response,
  * the only honest thing left is to close. */
-static void respond_error(struct session *s, int status, const char *msg)
+void session_respond_error(struct session *s, int status, const char *msg)
 {
     exchange_release(&s->x, 0);
     if (s->client_started) {
-        close_now(s);
+        session_close(s);
         return;
     }
     drop_buf(s, &s->x.req_head);
@@ -235,13 +157,13 @@ static void respond_error(struct session *s, int status, const char *msg)
                 s->rq != RQ_DONE || !s->keep_alive || s->x.req_abandoned;
     struct buf *o = take_buf(s, &s->res_out);
     if (!o) {
-        close_now(s);
+        session_close(s);
         return;
     }
     o->start = o->end = 0;
     long n = h1_write_error(status, msg, close, o->data, BUF_SIZE);
     if (n < 0) {
-        close_now(s);
+        session_close(s);
         return;
     }
     o->end = (uint32_t)n;
@@ -271,14 +193,14 @@ static int client_read(struct session *s)
         char sink[4096];
         ssize_t n = conn_read(&s->c, sink, sizeof(sink));
         if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
-            close_now(s);
+            session_close(s);
             return 1;
         }
         return n > 0;
     }
     struct buf *b = take_buf(s, &s->cin);
     if (!b) {
-        close_now(s);
+        session_close(s);
         return 1;
     }
     if (buf_room(b) == 0) {
@@ -310,10 +232,8 @@ static int client_read(struct session *s)
 
 /* ---- request -------------------------------------------------------------------- */
 
-static int move_to_current_generation(struct session *s);
-
 /* Forgets the body bytes already sent up (no retry will need them). */
-static void release_sent_body(struct session *s)
+void session_release_sent_body(struct session *s)
 {
     struct buf *b = s->cin;
     if (!b || b->start >= s->cin_sent) return;
@@ -383,7 +303,7 @@ static int request_head(struct session *s)
             if (b) drop_buf(s, &s->cin); /* idle connections hold no buffer */
             s->cin_parsed = 0;
             if (s->c_eof) {
-                close_now(s);
+                session_close(s);
                 return 1;
             }
             return 0;
@@ -393,7 +313,7 @@ static int request_head(struct session *s)
         /* a reload happened while this connection was idle: this request
          * already belongs to the new configuration */
         if (s->x.gen != px_of(s)->gen) {
-            if (!move_to_current_generation(s)) s->listener_gone = 1;
+            if (!session_move_generation(s)) s->listener_gone = 1;
             c = cfg(s); /* the old configuration may be gone */
         }
         s->client_started = 0; /* a new exchange: nothing of its answer was sent yet */
@@ -413,7 +333,7 @@ static int request_head(struct session *s)
     };
     struct h1_refusal r;
     if (h1_request_size_check(p, len, head_len, s->c_eof, &lim, &r)) {
-        respond_error(s, r.status, r.msg);
+        session_respond_error(s, r.status, r.msg);
         return 1;
     }
     if (!head_len) return 0;
@@ -428,7 +348,7 @@ static int request_head(struct session *s)
     s->keep_alive = 0; /* until the head is known good */
     if (err) {
         log_debug("client %s: malformed request: %s", s->x.client_ip, why ? why : "?");
-        respond_error(s, 400, "Bad request: malformed request head");
+        session_respond_error(s, 400, "Bad request: malformed request head");
         return 1;
     }
     log_begin(s, h);
@@ -436,18 +356,18 @@ static int request_head(struct session *s)
         if (r.status == 413)
             log_debug("client %s: Content-Length %llu over the limit of %llu bytes", s->x.client_ip,
                       (unsigned long long)h->content_length, (unsigned long long)c->max_body_size);
-        respond_error(s, r.status, r.msg);
+        session_respond_error(s, r.status, r.msg);
         return 1;
     }
     s->http10 = h->minor == 0;
     s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
     int e = exchange_begin(&s->x, route(s, h), h);
     if (e == -ENOMEM) {
-        close_now(s);
+        session_close(s);
         return 1;
     }
     if (e < 0) {
-        respond_error(s, 431, "Request header fields too large");
+        session_respond_error(s, 431, "Request header fields too large");
         return 1;
     }
     b->start += (uint32_t)head_len;
@@ -481,14 +401,15 @@ static int request_body(struct session *s)
                       s->x.client_ip, (unsigned long long)cfg(s)->max_body_size);
             s->keep_alive = 0;
             exchange_abandon(&s->x);
-            respond_error(s, 413, "Payload too large: the request body is larger than the limit");
+            session_respond_error(s, 413,
+                                  "Payload too large: the request body is larger than the limit");
             return 1;
         }
         if (n < 0) {
             log_debug("client %s: malformed chunked request body", s->x.client_ip);
             s->keep_alive = 0;
             exchange_abandon(&s->x);
-            respond_error(s, 400, "Bad request: malformed request body framing");
+            session_respond_error(s, 400, "Bad request: malformed request body framing");
             return 1;
         }
         s->cin_parsed += (uint16_t)n;
@@ -497,7 +418,7 @@ static int request_body(struct session *s)
     }
     if (s->c_eof) {
         /* the client went away in the middle of its body: nothing to answer */
-        close_now(s);
+        session_close(s);
         return 1;
     }
     return 0;
@@ -519,297 +440,14 @@ static int request_step(struct session *s)
     }
 }
 
-/* ---- what the exchange asks of the client side -------------------------------------- */
-
-static int x_body_ready(struct exchange *x, struct iovec *iov)
-{
-    struct session *s = session_of(x);
-    struct buf *b = s->cin;
-    if (!b || s->rq == RQ_IDLE || s->rq == RQ_HEAD || s->cin_sent >= s->cin_parsed) return 0;
-    *iov = (struct iovec){b->data + s->cin_sent, s->cin_parsed - s->cin_sent};
-    return 1;
-}
-
-static void x_body_sent(struct exchange *x, size_t n)
-{
-    struct session *s = session_of(x);
-    /* room for more of the body: the client's clock starts again from here */
-    if (s->rq == RQ_BODY) s->body_at = x->up_at;
-    if (!n) return;
-    s->cin_sent += (uint16_t)n;
-    if (!x->req_head) release_sent_body(s); /* no retry possible: nothing to keep */
-}
-
-static void x_body_rewind(struct exchange *x)
-{
-    struct session *s = session_of(x);
-    if (s->cin) s->cin_sent = (uint16_t)s->cin->start;
-}
-
-static void x_body_release(struct exchange *x)
-{
-    release_sent_body(session_of(x));
-}
-
-static int x_request_done(const struct exchange *x)
-{
-    return session_of(x)->rq == RQ_DONE;
-}
-
-/* Appends the rewritten response head h to res_out. */
-static int append_out(struct session *s, const struct h1_head *h,
-                      const struct h1_response_rewrite *rw)
-{
-    struct buf *o = take_buf(s, &s->res_out);
-    if (!o) return -1;
-    buf_compact(o);
-    long n = h1_write_response(h, rw, o->data + o->end, buf_room(o));
-    if (n < 0) return -1;
-    o->end += (uint32_t)n;
-    return 0;
-}
-
-static int x_response_head(struct exchange *x, const struct h1_head *h,
-                           const struct h1_response_plan *p)
-{
-    struct session *s = session_of(x);
-    struct proxy_worker *px = px_of(s);
-    if (p->kind == H1_RES_UPGRADE) {
-        struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_UPGRADE};
-        if (append_out(s, h, &rw) < 0) return -1;
-        /* what follows the request head (if anything) is tunnel data */
-        if (s->cin) s->cin_parsed = (uint16_t)s->cin->end;
-        s->tun =
-            (struct tunnel){.a_eof = s->c_eof, .b_eof = x->up_eof, .b_failed = x->req_abandoned};
-        s->rq = RQ_DONE;
-        reqlog_status(s->logrec, 101);
-        s->keep_alive = 0;
-        s->client_started = 1;
-        arm(s, cfg(s)->tunnel_idle_ms);
-        return 0;
-    }
-    if (p->kind == H1_RES_INTERIM) {
-        /* RFC 9110 15.2: interim responses go on, except to HTTP/1.0 clients */
-        if (!s->http10) {
-            struct h1_response_rewrite rw = {.dechunk = 0, .conn = H1_CONN_NONE};
-            if (append_out(s, h, &rw) < 0) return -1;
-        }
-        /* (100 Continue) the client may send its body from now on */
-        s->expect_wait = 0;
-        s->body_at = px->loop->now;
-        return 0;
-    }
-    struct h1_client_plan cp;
-    int must_close = px->draining /* shutting down: say so in this response */
-                     || x->upgrade_req || x->req_abandoned || s->rq != RQ_DONE;
-    h1_plan_client(h, p, s->http10, s->keep_alive, must_close, &cp);
-    s->keep_alive = cp.keep_alive;
-    x->dechunk = cp.dechunk;
-    struct h1_response_rewrite rw = {.dechunk = cp.dechunk, .conn = cp.conn};
-    char extra[256]; /* a balancer's header line (sticky: its Set-Cookie) */
-    rw.extra_len = exchange_extra_header(x, extra, sizeof(extra));
-    rw.extra = rw.extra_len ? extra : NULL;
-    if (append_out(s, h, &rw) < 0) return -1;
-    reqlog_status(s->logrec, h->status);
-    return 0;
-}
-
-static void x_respond(struct exchange *x, int status, const char *msg)
-{
-    respond_error(session_of(x), status, msg);
-}
-
-static void x_abort(struct exchange *x)
-{
-    close_now(session_of(x));
-}
-
-static void x_wake(struct exchange *x)
-{
-    struct session *s = session_of(x);
-    if (!s->closed) session_progress(s);
-}
-
-static const struct exchange_ops h1_exchange_ops = {
-    .body_ready = x_body_ready,
-    .body_sent = x_body_sent,
-    .body_rewind = x_body_rewind,
-    .body_release = x_body_release,
-    .request_done = x_request_done,
-    .response_head = x_response_head,
-    .respond = x_respond,
-    .abort = x_abort,
-    .wake = x_wake,
-};
-
-/* ---- writing to the client ------------------------------------------------------- */
-
-static int client_write(struct session *s)
-{
-    if (!s->c.writable || s->lingering) return 0;
-    struct iovec iov[2];
-    int n = 0;
-    struct buf *o = s->res_out;
-    if (o && o->start < o->end) iov[n++] = (struct iovec){o->data + o->start, o->end - o->start};
-    struct buf *b = s->x.uin;
-    uint32_t body_end = 0;
-    if (b) {
-        if (s->x.rs == RS_BODY || s->x.rs == RS_DONE) body_end = s->x.uin_parsed;
-        if (b->start < body_end) iov[n++] = (struct iovec){b->data + b->start, body_end - b->start};
-    }
-    if (n == 0) return 0;
-    ssize_t w = conn_writev(&s->c, iov, n);
-    if (w < 0) {
-        if (w == -EAGAIN) return 0;
-        if (w == -EINTR) return 1;
-        close_now(s); /* the client is gone */
-        return 1;
-    }
-    size_t left = (size_t)w;
-    if (o && o->start < o->end) {
-        size_t k = left < o->end - o->start ? left : o->end - o->start;
-        o->start += (uint32_t)k;
-        left -= k;
-        if (o->start == o->end) drop_buf(s, &s->res_out);
-    }
-    if (left) {
-        b->start += (uint32_t)left;
-        reqlog_bytes(s->logrec, left);
-        s->client_started = 1;
-        if (b->start == b->end) {
-            b->start = b->end = 0;
-            s->x.uin_parsed = 0;
-        }
-    }
-    if (s->x.rs == RS_LOCAL || s->x.rs == RS_BODY || s->x.rs == RS_DONE) s->client_started = 1;
-    return 1;
-}
-
-/* ---- after a 101: a tunnel ----------------------------------------------------------- */
-
-static int tunnel_progress(struct session *s)
-{
-    struct exchange *x = &s->x;
-    const struct tunnel_io io = {
-        .a = &s->c,
-        .b = &x->up->conn,
-        .ab = &s->cin,
-        .ba = &x->uin,
-        .ba_head = &s->res_out,
-        .bufs = &px_of(s)->bufs,
-    };
-    int read_any = 0;
-    uint64_t to_a = 0;
-    int r = tunnel_step(&s->tun, &io, &read_any, &to_a);
-    if (r < 0 || tunnel_done(&s->tun, &io)) {
-        reqlog_bytes(s->logrec, to_a);
-        close_now(s);
-        return 1;
-    }
-    if (read_any) s->deadline = px_of(s)->loop->now + cfg(s)->tunnel_idle_ms;
-    reqlog_bytes(s->logrec, to_a);
-    return r;
-}
-
-/* ---- end of an exchange ------------------------------------------------------------- */
-
-static int flushed(const struct session *s)
-{
-    if (s->res_out && s->res_out->start < s->res_out->end) return 0;
-    return !s->x.uin || s->x.uin->start >= s->x.uin_parsed;
-}
-
-/* Between two requests: from now on, the configuration in force. Returns 0
- * when the session's listener is not part of it any more. */
-static int move_to_current_generation(struct session *s)
-{
-    struct generation *old = s->x.gen, *g = px_of(s)->gen;
-    const struct sock_addr *a = &old->cfg->listeners[s->listener].addr;
-    int found = -1;
-    for (uint32_t i = 0; i < g->cfg->nlisteners && found < 0; i++) {
-        const struct sock_addr *b = &g->cfg->listeners[i].addr;
-        if (a->len == b->len && !memcmp(&a->sa, &b->sa, a->len)) found = (int)i;
-    }
-    if (found < 0) return 0;
-    gen_acquire(g);
-    s->x.gen = g;
-    s->listener = (uint16_t)found;
-    s->x.pool = &g->pools[g->cfg->listeners[found].pool];
-    gen_release(old);
-    return 1;
-}
-
-static void next_request(struct session *s)
-{
-    /* whatever is left of the request just answered (a body usher answered
-     * without sending on, say) is not the next request */
-    if (s->cin && s->cin->start < s->cin_parsed) {
-        s->cin->start = s->cin_parsed;
-        s->cin_sent = s->cin_parsed;
-        if (s->cin->start == s->cin->end) s->cin->start = s->cin->end = 0;
-    }
-    s->rq = RQ_IDLE;
-    s->x.rs = RS_NONE;
-    s->x.be = NULL;
-    s->cin_scan = 0;
-    drop_buf(s, &s->x.req_head);
-    drop_buf(s, &s->x.uin);
-    drop_buf(s, &s->res_out);
-    if (s->cin && buf_len(s->cin) == 0) {
-        drop_buf(s, &s->cin);
-        s->cin_parsed = 0;
-    }
-    if (s->x.gen != px_of(s)->gen && !move_to_current_generation(s)) {
-        linger_close(s, 1); /* its listener is gone with the reload */
-        return;
-    }
-    arm(s, cfg(s)->client_idle_ms);
-    if (px_of(s)->draining && !s->cin) linger_close(s, 1); /* shutting down: no next request */
-}
-
-static int exchange_end(struct session *s)
-{
-    struct exchange *x = &s->x;
-    if (s->lingering) return 0;
-    if (x->rs == RS_LOCAL) {
-        if (!flushed(s)) return 0;
-        log_end(s);
-        if (s->keep_alive && s->rq == RQ_DONE)
-            next_request(s);
-        else
-            linger_close(s, 1); /* an error: the client may still be sending */
-        return 1;
-    }
-    if (x->rs != RS_DONE || !flushed(s)) return 0;
-    if (x->truncated) {
-        /* the client must see the response cut short: close without an end */
-        close_now(s);
-        return 1;
-    }
-    if (s->rq != RQ_DONE) {
-        /* the backend answered before the request body ended: that body will
-         * not be read by anyone, so neither connection can carry another request */
-        linger_close(s, 1);
-        return 1;
-    }
-    log_end(s);
-    exchange_finish(x);
-    if (!s->keep_alive) {
-        linger_close(s, 0);
-        return 1;
-    }
-    next_request(s);
-    return 1;
-}
-
 /* ---- driving ------------------------------------------------------------------------ */
 
-static void session_progress(struct session *s)
+void session_progress(struct session *s)
 {
     for (int round = 0; round < MAX_ROUNDS; round++) {
         int p;
         if (s->x.rs == RS_TUNNEL) {
-            p = tunnel_progress(s);
+            p = session_tunnel_progress(s);
             if (s->closed || !p) return;
             continue;
         }
@@ -821,9 +459,9 @@ static void session_progress(struct session *s)
         if (s->closed) return;
         p |= h1_backend_response(&s->x);
         if (s->closed) return;
-        p |= client_write(s);
+        p |= session_client_write(s);
         if (s->closed) return;
-        p |= exchange_end(s);
+        p |= session_exchange_end(s);
         if (s->closed) return;
         if (!p) {
             watch_exchange(s);
@@ -857,17 +495,17 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
         log_debug("client %s: no request body byte within %u ms", s->x.client_ip,
                   cfg(s)->client_body_ms);
         exchange_abandon(&s->x);
-        respond_error(s, 408, "Request timeout: the request body stopped arriving");
+        session_respond_error(s, 408, "Request timeout: the request body stopped arriving");
     } else if (s->lingering || rs == RS_TUNNEL || rs == RS_BODY || rs == RS_LOCAL ||
                (s->rq == RQ_IDLE && rs == RS_NONE)) {
-        close_now(s);
+        session_close(s);
         return;
     } else if (s->rq == RQ_HEAD && rs == RS_NONE) {
-        respond_error(s, 408, "Request timeout: the request head did not arrive in time");
+        session_respond_error(s, 408, "Request timeout: the request head did not arrive in time");
     } else if (rs == RS_CONNECTING || rs == RS_HEAD) {
         exchange_timeout(&s->x);
     } else {
-        close_now(s);
+        session_close(s);
         return;
     }
     if (!s->closed) session_progress(s);
@@ -922,14 +560,15 @@ void proxy_close_idle(struct proxy_worker *px)
         struct session *next = s->next;
         /* a FIN, not a reset: a request the client sends at this very moment
          * is read and dropped, and the client sees a clean close it may retry */
-        if (s->rq == RQ_IDLE && s->x.rs == RS_NONE && !s->cin && !s->lingering) linger_close(s, 1);
+        if (s->rq == RQ_IDLE && s->x.rs == RS_NONE && !s->cin && !s->lingering)
+            session_linger(s, 1);
         s = next;
     }
 }
 
 void proxy_close_all(struct proxy_worker *px)
 {
-    while (px->sessions) close_now(px->sessions);
+    while (px->sessions) session_close(px->sessions);
 }
 
 void proxy_free_cache(struct proxy_worker *px)

@@ -54,7 +54,8 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c | $(DEPS_OK)
 $(BUILD)/usher: $(BUILD)/src/main.o $(LIB_OBJ) $(LLHTTP_OBJ)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/demo-backend: $(BUILD)/tools/demo-backend.o $(LLHTTP_OBJ)
+DEMO_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/demo-backend/*.c))
+$(BUILD)/demo-backend: $(DEMO_OBJ) $(LLHTTP_OBJ)
 	$(CC) $(LDFLAGS) $^ -o $@
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ) $(LLHTTP_OBJ)
@@ -86,10 +87,10 @@ bench: all
 	../shared/bench/peers.sh -b $(BUILD)/usher
 
 format:
-	clang-format -i $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tests/unit/*.c tests/unit/*.h)
+	clang-format -i $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tools/demo-backend/*.c tools/demo-backend/*.h tests/unit/*.c tests/unit/*.h)
 
 format-check:
-	clang-format --dry-run -Werror $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tests/unit/*.c tests/unit/*.h)
+	clang-format --dry-run -Werror $(wildcard src/*.c src/*/*.c src/*/*.h tools/*.c tools/demo-backend/*.c tools/demo-backend/*.h tests/unit/*.c tests/unit/*.h)
 
 clean:
 	rm -rf build

@@ -34,7 +34,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit integration valgrind bench clean format format-check deps
+.PHONY: all run test unit integration valgrind bench clean format format-check deps layers
 all: $(BUILD)/usher $(BUILD)/demo-backend
 
 $(DEPS_OK): scripts/deps.sh
@@ -47,9 +47,11 @@ $(BUILD)/%.o: %.c | $(DEPS_OK)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # llhttp is third-party generated C: compiled as is, without our warning set.
-$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c | $(DEPS_OK)
+# Its sources come from a package that scripts/deps.sh may still have to
+# install, so they are not prerequisites make would look for first.
+$(LLHTTP_OBJ): $(BUILD)/llhttp/%.o: | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(OPT) -g -w -I$(LLHTTP_INC) $(SANFLAGS) -c $< -o $@
+	$(CC) -std=gnu11 $(OPT) -g -w -I$(LLHTTP_INC) $(SANFLAGS) -c $(LLHTTP_SRC)/$*.c -o $@
 
 $(BUILD)/usher: $(BUILD)/src/main.o $(LIB_OBJ) $(LLHTTP_OBJ)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -73,6 +75,10 @@ integration: all
 	  $(PYTEST) -q tests/integration
 
 test: unit integration
+
+# Which src/ folder calls which (from the object files); fails on a cycle.
+layers: all
+	/usr/bin/python3 scripts/layers.py $(BUILD)
 
 # The integration tests with usher under valgrind; one log per usher process.
 valgrind: all

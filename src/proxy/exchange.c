@@ -60,14 +60,14 @@ void exchange_abandon(struct exchange *x)
     exchange_release(x, 0);
 }
 
-void exchange_backend_failed(struct exchange *x, const char *why)
-{
-    health_passive_failure(x->pool, x->be, why, x->pool->cfg->max_fails);
-}
-
 static void backend_failed_at(struct exchange *x, struct backend *be, const char *why)
 {
     health_passive_failure(x->pool, be, why, x->pool->cfg->max_fails);
+}
+
+void exchange_backend_failed(struct exchange *x, const char *why)
+{
+    backend_failed_at(x, x->be, why);
 }
 
 size_t exchange_extra_header(const struct exchange *x, char *out, size_t cap)

@@ -51,8 +51,6 @@ struct exchange_ops {
     void (*body_rewind)(struct exchange *x);
     /* A response has begun: nothing will be sent again; forget what was sent. */
     void (*body_release)(struct exchange *x);
-    /* Whether the whole request was received. */
-    int (*request_done)(const struct exchange *x);
     /* A response head arrived, planned as p (interim, upgrade or final; for
      * a final one the client side sets x->dechunk if it wants the body
      * de-chunked). Returns 0, or -1 when it cannot be passed on (too large). */

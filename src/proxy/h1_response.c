@@ -42,11 +42,6 @@ static void x_body_release(struct exchange *x)
     session_release_sent_body(session_of(x));
 }
 
-static int x_request_done(const struct exchange *x)
-{
-    return session_of(x)->rq == RQ_DONE;
-}
-
 /* Appends the rewritten response head h to res_out. */
 static int append_out(struct session *s, const struct h1_head *h,
                       const struct h1_response_rewrite *rw)
@@ -126,7 +121,6 @@ const struct exchange_ops h1_exchange_ops = {
     .body_sent = x_body_sent,
     .body_rewind = x_body_rewind,
     .body_release = x_body_release,
-    .request_done = x_request_done,
     .response_head = x_response_head,
     .respond = x_respond,
     .abort = x_abort,

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""instr_per_req.py: instructions usher executes per request, by callgrind.
+
+Instruction counts do not depend on what else the machine is doing, so two
+builds can be compared to the percent on a shared, noisy VM where req/s and
+even CPU time move by 10 % from run to run.
+
+How, for each usher binary given: two build/demo-backend processes, usher
+(one worker thread, round robin, default TCP health checks) under
+`valgrind --tool=callgrind`, then a client in this script that sends
+--requests GETs in the given mode and checks every answer is a 200:
+  keepalive  one connection per client, requests back to back
+  close      "Connection: close": a new connection per request
+Run once with 0 requests and once with N; the difference divided by N is
+the cost of one request (start-up and shut-down cancel out; health checks
+are few and count alike in both runs).
+
+    /usr/bin/python3 bench/instr_per_req.py [--requests N] [--mode keepalive|close]
+        BIN [BIN ...]
+"""
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            sys.exit(f"process exited early: {proc.args}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"port {port} never opened")
+
+
+def read_response(sock, buf):
+    """Reads one response with Content-Length; returns (status, rest of buf)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed before a response head")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    n = int(m.group(1)) if m else 0
+    while len(rest) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed inside a body")
+        rest += chunk
+    return status, rest[n:]
+
+
+def drive(port, n, mode):
+    bad = 0
+    if mode == "keepalive":
+        s = socket.create_connection(("127.0.0.1", port))
+        buf = b""
+        for _ in range(n):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, buf = read_response(s, buf)
+            bad += status != 200
+        s.close()
+    else:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, _ = read_response(s, b"")
+            bad += status != 200
+            s.close()
+    if bad:
+        sys.exit(f"{bad} of {n} answers were not 200")
+
+
+def total_instructions(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    sys.exit(f"no totals in {path}")
+
+
+def measure(binary, demo, n, mode, work):
+    procs = []
+    try:
+        bports = [free_port(), free_port()]
+        for i, p in enumerate(bports):
+            procs.append(subprocess.Popen([demo, "--port", str(p), "--name", f"backend{i + 1}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_port(p, procs[-1])
+        port = free_port()
+        out = os.path.join(work, f"cg.{os.getpid()}.{time.monotonic_ns()}")
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary,
+                "--listen", f"127.0.0.1:{port}", "--threads", "1"]
+        for p in bports:
+            argv += ["--backend", f"http://127.0.0.1:{p}"]
+        u = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(u)
+        wait_port(port, u)
+        drive(port, 200, "keepalive")  # warm-up: free lists and buffers filled
+        drive(port, n, mode)
+        u.send_signal(signal.SIGTERM)
+        u.wait(timeout=120)
+        return total_instructions(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--mode", choices=["keepalive", "close"], default="keepalive")
+    ap.add_argument("--demo", default=os.path.join(ROOT, "build", "demo-backend"))
+    ap.add_argument("binaries", nargs="+")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        for b in a.binaries:
+            base = measure(b, a.demo, 0, a.mode, work)
+            full = measure(b, a.demo, a.requests, a.mode, work)
+            print(f"{b}: {a.mode}: {(full - base) / a.requests:.0f} instructions per request "
+                  f"({a.requests} requests; {base} at start and stop)")
+
+
+if __name__ == "__main__":
+    main()

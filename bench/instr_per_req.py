@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""instr_per_req.py: instructions usher executes per request, by callgrind.
+"""instr_per_req.py: instructions (callgrind) or heap allocations (memcheck)
+usher makes per request.
 
 Instruction counts do not depend on what else the machine is doing, so two
 builds can be compared to the percent on a shared, noisy VM where req/s and
@@ -15,8 +16,12 @@ Run once with 0 requests and once with N; the difference divided by N is
 the cost of one request (start-up and shut-down cancel out; health checks
 are few and count alike in both runs).
 
+With --allocs the same runs go under memcheck and the figure is heap
+allocations per request, from valgrind's "total heap usage" line: 0 means no
+request allocates in steady state.
+
     /usr/bin/python3 bench/instr_per_req.py [--requests N] [--mode keepalive|close]
-        BIN [BIN ...]
+        [--allocs] BIN [BIN ...]
 """
 
 import argparse
@@ -99,7 +104,16 @@ def total_instructions(path):
     sys.exit(f"no totals in {path}")
 
 
-def measure(binary, demo, n, mode, work):
+def total_allocs(path):
+    with open(path) as f:
+        for line in f:
+            m = re.search(r"total heap usage: ([\d,]+) allocs", line)
+            if m:
+                return int(m.group(1).replace(",", ""))
+    sys.exit(f"no heap summary in {path}")
+
+
+def measure(binary, demo, n, mode, work, allocs=False):
     procs = []
     try:
         bports = [free_port(), free_port()]
@@ -109,8 +123,9 @@ def measure(binary, demo, n, mode, work):
             wait_port(p, procs[-1])
         port = free_port()
         out = os.path.join(work, f"cg.{os.getpid()}.{time.monotonic_ns()}")
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary,
-                "--listen", f"127.0.0.1:{port}", "--threads", "1"]
+        tool = (["--tool=memcheck", f"--log-file={out}"] if allocs else
+                ["--tool=callgrind", f"--callgrind-out-file={out}"])
+        argv = ["valgrind"] + tool + [binary, "--listen", f"127.0.0.1:{port}", "--threads", "1"]
         for p in bports:
             argv += ["--backend", f"http://127.0.0.1:{p}"]
         u = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -120,7 +135,7 @@ def measure(binary, demo, n, mode, work):
         drive(port, n, mode)
         u.send_signal(signal.SIGTERM)
         u.wait(timeout=120)
-        return total_instructions(out)
+        return total_allocs(out) if allocs else total_instructions(out)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -133,14 +148,17 @@ def main():
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--mode", choices=["keepalive", "close"], default="keepalive")
     ap.add_argument("--demo", default=os.path.join(ROOT, "build", "demo-backend"))
+    ap.add_argument("--allocs", action="store_true", help="count heap allocations (memcheck)")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         for b in a.binaries:
-            base = measure(b, a.demo, 0, a.mode, work)
-            full = measure(b, a.demo, a.requests, a.mode, work)
-            print(f"{b}: {a.mode}: {(full - base) / a.requests:.0f} instructions per request "
-                  f"({a.requests} requests; {base} at start and stop)")
+            base = measure(b, a.demo, 0, a.mode, work, a.allocs)
+            full = measure(b, a.demo, a.requests, a.mode, work, a.allocs)
+            what = "heap allocations" if a.allocs else "instructions"
+            per = (full - base) / a.requests
+            print(f"{b}: {a.mode}: {per:.{3 if a.allocs else 0}f} {what} per request "
+                  f"({a.requests} requests: {full}; none: {base})")
 
 
 if __name__ == "__main__":

@@ -352,7 +352,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             up_fd[k] = -1;
         }
     for (int round = 0; round < 64 && w.px.nsessions; round++) loop_run_once(&w.loop, 1);
-    FZ_CHECK("session-close", w.px.nsessions == 0, "the session did not end after both sides closed");
+    FZ_CHECK("session-close", w.px.nsessions == 0,
+             "the session did not end after both sides closed");
     upconn_close_all_idle(&w.px.ups);
     loop_run_once(&w.loop, 0);
     free(client);

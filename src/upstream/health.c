@@ -5,17 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "balance/balance.h"
 #include "core/log.h"
 #include "core/sock.h"
+#include "net/conn.h"
 
 enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_READING };
 
 struct check {
-    struct loop_io io;
+    struct conn conn;        /* the check's connection, through the transport like any backend's */
     struct loop_timer timer; /* next check while idle; timeout while running */
     struct health *h;
     struct backend *be;
@@ -94,7 +94,7 @@ static void check_done(struct check *c, int ok, const char *why)
 {
     struct health *h = c->h;
     const struct pool_conf *cfg = h->cfg;
-    if (c->io.fd >= 0) loop_close(h->loop, &c->io);
+    if (c->conn.io.fd >= 0) conn_close(&c->conn);
     loop_timer_stop(h->loop, &c->timer);
     int state = backend_state(c->be);
     if (state == BACKEND_DOWN && !c->seen_down) c->ok_streak = 0; /* taken down passively */
@@ -140,7 +140,8 @@ static void check_send(struct check *c)
                      "Connection: close\r\n\r\n",
                      cfg->health_path, c->be->conf->authority);
     /* a fresh socket has far more room than one small request */
-    if (n < 0 || write(c->io.fd, req, (size_t)n) != n) {
+    struct iovec iov = {req, (size_t)(n < 0 ? 0 : n)};
+    if (n < 0 || conn_writev(&c->conn, &iov, 1) != n) {
         check_done(c, 0, "could not send the check request");
         return;
     }
@@ -152,17 +153,18 @@ static void check_read(struct check *c)
 {
     for (;;) {
         if (c->got >= sizeof(c->resp) - 1) break;
-        ssize_t n = read(c->io.fd, c->resp + c->got, sizeof(c->resp) - 1 - c->got);
+        if (!c->conn.readable) {                        /* nothing more until the next event */
+            if (!memchr(c->resp, '\n', c->got)) return; /* wait for the status line */
+            break;
+        }
+        ssize_t n = conn_read(&c->conn, c->resp + c->got, sizeof(c->resp) - 1 - c->got);
         if (n > 0) {
             c->got += (uint32_t)n;
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
-            if (!memchr(c->resp, '\n', c->got)) return; /* wait for the status line */
-            break;
-        }
+        if (n == -EAGAIN || n == -EINTR) continue;
         if (n < 0) {
-            check_done(c, 0, strerror(errno));
+            check_done(c, 0, strerror((int)-n));
             return;
         }
         break; /* EOF */
@@ -182,16 +184,15 @@ static void check_read(struct check *c)
 
 static void on_check_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-    struct check *c = (struct check *)((char *)io - offsetof(struct check, io));
+    struct check *c = (struct check *)((char *)io - offsetof(struct check, conn));
+    conn_events(&c->conn, events);
     if (c->phase == CHECK_CONNECTING) {
-        int err = sock_error(io->fd);
+        int err = conn_connect_result(&c->conn);
         if (err) {
             check_done(c, 0, strerror(-err));
             return;
         }
         check_send(c);
-        if (c->phase != CHECK_READING) return;
-        loop_mod(loop, io, EPOLLIN | EPOLLRDHUP);
         return;
     }
     if (c->phase == CHECK_READING) check_read(c);
@@ -209,8 +210,8 @@ static void on_check_timer(struct loop *loop, struct loop_timer *t)
         check_done(c, 0, strerror(-fd));
         return;
     }
-    c->io.fd = fd;
-    if (loop_add(loop, &c->io, EPOLLOUT) < 0) {
+    if (conn_open(&c->conn, loop, fd, &conn_plain, on_check_io, 1) < 0) {
+        close(fd);
         check_done(c, 0, "cannot watch the socket");
         return;
     }
@@ -232,8 +233,7 @@ struct health *health_start(struct loop *loop, struct pool *p)
         struct check *c = &h->checks[i];
         c->h = h;
         c->be = &p->backends[i];
-        c->io.fd = -1;
-        c->io.cb = on_check_io;
+        c->conn.io.fd = -1;
         c->timer.cb = on_check_timer;
         /* the first round is spread over a quarter interval: early, not all at once */
         check_schedule(c, (uint32_t)rand_r(&h->seed) % (cfg->health_interval_ms / 4 + 1));
@@ -246,7 +246,7 @@ void health_stop(struct health *h)
     if (!h) return;
     for (uint32_t i = 0; i < h->pool->n; i++) {
         struct check *c = &h->checks[i];
-        if (c->io.fd >= 0) loop_close(h->loop, &c->io);
+        if (c->conn.io.fd >= 0) conn_close(&c->conn);
         loop_timer_stop(h->loop, &c->timer);
     }
     free(h);

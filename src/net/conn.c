@@ -96,7 +96,6 @@ static int plain_shutdown(struct conn *c)
 }
 
 const struct conn_ops conn_plain = {
-    .name = "plain",
     .read = plain_read,
     .writev = plain_writev,
     .shutdown = plain_shutdown,

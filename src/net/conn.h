@@ -25,7 +25,6 @@
 struct conn;
 
 struct conn_ops {
-    const char *name;
     /* Reads at most len bytes: returns > 0, 0 at the peer's end, or -errno
      * (-EAGAIN: nothing now). Clears c->readable when nothing more can be
      * read until the next readiness event. */

@@ -2,6 +2,7 @@
 #include "proxy/h1_backend.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 #include "core/log.h"
 #include "proxy/proxy.h"
@@ -140,9 +141,9 @@ static int response_head(struct exchange *x)
     struct h1_response_plan plan;
     h1_plan_response(h, p, head_len, err, why, x->is_head, x->upgrade_req, &plan);
     if (plan.kind == H1_RES_INVALID && plan.backend_fault) {
-        log_warn("backend %s: invalid response head (%s)", x->be->conf->url, plan.why);
-        exchange_backend_failed(x, "invalid response");
-        x->ops->respond(x, 502, "Bad gateway: invalid response from the backend");
+        char what[160];
+        snprintf(what, sizeof(what), "invalid response head (%s)", plan.why);
+        invalid_response(x, what);
         return 1;
     }
     /* a response has begun: no retry from here on */

@@ -151,15 +151,19 @@ class RawHTTPConnection:
         if remaining <= 0:
             raise TimeoutError("response not complete before the deadline")
         self.sock.settimeout(min(self.timeout, remaining))
-        try:
-            data = self.sock.recv(1 << 16)
-        except ConnectionResetError:
-            data = b""
+        data = self._recv()
         if not data:
             self.eof = True
             return False
         self.buf += data
         return True
+
+    def _recv(self):
+        """One recv; a reset reads as the end of the stream (b"")."""
+        try:
+            return self.sock.recv(1 << 16)
+        except ConnectionResetError:
+            return b""
 
     def read_exact(self, n, deadline=None):
         deadline = deadline or time.monotonic() + RESPONSE_DEADLINE
@@ -343,13 +347,7 @@ class TracingConnection(RawHTTPConnection):
 
     ended = None
 
-    def _fill(self, deadline):
-        if self.eof:
-            return False
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("response not complete before the deadline")
-        self.sock.settimeout(min(self.timeout, remaining))
+    def _recv(self):
         try:
             data = self.sock.recv(1 << 16)
         except ConnectionResetError:
@@ -358,10 +356,7 @@ class TracingConnection(RawHTTPConnection):
             self.ended, data = "epipe", b""
         if not data:
             self.ended = self.ended or "eof"
-            self.eof = True
-            return False
-        self.buf += data
-        return True
+        return data
 
 
 def get_once(port, method, target, headers=None, body=None, host="usher.test"):

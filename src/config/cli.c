@@ -13,12 +13,76 @@
 void config_free(struct config *c)
 {
     for (uint32_t i = 0; i < c->npools; i++) free(c->pools[i].backends);
-    for (uint32_t i = 0; i < c->nlisteners; i++) free(c->listeners[i].routes);
+    for (uint32_t i = 0; i < c->nlisteners; i++) {
+        free(c->listeners[i].routes);
+        free(c->listeners[i].certs);
+    }
     free(c->pools);
     free(c->listeners);
     c->pools = NULL;
     c->listeners = NULL;
     c->npools = c->nlisteners = 0;
+}
+
+static void *dup_array(const void *a, size_t n, size_t size, int *failed)
+{
+    if (!a || !n) return NULL;
+    void *d = malloc(n * size);
+    if (!d)
+        *failed = 1;
+    else
+        memcpy(d, a, n * size);
+    return d;
+}
+
+int config_copy(struct config *dst, const struct config *src)
+{
+    int failed = 0;
+    *dst = *src;
+    dst->pools = dup_array(src->pools, src->npools, sizeof(*src->pools), &failed);
+    dst->listeners = dup_array(src->listeners, src->nlisteners, sizeof(*src->listeners), &failed);
+    if (failed) {
+        free(dst->pools);
+        free(dst->listeners);
+        memset(dst, 0, sizeof(*dst));
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < dst->npools; i++) {
+        struct pool_conf *p = &dst->pools[i];
+        p->backends = dup_array(p->backends, p->nbackends, sizeof(*p->backends), &failed);
+    }
+    for (uint32_t i = 0; i < dst->nlisteners; i++) {
+        struct listener_conf *l = &dst->listeners[i];
+        l->routes = dup_array(l->routes, l->nroutes, sizeof(*l->routes), &failed);
+        l->certs = dup_array(l->certs, l->ncerts, sizeof(*l->certs), &failed);
+    }
+    if (failed) {
+        config_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int config_parse_listen(const char *s, struct listener_conf *l, const char **why)
+{
+    const char *hp = s;
+    l->tls = 0;
+    if (!strncmp(s, "https://", 8)) {
+        hp = s + 8;
+        l->tls = 1;
+    } else if (!strncmp(s, "http://", 7)) {
+        hp = s + 7;
+    } else if (strstr(s, "://")) {
+        *why = "expected http:// or https:// before HOST:PORT";
+        return -EINVAL;
+    }
+    if (strlen(s) >= sizeof(l->bind)) {
+        *why = "too long";
+        return -EINVAL;
+    }
+    if (sock_parse_addr(hp, &l->addr, why) < 0) return -EINVAL;
+    snprintf(l->bind, sizeof(l->bind), "%s", s);
+    return 0;
 }
 
 int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap)
@@ -116,15 +180,50 @@ static void usage(FILE *f)
             "usage: usher [options]\n"
             "       usher -c FILE [-t] [--threads N]\n"
             "\n"
-            "usher is an HTTP/1.1 load balancer. In quick mode the command line says\n"
-            "everything: where to listen and which backends to spread requests over.\n"
+            "usher is an HTTP/1.1 and TLS load balancer. In quick mode the command line\n"
+            "says everything: where to listen and which backends to spread requests over.\n"
             "\n"
-            "  --listen HOST:PORT        address to accept clients on (default 0.0.0.0:8000);\n"
-            "                            HOST is numeric IPv4, [IPv6] or localhost\n"
+            "  --listen [https://]HOST:PORT\n"
+            "                            address to accept clients on (default 0.0.0.0:8000;\n"
+            "                            repeatable: plain and TLS side by side); HOST is\n"
+            "                            numeric IPv4, [IPv6] or localhost; https:// serves\n"
+            "                            TLS with the --cert certificates\n"
+            "  --cert FILE [--key FILE]  a certificate for the https:// listeners: a PEM\n"
+            "                            chain, with the key in it or in the --key FILE\n"
+            "                            that follows (repeatable: SNI picks by name; an\n"
+            "                            ECDSA and an RSA one may share names)\n"
+            "  --tls-min-version V       1.2 (default) or 1.3\n"
+            "  --tls-ciphers LIST        TLS 1.2 suites, OpenSSL syntax (default: ECDHE\n"
+            "                            with AES-GCM or ChaCha20; weak suites never pass)\n"
+            "  --tls-ciphersuites LIST   TLS 1.3 suites (default: all three AEAD ones)\n"
+            "  --tls-session-tickets B   true (default) or false\n"
+            "  --tls-session-cache N     TLS 1.2 sessions kept for resumption (20000; 0 off)\n"
+            "  --tls-ticket-rotation DUR a new ticket key this often; the previous one\n"
+            "                            still decrypts (default 1h, at least 1s)\n"
+            "  --client-ca FILE          ask TLS clients for a certificate from these CAs\n"
+            "  --client-verify MODE      required (default) or optional\n"
+            "  --client-verify-header H  pass the verification result to the backend in\n"
+            "                            header H (off by default; H sent by a client is\n"
+            "                            always removed)\n"
+            "  --client-subject-header H the same for the client certificate's subject\n"
+            "  --hsts-max-age SECONDS    TLS listeners send Strict-Transport-Security\n"
+            "                            (default 0: not sent)\n"
+            "  --hsts-include-subdomains B  add includeSubDomains (default false)\n"
+            "  --redirect-https B        plain listeners answer 308 to https://, same host\n"
+            "                            and target (default false)\n"
+            "  --https-port N            the port that redirect names (default 443)\n"
             "  --backend URL[,weight=N][,drain]\n"
-            "                            a backend, e.g. http://127.0.0.1:8001 (repeatable,\n"
-            "                            at least one); weight 1..1000 (default 1); drain:\n"
-            "                            it takes no new requests\n"
+            "                            a backend, e.g. http://127.0.0.1:8001 or\n"
+            "                            https://10.0.0.1 (repeatable, at least one);\n"
+            "                            weight 1..1000 (default 1); drain: it takes no\n"
+            "                            new requests\n"
+            "  --backend-tls-verify B    check https:// backends' certificates (default\n"
+            "                            true)\n"
+            "  --backend-tls-ca FILE     CAs for that check (default: the system store)\n"
+            "  --backend-tls-server-name NAME\n"
+            "                            SNI and the name checked (default: the URL's host)\n"
+            "  --backend-tls-cert FILE   a client certificate for the backends\n"
+            "  --backend-tls-key FILE    its key, unless it is in the certificate file\n"
             "  --balance NAME            how to pick a backend (default round-robin):\n"
             "                            %s\n"
             "  --hash-key KEY            maglev: what to hash: client_ip (default), uri,\n"
@@ -187,31 +286,41 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     *check_only = 0;
     /* quick mode: one listener, one pool */
     c->pools = calloc(1, sizeof(*c->pools));
-    c->listeners = calloc(1, sizeof(*c->listeners));
-    if (!c->pools || !c->listeners) return fail("out of memory%s%s", "", "");
-    c->npools = c->nlisteners = 1;
+    if (!c->pools) return fail("out of memory%s%s", "", "");
+    c->npools = 1;
     struct pool_conf *p = &c->pools[0];
-    struct listener_conf *l = &c->listeners[0];
     config_pool_defaults(p);
     snprintf(p->name, sizeof(p->name), "default");
-    const char *defwhy;
-    snprintf(l->bind, sizeof(l->bind), "0.0.0.0:8000");
-    sock_parse_addr(l->bind, &l->addr, &defwhy);
-    l->pool = 0;
+    /* what every --listen gets: the listener flags and the certificates */
+    struct listener_conf tmpl;
+    config_listener_defaults(&tmpl);
+    tmpl.pool = 0;
+    struct listener_conf *binds = NULL; /* the --listen addresses, in order */
+    uint32_t nbinds = 0;
     const char *file = NULL;
     int quick_flags = 0, threads_given = 0;
     const struct setting *only[8]; /* flags given that one algorithm only uses */
     size_t nonly = 0;
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        free(binds);                                                                               \
+        free(tmpl.certs);                                                                          \
+        return fail(__VA_ARGS__);                                                                  \
+    } while (0)
     for (int i = 1; i < argc; i++) {
         char *arg = argv[i];
         char name[64];
         const char *val = NULL;
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             usage(stdout);
+            free(binds);
+            free(tmpl.certs);
             return -1;
         }
         if (!strcmp(arg, "--version")) {
             printf("usher %s\n", USHER_VERSION);
+            free(binds);
+            free(tmpl.certs);
             return -1;
         }
         if (!strcmp(arg, "-t")) {
@@ -226,10 +335,11 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             snprintf(name, sizeof(name), "%s", arg);
         }
         const struct setting *set = settings_find_flag(name);
-        if (!set && strcmp(name, "-c") && strcmp(name, "--listen") && strcmp(name, "--backend"))
-            return fail("unknown option '%s'%s", arg, "");
+        if (!set && strcmp(name, "-c") && strcmp(name, "--listen") && strcmp(name, "--backend") &&
+            strcmp(name, "--cert") && strcmp(name, "--key"))
+            FAIL("unknown option '%s'%s", arg, "");
         if (!val) {
-            if (i + 1 >= argc) return fail("%s needs a value%s", name, "");
+            if (i + 1 >= argc) FAIL("%s needs a value%s", name, "");
             val = argv[++i];
         }
         if (strcmp(name, "-c") && strcmp(name, "--threads")) quick_flags = 1;
@@ -237,32 +347,95 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         if (set) {
             /* the table's check, as for the file's key; the message names the flag */
             char why[512];
-            if (settings_parse(set, val, set->scope == SETTING_TOP ? (void *)c : (void *)p, why,
-                               sizeof(why)) < 0)
-                return fail("%s: %s", name, why);
+            void *base = set->scope == SETTING_TOP        ? (void *)c
+                         : set->scope == SETTING_LISTENER ? (void *)&tmpl
+                                                          : (void *)p;
+            if (settings_parse(set, val, base, why, sizeof(why)) < 0) FAIL("%s: %s", name, why);
             if (set->only_balance && nonly < sizeof(only) / sizeof(only[0])) only[nonly++] = set;
             if (!strcmp(name, "--threads")) threads_given = 1;
         } else if (!strcmp(name, "-c")) {
             file = val;
         } else if (!strcmp(name, "--listen")) {
             const char *why;
-            if (sock_parse_addr(val, &l->addr, &why) < 0)
-                return fail("--listen '%s': %s", val, why);
-            snprintf(l->bind, sizeof(l->bind), "%s", val);
+            struct listener_conf *grown = realloc(binds, (nbinds + 1) * sizeof(*binds));
+            if (!grown) FAIL("out of memory%s%s", "", "");
+            binds = grown;
+            if (config_parse_listen(val, &binds[nbinds], &why) < 0)
+                FAIL("--listen '%s': %s", val, why);
+            for (uint32_t k = 0; k < nbinds; k++)
+                if (binds[k].addr.len == binds[nbinds].addr.len &&
+                    !memcmp(&binds[k].addr, &binds[nbinds].addr, binds[k].addr.len))
+                    FAIL("--listen '%s': the address is given twice%s", val, "");
+            nbinds++;
+        } else if (!strcmp(name, "--cert") || !strcmp(name, "--key")) {
+            int is_key = name[2] == 'k';
+            if (is_key && (!tmpl.ncerts || tmpl.certs[tmpl.ncerts - 1].key[0]))
+                FAIL("--key '%s' must follow the --cert it belongs to%s", val, "");
+            if (strlen(val) >= sizeof(tmpl.certs[0].cert) ||
+                (!is_key && tmpl.ncerts >= CONFIG_MAX_CERTS))
+                FAIL("%s '%s': too long, or too many certificates", name, val);
+            if (!is_key) {
+                struct cert_conf *grown =
+                    realloc(tmpl.certs, (tmpl.ncerts + 1) * sizeof(*tmpl.certs));
+                if (!grown) FAIL("out of memory%s%s", "", "");
+                tmpl.certs = grown;
+                memset(&tmpl.certs[tmpl.ncerts], 0, sizeof(*tmpl.certs));
+                snprintf(tmpl.certs[tmpl.ncerts++].cert, sizeof(tmpl.certs[0].cert), "%s", val);
+            } else {
+                snprintf(tmpl.certs[tmpl.ncerts - 1].key, sizeof(tmpl.certs[0].key), "%s", val);
+            }
         } else if (!strcmp(name, "--backend")) {
             char why[256];
-            if (p->nbackends >= CONFIG_MAX_BACKENDS) return fail("too many backends%s%s", "", "");
+            if (p->nbackends >= CONFIG_MAX_BACKENDS) FAIL("too many backends%s%s", "", "");
             struct backend_conf *grown =
                 realloc(p->backends, (p->nbackends + 1) * sizeof(*p->backends));
-            if (!grown) return fail("out of memory%s%s", "", "");
+            if (!grown) FAIL("out of memory%s%s", "", "");
             p->backends = grown;
             if (config_parse_backend(val, &p->backends[p->nbackends], why, sizeof(why)) < 0)
-                return fail("--backend '%s': %s", val, why);
+                FAIL("--backend '%s': %s", val, why);
             p->nbackends++;
         }
     }
+#undef FAIL
+    /* every --listen gets the listener flags and, when https://, the certificates */
+    int quick_err = 0, any_tls = 0;
+    if (!nbinds) {
+        const char *why;
+        binds = calloc(1, sizeof(*binds));
+        if (binds) config_parse_listen("0.0.0.0:8000", &binds[0], &why);
+        nbinds = binds ? 1 : 0;
+    }
+    c->listeners = calloc(nbinds ? nbinds : 1, sizeof(*c->listeners));
+    if (!c->listeners) quick_err = fail("out of memory%s%s", "", "");
+    for (uint32_t k = 0; c->listeners && k < nbinds; k++) {
+        struct listener_conf *l = &c->listeners[k];
+        *l = tmpl;
+        snprintf(l->bind, sizeof(l->bind), "%s", binds[k].bind);
+        l->addr = binds[k].addr;
+        l->tls = binds[k].tls;
+        l->certs = NULL;
+        l->ncerts = 0;
+        c->nlisteners++;
+        if (!l->tls) continue;
+        any_tls = 1;
+        l->certs = calloc(tmpl.ncerts ? tmpl.ncerts : 1, sizeof(*l->certs));
+        if (!l->certs) {
+            quick_err = fail("out of memory%s%s", "", "");
+            break;
+        }
+        if (tmpl.certs) memcpy(l->certs, tmpl.certs, tmpl.ncerts * sizeof(*l->certs));
+        l->ncerts = tmpl.ncerts;
+    }
+    free(binds);
+    free(tmpl.certs);
+    if (quick_err) return quick_err;
     if (file && quick_flags)
         return fail("-c %s cannot be mixed with quick-mode flags (only --threads)%s", file, "");
+    if (!file && any_tls && !tmpl.ncerts)
+        return fail("--listen https://... needs a certificate: add --cert FILE [--key FILE]%s%s",
+                    "", "");
+    if (!file && !any_tls && tmpl.ncerts)
+        return fail("--cert is given but no --listen https://HOST:PORT uses it%s%s", "", "");
     if (file) {
         uint32_t threads = c->threads;
         config_free(c);

@@ -17,6 +17,7 @@ struct backend_conf {
     struct sock_addr addr;
     uint32_t weight; /* 1..1000, default 1 */
     uint8_t drain;   /* 1: takes no new requests (in-flight ones finish) */
+    uint8_t tls;     /* https:// (the pool's tls settings say how) */
 };
 
 /* One pool: a set of backends and how to spread requests over them. */
@@ -39,6 +40,12 @@ struct pool_conf {
     uint32_t connect_ms;    /* backend connect */
     uint32_t response_ms;   /* backend idle while a response is awaited or streamed: 504 */
     uint32_t slow_start_ms; /* a backend back UP ramps to its full share over this; 0 = off */
+    /* TLS to the https:// backends of the pool */
+    uint8_t tls_verify;        /* check the backend's certificate (default true) */
+    char tls_ca[256];          /* CA file; "" = the system store */
+    char tls_server_name[256]; /* SNI and the name checked; "" = the URL's host */
+    char tls_cert[256];        /* client certificate (PEM chain, may hold the key); "" = none */
+    char tls_key[256];         /* its key; "" = in tls_cert */
 };
 
 /* A request whose Host (without port) and target match goes to pool; an
@@ -49,6 +56,18 @@ struct route_conf {
     int32_t pool; /* index in config.pools */
 };
 
+#define CONFIG_MAX_CERTS 64
+
+/* A certificate of a TLS listener. */
+struct cert_conf {
+    char cert[256]; /* PEM: the certificate, then its chain; may hold the key too */
+    char key[256];  /* PEM key; "" = it is in cert */
+    uint32_t line;  /* where it was given (0 on the command line) */
+};
+
+enum tls_client_verify { TLS_CLIENT_REQUIRED, TLS_CLIENT_OPTIONAL };
+enum tls_version { TLS_V12, TLS_V13 };
+
 struct listener_conf {
     char bind[80];
     struct sock_addr addr;
@@ -56,6 +75,26 @@ struct listener_conf {
     struct route_conf *routes;
     uint32_t nroutes;
     uint32_t line; /* where it was defined (0 in quick mode) */
+
+    /* TLS: a listener with certificates terminates TLS */
+    uint8_t tls;
+    struct cert_conf *certs; /* heap array, owned by the config */
+    uint32_t ncerts;
+    uint8_t tls_min_version;       /* enum tls_version */
+    uint8_t tls_tickets;           /* session tickets (default true) */
+    uint32_t tls_session_cache;    /* sessions kept for resumption by id; 0 = none */
+    char tls_ciphers[512];         /* TLS 1.2 suites, OpenSSL syntax; "" = the default */
+    char tls_ciphersuites[256];    /* TLS 1.3 suites; "" = the default */
+    char client_ca[256];           /* "" = no client certificate is asked for */
+    uint8_t client_verify;         /* enum tls_client_verify */
+    char client_verify_header[64]; /* "" = the result is not passed on */
+    char client_subject_header[64];
+
+    /* HTTP around TLS */
+    uint8_t redirect_https; /* a plain listener answers 308 to https:// */
+    uint32_t https_port;    /* the port the redirect names (443: none written) */
+    uint32_t hsts_max_age;  /* a TLS listener sends Strict-Transport-Security; 0 = off */
+    uint8_t hsts_subdomains;
 };
 
 struct config {
@@ -81,6 +120,9 @@ struct config {
     uint32_t max_conns;        /* client connections per worker */
     uint64_t max_body_size;    /* request body bytes: 413 beyond; 0 = no limit */
 
+    /* TLS */
+    uint32_t tls_ticket_rotation_ms; /* a new session ticket key this often */
+
     /* access log */
     char access_log[256];      /* "" = off, "-" or "stdout", or a file path */
     uint8_t access_log_format; /* enum accesslog_format */
@@ -90,8 +132,17 @@ struct config {
 void config_defaults(struct config *c);
 /* Fills p with the documented pool defaults, from settings.c's table (no backend). */
 void config_pool_defaults(struct pool_conf *p);
+/* Fills l with the documented listener defaults (no address, no pool). */
+void config_listener_defaults(struct listener_conf *l);
 /* Frees what c's arrays hold. */
 void config_free(struct config *c);
+/* A deep copy of src into dst (for a reload that re-reads only certificates).
+ * Returns 0 or -ENOMEM (dst is then empty). */
+int config_copy(struct config *dst, const struct config *src);
+/* Parses a listen address: "HOST:PORT", "http://HOST:PORT" or
+ * "https://HOST:PORT" into l->addr, l->bind and l->tls. Returns 0, or
+ * -EINVAL with *why set. */
+int config_parse_listen(const char *s, struct listener_conf *l, const char **why);
 
 /* Reads a YAML file into c (which holds the defaults). Every error is written
  * to errors as "FILE:LINE:COLUMN: what was expected". Returns the number of

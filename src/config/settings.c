@@ -22,10 +22,16 @@
     .scope = SETTING_BACKEND, .off = offsetof(struct backend_conf, f),                             \
     .size = sizeof(((struct backend_conf *)0)->f)
 
+#define LISTENER(f)                                                                                \
+    .scope = SETTING_LISTENER, .off = offsetof(struct listener_conf, f),                           \
+    .size = sizeof(((struct listener_conf *)0)->f)
+
 #define MAX_SIZE_BYTES (1ULL << 40) /* 1 TiB: sizes above are surely a mistake */
 
 static const char *const access_log_formats[] = {"combined", "json", NULL}; /* accesslog.h order */
 static const char *const health_types[] = {"http", "tcp", "off", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};            /* enum tls_version */
+static const char *const client_verify[] = {"required", "optional", NULL}; /* config.h order */
 
 /* clang-format off */
 const struct setting settings_table[] = {
@@ -61,6 +67,45 @@ const struct setting settings_table[] = {
      .max = 255, TOP(access_log), .expect = "a file path or - for stdout"},
     {.key = "access_log.format", .flag = "--access-log-format", .type = SETTING_ENUM,
      TOP(access_log_format), .choices = access_log_formats, .def = "combined"},
+    /* the previous key still decrypts, so a ticket lives one to two periods */
+    {.key = "tls.ticket_rotation", .flag = "--tls-ticket-rotation", .type = SETTING_DURATION,
+     .min = 1000, .max = 7 * 24 * 3600 * 1000U, TOP(tls_ticket_rotation_ms), .def = "1h"},
+
+    /* a listener: struct listener_conf (bind, pool, routes and certificates apart);
+     * in quick mode a flag applies to every --listen */
+    {.key = "tls.min_version", .flag = "--tls-min-version", .type = SETTING_ENUM,
+     LISTENER(tls_min_version), .choices = tls_versions, .def = "1.2"},
+    {.key = "tls.ciphers", .flag = "--tls-ciphers", .type = SETTING_STRING, .min = 1, .max = 511,
+     LISTENER(tls_ciphers), .expect = "an OpenSSL cipher list for TLS 1.2",
+     .def = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"},
+    {.key = "tls.ciphersuites", .flag = "--tls-ciphersuites", .type = SETTING_STRING, .min = 1,
+     .max = 255, LISTENER(tls_ciphersuites), .expect = "a list of TLS 1.3 suites",
+     .def = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"},
+    {.key = "tls.session_tickets", .flag = "--tls-session-tickets", .type = SETTING_BOOL,
+     LISTENER(tls_tickets), .def = "true"},
+    {.key = "tls.session_cache", .flag = "--tls-session-cache", .type = SETTING_UINT,
+     .min = 0, .max = 10000000, LISTENER(tls_session_cache), .def = "20000"},
+    /* "" is the default: no client certificate is asked for */
+    {.key = "tls.client_ca", .flag = "--client-ca", .type = SETTING_STRING, .min = 0,
+     .max = 255, LISTENER(client_ca), .expect = "a PEM file of CA certificates"},
+    {.key = "tls.client_verify", .flag = "--client-verify", .type = SETTING_ENUM,
+     LISTENER(client_verify), .choices = client_verify, .def = "required"},
+    {.key = "tls.client_verify_header", .flag = "--client-verify-header", .type = SETTING_COOKIE,
+     LISTENER(client_verify_header), .expect = "a header name such as X-Client-Verify"},
+    {.key = "tls.client_subject_header", .flag = "--client-subject-header",
+     .type = SETTING_COOKIE, LISTENER(client_subject_header),
+     .expect = "a header name such as X-Client-Subject"},
+    {.key = "redirect_https", .flag = "--redirect-https", .type = SETTING_BOOL,
+     LISTENER(redirect_https), .def = "false"},
+    {.key = "https_port", .flag = "--https-port", .type = SETTING_UINT, .min = 1, .max = 65535,
+     LISTENER(https_port), .def = "443"},
+    /* seconds, as the header writes it: a year is 31536000 */
+    {.key = "hsts.max_age", .flag = "--hsts-max-age", .type = SETTING_UINT, .min = 0,
+     .max = 1000000000, LISTENER(hsts_max_age), .def = "0"},
+    {.key = "hsts.include_subdomains", .flag = "--hsts-include-subdomains", .type = SETTING_BOOL,
+     LISTENER(hsts_subdomains), .def = "false"},
 
     /* a pool: struct pool_conf */
     {.key = "balance", .flag = "--balance", .type = SETTING_BALANCE, POOL(balance),
@@ -107,6 +152,18 @@ const struct setting settings_table[] = {
      .min = 1, .max = UINT32_MAX, POOL(response_ms), .def = "60s"},
     {.key = "slow_start", .flag = "--slow-start", .type = SETTING_DURATION,
      .flags = SETTING_OFF, .min = 1, .max = UINT32_MAX, POOL(slow_start_ms), .def = "0"},
+    {.key = "tls.verify", .flag = "--backend-tls-verify", .type = SETTING_BOOL, POOL(tls_verify),
+     .def = "true"},
+    /* "" is the default for the four below: the system store, the URL's host, no
+     * client certificate */
+    {.key = "tls.ca", .flag = "--backend-tls-ca", .type = SETTING_STRING, .min = 0, .max = 255,
+     POOL(tls_ca), .expect = "a PEM file of CA certificates"},
+    {.key = "tls.server_name", .flag = "--backend-tls-server-name", .type = SETTING_STRING,
+     .min = 0, .max = 255, POOL(tls_server_name), .expect = "a host name"},
+    {.key = "tls.cert", .flag = "--backend-tls-cert", .type = SETTING_STRING, .min = 0,
+     .max = 255, POOL(tls_cert), .expect = "a PEM file: certificate, chain, maybe the key"},
+    {.key = "tls.key", .flag = "--backend-tls-key", .type = SETTING_STRING, .min = 0, .max = 255,
+     POOL(tls_key), .expect = "a PEM key file"},
 
     /* a backend of a pool's list: struct backend_conf (the URL is parsed apart) */
     {.key = "weight", .type = SETTING_UINT, .min = 1, .max = 1000, BACKEND(weight), .def = "1"},
@@ -395,4 +452,11 @@ void config_pool_defaults(struct pool_conf *p)
 {
     memset(p, 0, sizeof(*p));
     settings_defaults(SETTING_POOL, p);
+}
+
+void config_listener_defaults(struct listener_conf *l)
+{
+    memset(l, 0, sizeof(*l));
+    settings_defaults(SETTING_LISTENER, l);
+    l->pool = -1;
 }

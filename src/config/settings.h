@@ -25,9 +25,10 @@ enum setting_type {
 
 /* Which struct a setting lands in. */
 enum setting_scope {
-    SETTING_TOP,     /* struct config */
-    SETTING_POOL,    /* struct pool_conf */
-    SETTING_BACKEND, /* struct backend_conf (a backend of a pool's list) */
+    SETTING_TOP,      /* struct config */
+    SETTING_POOL,     /* struct pool_conf */
+    SETTING_BACKEND,  /* struct backend_conf (a backend of a pool's list) */
+    SETTING_LISTENER, /* struct listener_conf */
 };
 
 #define SETTING_OFF 0x1  /* 0 or "off" means off; any other value must be >= min */

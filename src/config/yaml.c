@@ -216,6 +216,9 @@ static void read_settings(struct walk *w, const yaml_node_t *n, enum setting_sco
         char full[96], sub[160];
         snprintf(full, sizeof(full), "%s%s", prefix, name);
         const struct setting *s = settings_find(scope, full);
+        int is_extra = 0;
+        for (const char *const *x = extra; x && *x && !is_extra; x++) is_extra = !strcmp(*x, name);
+        if (is_extra) continue; /* the caller's */
         if (s) {
             read_setting(w, v, s, base);
         } else if (settings_is_section(scope, full) && expect(w, v, YAML_MAPPING_NODE, full)) {
@@ -334,20 +337,69 @@ static int find_pool(struct walk *w, const yaml_node_t *n, const char *what)
     return -1;
 }
 
+static void read_certificates(struct walk *w, const yaml_node_t *n, struct listener_conf *l)
+{
+    if (!expect(w, n, YAML_SEQUENCE_NODE, "tls.certificates")) return;
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count == 0 || count > CONFIG_MAX_CERTS) {
+        err(w, n, "tls.certificates: expected 1 to %d certificates", CONFIG_MAX_CERTS);
+        return;
+    }
+    l->certs = calloc(count, sizeof(*l->certs));
+    if (!l->certs) return;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *c = node(w, *it), *x;
+        static const char *const keys[] = {"cert", "key", NULL};
+        if (!expect(w, c, YAML_MAPPING_NODE, "certificate")) continue;
+        check_keys(w, c, "certificate", keys);
+        struct cert_conf *cc = &l->certs[l->ncerts];
+        cc->line = (uint32_t)c->start_mark.line + 1;
+        if (!(x = get(w, c, "cert"))) {
+            err(w, c,
+                "certificate: 'cert' is required (a PEM file: the certificate and its "
+                "chain, and the key unless 'key' names it)");
+            continue;
+        }
+        if (!get_str(w, x, "certificate cert", cc->cert, sizeof(cc->cert))) continue;
+        if ((x = get(w, c, "key")) && !get_str(w, x, "certificate key", cc->key, sizeof(cc->key)))
+            continue;
+        l->ncerts++;
+    }
+}
+
 static void read_listener(struct walk *w, const yaml_node_t *n, struct listener_conf *l)
 {
-    static const char *const keys[] = {"bind", "pool", "routes", NULL};
+    static const char *const extra[] = {"bind", "pool", "routes", "tls", NULL};
     if (!expect(w, n, YAML_MAPPING_NODE, "listener")) return;
-    check_keys(w, n, "listener", keys);
+    read_settings(w, n, SETTING_LISTENER, "", "listener", extra, l);
     yaml_node_t *v = get(w, n, "bind");
     if (!v) {
         err(w, n, "listener: 'bind' is required (e.g. bind: 0.0.0.0:8000)");
     } else if (get_str(w, v, "bind", l->bind, sizeof(l->bind))) {
         const char *why;
-        if (sock_parse_addr(l->bind, &l->addr, &why) < 0)
-            err(w, v, "bind '%s': %s (expected HOST:PORT)", l->bind, why);
+        char text[sizeof(l->bind)];
+        snprintf(text, sizeof(text), "%s", l->bind);
+        if (config_parse_listen(text, l, &why) < 0)
+            err(w, v, "bind '%s': %s (expected HOST:PORT)", text, why);
         l->line = (uint32_t)v->start_mark.line + 1;
     }
+    int https = l->tls;
+    yaml_node_t *t = get(w, n, "tls");
+    if (t && expect(w, t, YAML_MAPPING_NODE, "tls")) {
+        static const char *const textra[] = {"certificates", NULL};
+        read_settings(w, t, SETTING_LISTENER, "tls.", "listener tls", textra, l);
+        yaml_node_t *cs = get(w, t, "certificates");
+        if (cs)
+            read_certificates(w, cs, l);
+        else
+            err(w, t, "tls: 'certificates' is required (a list of {cert: FILE, key: FILE})");
+        l->tls = 1;
+    } else if (https) {
+        err(w, v, "bind '%s': https:// needs a 'tls' section with certificates", l->bind);
+    }
+    if (l->tls && l->redirect_https)
+        err(w, n, "listener %s: redirect_https is for a plain listener (this one is TLS)", l->bind);
     v = get(w, n, "pool");
     if (!v)
         err(w, n, "listener: 'pool' is required (the pool that serves unrouted requests)");
@@ -422,7 +474,7 @@ static void read_top(struct walk *w, const yaml_node_t *root)
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
              it++) {
             struct listener_conf *l = &c->listeners[c->nlisteners];
-            l->pool = -1;
+            config_listener_defaults(l);
             read_listener(w, node(w, *it), l);
             for (uint32_t i = 0; i < c->nlisteners; i++)
                 if (l->bind[0] && c->listeners[i].addr.len == l->addr.len &&

@@ -482,19 +482,25 @@ static void yaml_side(const struct setting *s, const char *value, const char *ba
 {
     char setting[512], path[] = "/tmp/test_settings_XXXXXX";
     const char *dot = strchr(s->key, '.');
-    const char *indent = s->scope == SETTING_POOL ? "    " : "";
+    const char *indent = s->scope == SETTING_TOP ? "" : "    ";
+    /* a listener's tls section needs certificates (not read here: the files are
+     * the TLS layer's business) */
+    int tls = s->scope == SETTING_LISTENER && !strncmp(s->key, "tls.", 4);
     if (dot)
-        snprintf(setting, sizeof(setting), "%s%.*s: { %s: \"%s\" }\n", indent, (int)(dot - s->key),
-                 s->key, dot + 1, value);
+        snprintf(setting, sizeof(setting), "%s%.*s: { %s: \"%s\"%s }\n", indent,
+                 (int)(dot - s->key), s->key, dot + 1, value,
+                 tls ? ", certificates: [ { cert: /nonexistent.pem } ]" : "");
     else
         snprintf(setting, sizeof(setting), "%s%s: \"%s\"\n", indent, s->key, value);
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     FILE *f = fdopen(fd, "w");
-    fprintf(f, "listeners:\n  - bind: 127.0.0.1:18001\n    pool: web\npools:\n  web:\n"
-               "    backends: [ \"http://127.0.0.1:18101\" ]\n");
+    fprintf(f, "listeners:\n  - bind: 127.0.0.1:18001\n    pool: web\n");
+    if (s->scope == SETTING_LISTENER) fputs(setting, f);
+    fprintf(f, "pools:\n  web:\n    backends: [ \"http://127.0.0.1:18101\" ]\n");
     if (balance) fprintf(f, "    balance: %s\n", balance);
-    fputs(setting, f); /* a top-level key after the pools: at column 1, out of the pool */
+    /* a top-level key after the pools: at column 1, out of the pool */
+    if (s->scope != SETTING_LISTENER) fputs(setting, f);
     fclose(f);
     char *err = NULL;
     size_t len = 0;
@@ -529,8 +535,12 @@ static int same_both_ways(const struct setting *s, const char *value)
                  accepted ? "accepts" : "refuses", cli->why, file->rc ? "refuses" : "accepts",
                  file->why);
     if (accepted) {
-        const char *a = (const char *)(s->scope == SETTING_POOL ? (void *)cli->c.pools : &cli->c);
-        const char *b = (const char *)(s->scope == SETTING_POOL ? (void *)file->c.pools : &file->c);
+        const char *a = (const char *)(s->scope == SETTING_POOL       ? (void *)cli->c.pools
+                                       : s->scope == SETTING_LISTENER ? (void *)cli->c.listeners
+                                                                      : &cli->c);
+        const char *b = (const char *)(s->scope == SETTING_POOL       ? (void *)file->c.pools
+                                       : s->scope == SETTING_LISTENER ? (void *)file->c.listeners
+                                                                      : &file->c);
         if (memcmp(a + s->off, b + s->off, s->size) ||
             (s->type == SETTING_STATUS && memcmp(a + s->off2, b + s->off2, s->size)))
             fail_msg("%s '%s': the two sides stored different values", s->flag, value);

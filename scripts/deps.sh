@@ -13,8 +13,8 @@ want=("$@")
 pkgs=()
 for w in "${want[@]}"; do
   case $w in
-    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev) ;;
-    test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl) ;;
+    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev) ;;
+    test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl) ;;
     bench) pkgs+=(wrk haproxy nginx-light curl procps) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     *) echo "deps.sh: unknown purpose '$w' (expected build, test, bench or fuzz)" >&2; exit 2 ;;

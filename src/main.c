@@ -15,6 +15,7 @@
 #include "core/accesslog.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "tls/tls.h"
 #include "upstream/backend.h"
 #include "upstream/health.h"
 #include "version.h"
@@ -30,7 +31,66 @@ static struct {
     int shutting_down;
     struct loop_timer tick; /* while shutting down: have the workers finished? */
     uint64_t deadline;
+    struct loop_timer rotate;   /* a new session ticket key */
+    struct loop_timer failures; /* TLS handshake failures, counted, said once a minute */
 } ctl;
+
+#define FAILURE_REPORT_MS 60000
+
+static int any_tls(const struct config *c)
+{
+    for (uint32_t i = 0; i < c->nlisteners; i++)
+        if (c->listeners[i].tls) return 1;
+    return 0;
+}
+
+static void on_rotate(struct loop *loop, struct loop_timer *t)
+{
+    tls_tickets_rotate();
+    log_debug("TLS: new session ticket key (the previous one still decrypts)");
+    loop_timer_set(loop, t, ctl.gen->cfg->tls_ticket_rotation_ms);
+}
+
+static void on_failures(struct loop *loop, struct loop_timer *t)
+{
+    const struct config *c = ctl.gen->cfg;
+    for (uint32_t i = 0; ctl.gen->tls && i < c->nlisteners; i++) {
+        char last[128];
+        uint64_t n = ctl.gen->tls[i] ? tls_server_failures(ctl.gen->tls[i], last, sizeof(last)) : 0;
+        if (n)
+            log_warn("listener %s: %llu TLS handshake%s failed in the last minute (the last: %s; "
+                     "USHER_DEBUG=1 logs each one)",
+                     c->listeners[i].bind, (unsigned long long)n, n == 1 ? "" : "s", last);
+    }
+    loop_timer_set(loop, t, FAILURE_REPORT_MS);
+}
+
+/* Logs each line of text (errors or warnings gathered in a memstream) after prefix. */
+static void log_lines(int level, const char *prefix, char *text)
+{
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        if (level == LOG_WARN)
+            log_warn("%s%s", prefix, line);
+        else
+            log_info("%s%s", prefix, line);
+    }
+}
+
+/* The TLS side of next, for a reload: NULL with the reasons logged. */
+static int reload_tls(const struct config *next, struct tls_server ***out)
+{
+    char *etext = NULL, *wtext = NULL;
+    size_t elen = 0, wlen = 0;
+    FILE *errs = open_memstream(&etext, &elen), *warns = open_memstream(&wtext, &wlen);
+    int rc = errs && warns ? gen_tls_new(next, errs, warns, 1, out) : -1;
+    if (errs) fclose(errs);
+    if (warns) fclose(warns);
+    log_lines(LOG_WARN, "reload: ", etext);
+    log_lines(LOG_WARN, "reload: warning: ", wtext);
+    free(etext);
+    free(wtext);
+    return rc;
+}
 
 static void reload(void);
 
@@ -148,12 +208,23 @@ static void reload(void)
     /* a copy: the generation that holds the name may be freed below */
     char file[sizeof(ctl.gen->cfg->file)];
     snprintf(file, sizeof(file), "%s", ctl.gen->cfg->file);
+    struct config next;
+    struct tls_server **tls = NULL;
     if (!file[0]) {
-        log_warn("received SIGHUP: nothing to reload (started without -c FILE)");
-        return;
+        /* quick mode: the command line stays what it was; certificates are files */
+        if (!any_tls(ctl.gen->cfg)) {
+            log_warn("received SIGHUP: nothing to reload (started without -c FILE)");
+            return;
+        }
+        log_info("received SIGHUP: reading the certificates again");
+        if (config_copy(&next, ctl.gen->cfg) < 0 || reload_tls(&next, &tls) < 0) {
+            log_warn("reload failed: still serving with the previous certificates");
+            config_free(&next);
+            return;
+        }
+        goto build;
     }
     log_info("received SIGHUP: reloading %s", file);
-    struct config next;
     config_defaults(&next);
     snprintf(next.file, sizeof(next.file), "%s", file);
     char *text = NULL;
@@ -171,15 +242,26 @@ static void reload(void)
         return;
     }
     free(text);
+    if (any_tls(&next) && (tls_init() < 0 || reload_tls(&next, &tls) < 0)) {
+        log_warn("reload of %s failed: still serving with the previous configuration and "
+                 "certificates",
+                 file);
+        config_free(&next);
+        return;
+    }
+build:
     if (next.threads && next.threads != ctl.nworkers)
         log_warn("reload: threads stays %u until a restart", ctl.nworkers);
     next.threads = ctl.gen->cfg->threads;
+    uint32_t nl = next.nlisteners;
     struct generation *g = gen_new(&next, ctl.gen);
     if (!g) {
         config_free(&next);
+        gen_tls_free(tls, nl);
         log_warn("reload of %s failed: still serving with the previous configuration", file);
         return;
     }
+    g->tls = tls;
     if (strcmp(g->cfg->access_log, ctl.gen->cfg->access_log) ||
         g->cfg->access_log_format != ctl.gen->cfg->access_log_format) {
         int aerr =
@@ -197,8 +279,9 @@ static void reload(void)
     }
     start_health(g);
     gen_release(old);
-    log_info("reloaded %s", file);
+    log_info("reloaded %s", file[0] ? file : "the certificates");
     describe(g, ctl.nworkers);
+    loop_timer_set(ctl.loop, &ctl.rotate, g->cfg->tls_ticket_rotation_ms);
 }
 
 int main(int argc, char **argv)
@@ -210,12 +293,36 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return rc < 0 ? 0 : rc;
     }
+    if (getenv("USHER_DEBUG")) log_min_level = LOG_DEBUG;
+    struct tls_server **tls = NULL;
+    if (any_tls(&cfg)) {
+        /* certificates are checked by -t as well: a file that parses is not enough */
+        char *wtext = NULL;
+        size_t wlen = 0;
+        FILE *warns = open_memstream(&wtext, &wlen);
+        int bad =
+            tls_init() < 0 || !warns || gen_tls_new(&cfg, stderr, warns, !check_only, &tls) < 0;
+        if (warns) fclose(warns);
+        if (check_only) {
+            for (char *line = wtext ? strtok(wtext, "\n") : NULL; line; line = strtok(NULL, "\n"))
+                fprintf(stderr, "usher: warning: %s\n", line);
+        } else {
+            log_lines(LOG_WARN, "warning: ", wtext);
+        }
+        free(wtext);
+        if (bad) {
+            fprintf(stderr, "usher: the TLS certificates are not usable; %s\n",
+                    check_only ? "configuration not ok" : "not started");
+            config_free(&cfg);
+            return 1;
+        }
+    }
     if (check_only) {
         printf("configuration ok\n");
+        gen_tls_free(tls, cfg.nlisteners);
         config_free(&cfg);
         return 0;
     }
-    if (getenv("USHER_DEBUG")) log_min_level = LOG_DEBUG;
     signal(SIGPIPE, SIG_IGN);
 
     /* Block the signals we handle before any thread starts, so that only the
@@ -237,6 +344,7 @@ int main(int argc, char **argv)
     }
     struct generation *gen = gen_new(&cfg, NULL);
     if (!gen) return 1;
+    gen->tls = tls;
     int err;
     uint32_t nthreads = gen->cfg->threads ? gen->cfg->threads : cpu_count();
     struct worker *workers = calloc(nthreads, sizeof(*workers));
@@ -270,9 +378,15 @@ int main(int argc, char **argv)
     ctl.gen = gen;
     describe(gen, nthreads);
     if (start_health(gen) < 0) return 1;
+    ctl.rotate.cb = on_rotate;
+    ctl.failures.cb = on_failures;
+    loop_timer_set(&control, &ctl.rotate, gen->cfg->tls_ticket_rotation_ms);
+    loop_timer_set(&control, &ctl.failures, FAILURE_REPORT_MS);
     loop_run(&control);
     stop_health();
     loop_timer_stop(&control, &ctl.tick);
+    loop_timer_stop(&control, &ctl.rotate);
+    loop_timer_stop(&control, &ctl.failures);
 
     for (uint32_t i = 0; i < nthreads; i++) worker_signal(&workers[i], WORKER_STOP);
     for (uint32_t i = 0; i < nthreads; i++) worker_join(&workers[i]);

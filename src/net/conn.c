@@ -17,7 +17,9 @@ int conn_open(struct conn *c, struct loop *loop, int fd, const struct conn_ops *
     c->io.cb = cb;
     c->ops = ops;
     c->loop = loop;
+    c->tls = NULL;
     c->rdhup = 0;
+    c->read_needs_out = c->write_needs_in = c->in_drained = 0;
     c->out_armed = connecting ? 1 : 0;
     /* the first bytes often come with the connection: try at once */
     c->readable = connecting ? 0 : 1;
@@ -29,9 +31,15 @@ int conn_open(struct conn *c, struct loop *loop, int fd, const struct conn_ops *
 
 void conn_events(struct conn *c, uint32_t events)
 {
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = 1;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        c->readable = 1;
+        if (c->write_needs_in) c->writable = 1, c->write_needs_in = 0;
+    }
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rdhup = 1;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->writable = 1;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        c->writable = 1;
+        if (c->read_needs_out) c->readable = 1, c->read_needs_out = 0;
+    }
 }
 
 int conn_connect_result(struct conn *c)
@@ -48,6 +56,7 @@ void conn_want_write(struct conn *c)
 
 void conn_close(struct conn *c)
 {
+    if (c->ops && c->ops->close) c->ops->close(c);
     loop_close(c->loop, &c->io);
 }
 

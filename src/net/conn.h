@@ -6,9 +6,11 @@
  * transport waits for through the readiness flags. The flags are the
  * transport's business: the plain socket (conn.c) clears `readable` after a
  * short read, because on a stream socket a short read means the kernel
- * buffer is drained; a TLS transport will instead clear it when the library
- * has no decrypted bytes left, and may set `want_write_to_read` when a read
- * must wait for the socket to take a write (a renegotiation, a key update).
+ * buffer is drained; the TLS transport (src/tls/) clears it when the library
+ * holds nothing more and its last socket read was short, sets
+ * `read_needs_out` when a read must wait for the socket to take a write (a
+ * handshake message, a key update), and `write_needs_in` when a write must
+ * wait for the peer (a client handshake not finished yet).
  *
  * Sockets are registered edge-triggered once for read; write readiness
  * (EPOLLOUT) is watched only while a connect is in progress or after a write
@@ -35,6 +37,8 @@ struct conn_ops {
     ssize_t (*writev)(struct conn *c, const struct iovec *iov, int n);
     /* Ends our direction of the stream (a FIN); reading goes on. */
     int (*shutdown)(struct conn *c);
+    /* Frees what the transport holds (before the socket is closed); may be NULL. */
+    void (*close)(struct conn *c);
 };
 
 /* A connection: the loop's io first, so the loop's callback gets &c->io. */
@@ -42,10 +46,14 @@ struct conn {
     struct loop_io io;
     const struct conn_ops *ops;
     struct loop *loop;
-    uint8_t readable;  /* edge-triggered: bytes or an EOF may be waiting */
-    uint8_t writable;  /* edge-triggered: the socket may take more bytes */
-    uint8_t rdhup;     /* the peer half-closed: read until EOF */
-    uint8_t out_armed; /* EPOLLOUT is watched */
+    void *tls;                  /* the transport's state (an SSL * for TLS), or NULL */
+    uint8_t readable;           /* edge-triggered: bytes or an EOF may be waiting */
+    uint8_t writable;           /* edge-triggered: the socket may take more bytes */
+    uint8_t rdhup;              /* the peer half-closed: read until EOF */
+    uint8_t out_armed;          /* EPOLLOUT is watched */
+    uint8_t read_needs_out : 1; /* a read waits for write readiness (TLS) */
+    uint8_t write_needs_in : 1; /* a write waits for read readiness (TLS) */
+    uint8_t in_drained : 1;     /* TLS: the last socket read was short */
 };
 
 /* The plain socket transport. */

@@ -538,8 +538,16 @@ void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, 
     s->x.pool = &s->x.gen->pools[s->x.gen->cfg->listeners[listener].pool];
     sock_ip_str(peer, s->x.client_ip, sizeof(s->x.client_ip));
     sock_nodelay(fd);
-    if (conn_open(&s->c, px->loop, fd, &conn_plain, on_client_event, 0) < 0) {
+    struct tls_server *tls = s->x.gen->tls ? s->x.gen->tls[listener] : NULL;
+    if (conn_open(&s->c, px->loop, fd, tls ? &conn_tls : &conn_plain, on_client_event, 0) < 0) {
         close(fd);
+        gen_release(s->x.gen);
+        s->next = px->free_sessions;
+        px->free_sessions = s;
+        return;
+    }
+    if (tls && tls_server_attach(&s->c, tls) < 0) {
+        conn_close(&s->c);
         gen_release(s->x.gen);
         s->next = px->free_sessions;
         px->free_sessions = s;

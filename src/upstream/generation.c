@@ -11,6 +11,7 @@ void gen_release(struct generation *g)
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
     for (uint32_t i = 0; i < g->cfg->npools; i++) pool_destroy(&g->pools[i]);
     free(g->pools);
+    gen_tls_free(g->tls, g->cfg->nlisteners);
     config_free(g->cfg);
     free(g->cfg);
     free(g);
@@ -72,4 +73,30 @@ struct generation *gen_new(struct config *cfg, const struct generation *prev)
     g->nbackends = gbase;
     atomic_init(&g->refs, 1);
     return g;
+}
+
+int gen_tls_new(const struct config *cfg, FILE *errs, FILE *warns, int log_loaded,
+                struct tls_server ***out)
+{
+    *out = NULL;
+    struct tls_server **tls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*tls));
+    if (!tls) return -1;
+    int bad = 0;
+    for (uint32_t i = 0; i < cfg->nlisteners; i++)
+        if (cfg->listeners[i].tls &&
+            !(tls[i] = tls_server_new(cfg, &cfg->listeners[i], errs, warns, log_loaded)))
+            bad = 1;
+    if (bad) {
+        gen_tls_free(tls, cfg->nlisteners);
+        return -1;
+    }
+    *out = tls;
+    return 0;
+}
+
+void gen_tls_free(struct tls_server **tls, uint32_t n)
+{
+    if (!tls) return;
+    for (uint32_t i = 0; i < n; i++) tls_server_free(tls[i]);
+    free(tls);
 }

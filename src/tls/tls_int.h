@@ -1,0 +1,22 @@
+/* tls_int: what the files of src/tls/ share. Internal. */
+#ifndef USHER_TLS_TLS_INT_H
+#define USHER_TLS_TLS_INT_H
+
+#include <openssl/ssl.h>
+
+#include "net/conn.h"
+
+/* conn_tls.c: makes ssl's BIO the socket of c, and c->tls ssl. 0 or -ENOMEM. */
+int tls_conn_bind(struct conn *c, SSL *ssl);
+
+/* server.c: a handshake of ssl failed for reason (counted per listener). */
+void tls_note_failure(SSL *ssl, const char *reason);
+/* server.c: the handshake was refused for OpenSSL error err: a plain HTTP
+ * request gets a plain 400 before the close. */
+void tls_handshake_refused(struct conn *c, SSL *ssl, unsigned long err);
+
+/* tickets.c: the session ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb). */
+int tls_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
+                  EVP_MAC_CTX *hctx, int enc);
+
+#endif

@@ -299,10 +299,16 @@ int main(int argc, char **argv)
         /* certificates are checked by -t as well: a file that parses is not enough */
         char *wtext = NULL;
         size_t wlen = 0;
-        FILE *warns = open_memstream(&wtext, &wlen);
-        int bad =
-            tls_init() < 0 || !warns || gen_tls_new(&cfg, stderr, warns, !check_only, &tls) < 0;
+        char *etext = NULL;
+        size_t elen = 0;
+        FILE *warns = open_memstream(&wtext, &wlen), *errs = open_memstream(&etext, &elen);
+        int bad = tls_init() < 0 || !warns || !errs ||
+                  gen_tls_new(&cfg, errs, warns, !check_only, &tls) < 0;
         if (warns) fclose(warns);
+        if (errs) fclose(errs);
+        for (char *line = etext ? strtok(etext, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "usher: %s\n", line);
+        free(etext);
         if (check_only) {
             for (char *line = wtext ? strtok(wtext, "\n") : NULL; line; line = strtok(NULL, "\n"))
                 fprintf(stderr, "usher: warning: %s\n", line);

@@ -206,6 +206,13 @@ static int tls_shutdown(struct conn *c)
 
 static void tls_close(struct conn *c)
 {
+    /* OpenSSL drops from the cache the session of a connection freed without
+     * a shutdown (a "bad" session, an SSL 3 rule that TLS 1.1 lifted); a
+     * connection that failed was already dropped by its fatal alert */
+    if (SSL_is_init_finished(c->tls)) {
+        SSL_set_quiet_shutdown(c->tls, 1);
+        SSL_shutdown(c->tls);
+    }
     SSL_free(c->tls);
     c->tls = NULL;
 }

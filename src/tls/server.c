@@ -351,7 +351,9 @@ static SSL_CTX *make_ctx(const struct config *cfg, const struct listener_conf *l
     SSL_CTX_set_min_proto_version(ctx,
                                   l->tls_min_version == TLS_V13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+    /* the server's order (all strong suites; ChaCha20 first for a client that prefers it) */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF |
                                  (l->tls_tickets ? 0 : SSL_OP_NO_TICKET));
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |

@@ -206,14 +206,18 @@ static int tls_shutdown(struct conn *c)
 
 static void tls_close(struct conn *c)
 {
-    /* OpenSSL drops from the cache the session of a connection freed without
-     * a shutdown (a "bad" session, an SSL 3 rule that TLS 1.1 lifted); a
-     * connection that failed was already dropped by its fatal alert */
-    if (SSL_is_init_finished(c->tls)) {
-        SSL_set_quiet_shutdown(c->tls, 1);
-        SSL_shutdown(c->tls);
+    /* close_notify before the close (RFC 8446 6.1), unless the peer has ended
+     * already; either way the shutdown is recorded, else OpenSSL would drop
+     * the session from the cache as "bad" (an SSL 3 rule that TLS 1.1
+     * lifted). A connection that failed was dropped by its fatal alert. */
+    SSL *ssl = c->tls;
+    if (SSL_is_init_finished(ssl)) {
+        if (c->rdhup || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN))
+            SSL_set_quiet_shutdown(ssl, 1);
+        SSL_shutdown(ssl);
+        ERR_clear_error();
     }
-    SSL_free(c->tls);
+    SSL_free(ssl);
     c->tls = NULL;
 }
 

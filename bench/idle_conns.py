@@ -20,8 +20,16 @@ where configurable) in front of one build/demo-backend, all on loopback:
      still answer a second request with 200; close everything, stop the proxy.
 RSS is user-space memory only: kernel socket buffers are not in it.
 
-Stdlib only. Run: /usr/bin/python3 bench/idle_conns.py [--conns N]
-    [--only usher,nginx,haproxy] [--usher PATH] [--demo PATH] [--inflight K]
+With --tls, each proxy listens with TLS instead, on one self-signed ECDSA P-256
+certificate (CN and subjectAltName bench.test) made at run time with the openssl
+CLI, TLS 1.2 and 1.3 enabled; every client connection (warm-up, readiness probe,
+the N idle ones) does a TLS 1.3 handshake (no certificate verification, SNI
+bench.test) and then the same exchange as above, over TLS; the checks of step 5
+run over TLS too. Everything else (proxy settings, RSS method) is the same.
+
+Stdlib only (plus the openssl CLI for --tls). Run: /usr/bin/python3 bench/idle_conns.py
+    [--conns N] [--only usher,nginx,haproxy] [--usher PATH] [--demo PATH] [--inflight K]
+    [--tls]
 """
 
 import argparse
@@ -32,6 +40,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,6 +54,7 @@ SETTLE = 2.0  # seconds between the last response and the second RSS reading
 WARMUP_REQUESTS = 200
 WARMUP_CONNS = 4
 CHECK_CONNS = 10
+TLS_NAME = "bench.test"  # certificate CN/subjectAltName and the SNI clients send
 
 
 class BenchError(Exception):
@@ -139,14 +149,36 @@ def blocking_get(sock, timeout=5.0):
         buf += data
 
 
-def wait_ready(port, proc, timeout=10.0):
+def client_context():
+    """TLS client side of --tls: TLS 1.3 only, no certificate verification."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def connect(port, timeout, tls=None):
+    """A blocking client connection to the proxy; with tls (a client context), handshaken."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls is None:
+        return s
+    try:
+        return tls.wrap_socket(s, server_hostname=TLS_NAME)
+    except BaseException:
+        s.close()
+        raise
+
+
+def wait_ready(port, proc, timeout=10.0, tls=None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BenchError(f"exited with status {proc.returncode} at start")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            with connect(port, 1.0, tls) as s:
                 status = blocking_get(s, 2.0)
                 if status == 200:
                     return
@@ -188,6 +220,25 @@ def tail(path, n=5):
         return ""
 
 
+def make_cert(tmp):
+    """A self-signed ECDSA P-256 certificate for bench.test: (cert, key, cert+key PEM)."""
+    cert, key, pem = (os.path.join(tmp, n) for n in ("cert.pem", "key.pem", "cert+key.pem"))
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={TLS_NAME}",
+            "-addext", f"subjectAltName=DNS:{TLS_NAME}"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"cannot run openssl: {e}")
+    if r.returncode != 0:
+        raise BenchError(f"openssl req failed: {(r.stdout + r.stderr).strip()[-300:]}")
+    with open(pem, "w") as out:
+        for part in (cert, key):
+            with open(part) as f:
+                out.write(f.read())
+    return cert, key, pem
+
+
 def cmd_output(argv):
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -201,14 +252,41 @@ def cmd_output(argv):
 
 
 class Conn:
-    __slots__ = ("sock", "sent", "buf")
+    __slots__ = ("sock", "sent", "buf", "phase")
 
     def __init__(self, sock):
-        self.sock, self.sent, self.buf = sock, 0, b""
+        self.sock, self.sent, self.buf, self.phase = sock, 0, b"", "connect"
 
 
-def open_idle_connections(port, n, inflight, timeout):
-    """Opens n connections, one full exchange on each. Returns (open sockets, failures)."""
+def tls_step(c):
+    """Takes c's TLS exchange (handshake, request, whole response) as far as it goes
+    without blocking. Returns the parsed response, the selector event to wait for, or
+    None if the proxy closed first."""
+    try:
+        if c.phase == "handshake":
+            c.sock.do_handshake()
+            c.phase = "send"
+        while c.phase == "send":
+            c.sent += c.sock.send(REQUEST[c.sent :])
+            if c.sent == len(REQUEST):
+                c.phase = "recv"
+        while True:  # until the response is whole or nothing is left to decrypt
+            data = c.sock.recv(65536)
+            if not data:
+                return None
+            c.buf += data
+            r = parse_response(c.buf)
+            if r:
+                return r
+    except ssl.SSLWantReadError:
+        return selectors.EVENT_READ
+    except ssl.SSLWantWriteError:
+        return selectors.EVENT_WRITE
+
+
+def open_idle_connections(port, n, inflight, timeout, tls=None):
+    """Opens n connections, one full exchange on each (with tls, a client context:
+    after a TLS handshake). Returns (open sockets, failures)."""
     sel = selectors.DefaultSelector()
     idle, failures, started = [], [], 0
     deadline = time.monotonic() + timeout
@@ -218,12 +296,22 @@ def open_idle_connections(port, n, inflight, timeout):
         started += 1
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
+        if tls is not None:  # the TLS state starts at connect; the handshake waits for it
+            s = tls.wrap_socket(s, server_hostname=TLS_NAME, do_handshake_on_connect=False)
         err = s.connect_ex(("127.0.0.1", port))
         if err not in (0, 115):  # 115 = EINPROGRESS
             s.close()
             failures.append(f"connect: {os.strerror(err)}")
             return
         sel.register(s, selectors.EVENT_WRITE, Conn(s))
+
+    def done(c, r):
+        sel.unregister(c.sock)
+        if r[0] != 200 or r[1] != len(c.buf):
+            c.sock.close()
+            failures.append(f"status {r[0]}")
+        else:
+            idle.append(c.sock)  # stays open, nobody reads it: idle
 
     def fail(c, why):
         sel.unregister(c.sock)
@@ -243,6 +331,21 @@ def open_idle_connections(port, n, inflight, timeout):
             for key, ev in sel.select(1.0):
                 c = key.data
                 try:
+                    if tls is not None:
+                        if c.phase == "connect":  # writable: the connect is over
+                            err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                            if err:
+                                fail(c, f"connect: {os.strerror(err)}")
+                                continue
+                            c.phase = "handshake"
+                        r = tls_step(c)
+                        if r is None:
+                            fail(c, "closed before a whole response")
+                        elif isinstance(r, tuple):
+                            done(c, r)
+                        elif r != key.events:
+                            sel.modify(c.sock, r, c)
+                        continue
                     if ev & selectors.EVENT_WRITE:
                         err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                         if err:
@@ -259,14 +362,11 @@ def open_idle_connections(port, n, inflight, timeout):
                     c.buf += data
                     r = parse_response(c.buf)
                     if r:
-                        sel.unregister(c.sock)
-                        if r[0] != 200 or r[1] != len(c.buf):
-                            c.sock.close()
-                            failures.append(f"status {r[0]}")
-                        else:
-                            idle.append(c.sock)  # stays open, nobody reads it: idle
+                        done(c, r)
                 except (BlockingIOError, InterruptedError):
                     pass
+                except ssl.SSLError as e:
+                    fail(c, f"TLS: {e}")
                 except OSError as e:
                     fail(c, str(e))
                 if len(failures) > max(100, n // 10):
@@ -286,6 +386,17 @@ def count_open(socks):
     """Connections on which the proxy has not closed (no EOF, no error pending)."""
     alive = 0
     for s in socks:
+        if isinstance(s, ssl.SSLSocket):  # no MSG_PEEK through TLS: a non-blocking read
+            try:
+                s.setblocking(False)
+                if s.recv(1):
+                    alive += 1  # unexpected data, but open
+                # b"": close_notify or EOF
+            except ssl.SSLWantReadError:
+                alive += 1  # nothing to read (a post-handshake message at most): open
+            except OSError:
+                pass
+            continue
         try:
             if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
                 alive += 1  # unexpected bytes, but open
@@ -299,14 +410,27 @@ def count_open(socks):
 # ---- the proxies ----------------------------------------------------------------------------
 
 
+# With --tls, args.cert is (certificate, key, certificate+key) from make_cert.
+
+
 def start_usher(args, port, backend_port, tmp, log):
-    argv = [args.usher, "--listen", f"127.0.0.1:{port}",
+    if args.cert:
+        listen = ["--listen", f"https://127.0.0.1:{port}",
+                  "--cert", args.cert[0], "--key", args.cert[1]]
+    else:
+        listen = ["--listen", f"127.0.0.1:{port}"]
+    argv = [args.usher, *listen,
             "--backend", f"http://127.0.0.1:{backend_port}", "--threads", "1"]
     return argv, None
 
 
 def start_nginx(args, port, backend_port, tmp, log):
     conf = os.path.join(tmp, "nginx.conf")
+    tls = ""
+    if args.cert:
+        tls = (f" ssl;\n        ssl_certificate {args.cert[0]};\n"
+               f"        ssl_certificate_key {args.cert[1]};\n"
+               f"        ssl_protocols TLSv1.2 TLSv1.3")
     with open(conf, "w") as f:
         f.write(f"""worker_processes 1;
 daemon off;
@@ -325,7 +449,7 @@ http {{
     scgi_temp_path {tmp}/scgi;
     upstream be {{ server 127.0.0.1:{backend_port}; keepalive 32; }}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096{tls};
         location / {{
             proxy_pass http://be;
             proxy_http_version 1.1;
@@ -356,7 +480,7 @@ defaults
     option http-keep-alive
 
 frontend fe
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{f" ssl crt {args.cert[2]}" if args.cert else ""}
     default_backend be
 
 backend be
@@ -394,14 +518,14 @@ def bench_one(name, args, backend_port, tmp):
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as e:
                 raise BenchError(f"cannot start {argv[0]}: {e}")
-        wait_ready(port, proc)
+        wait_ready(port, proc, tls=args.tls_client)
         pid = measured_pid(name, proc)
         if name == "nginx":
             notes.append(f"worker process only (master {rss_kib(proc.pid)} KiB RSS)")
 
         per_conn = WARMUP_REQUESTS // WARMUP_CONNS
         for _ in range(WARMUP_CONNS):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with connect(port, 5, args.tls_client) as s:
                 for _ in range(per_conn):
                     if blocking_get(s) != 200:
                         raise BenchError("warm-up request did not get 200")
@@ -410,7 +534,8 @@ def bench_one(name, args, backend_port, tmp):
         row["before"] = str(before)
 
         t0 = time.monotonic()
-        idle, failures = open_idle_connections(port, args.conns, args.inflight, OPEN_TIMEOUT)
+        idle, failures = open_idle_connections(port, args.conns, args.inflight, OPEN_TIMEOUT,
+                                               args.tls_client)
         took = time.monotonic() - t0
         time.sleep(SETTLE)
         if proc.poll() is not None:
@@ -423,6 +548,8 @@ def bench_one(name, args, backend_port, tmp):
             per = (after - before) / held
             row["per"] = f"{per:.2f} ({per * 1024:.0f} B)"
         notes.append(f"opened in {took:.1f} s")
+        if args.tls_client and idle:
+            notes.append(f"{idle[0].version()} {idle[0].cipher()[0]}")
         if failures:
             notes.append(f"{len(failures)} of {args.conns} failed (first: {failures[0]})")
 
@@ -461,6 +588,9 @@ def main():
                     help="demo backend binary (default build/demo-backend)")
     ap.add_argument("--inflight", type=int, default=100,
                     help="exchanges in progress at once while opening (default 100)")
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS listeners (self-signed ECDSA P-256 certificate made with the "
+                         "openssl CLI); every client connection does a TLS 1.3 handshake")
     args = ap.parse_args()
     only = [p.strip() for p in args.only.split(",") if p.strip()]
     for p in only:
@@ -482,7 +612,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="usher-idle-")
     backend = None
     rows = []
+    args.cert, args.tls_client = None, None
     try:
+        if args.tls:
+            try:
+                args.cert = make_cert(tmp)
+            except BenchError as e:
+                print(f"error: certificate: {e}", file=sys.stderr)
+                return 1
+            args.tls_client = client_context()
         backend_port = free_port()
         blog = open(os.path.join(tmp, "backend.log"), "w")
         backend = subprocess.Popen([args.demo, "--port", str(backend_port), "--name", "backend1"],
@@ -502,6 +640,12 @@ def main():
         stop(backend)
         shutil.rmtree(tmp, ignore_errors=True)
 
+    if args.tls:
+        print(f"Mode: TLS: TLS 1.3 client handshakes (SNI {TLS_NAME}, no verification) on "
+              f"TLS listeners with one self-signed ECDSA P-256 certificate; then one GET each")
+    else:
+        print("Mode: plain HTTP/1.1 (no TLS); one GET each")
+    print()
     print("| proxy | connections | RSS before (KiB) | RSS after (KiB) | per connection (KiB) | notes |")
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
@@ -515,6 +659,8 @@ def main():
     if "haproxy" in only:
         facts.append(cmd_output(["haproxy", "-v"]).split(" - ")[0])
     facts.append(f"python {platform.python_version()}")
+    if args.tls:
+        facts.append(f"python ssl {ssl.OPENSSL_VERSION}")
     facts.append(f"fd limit {fd_limit}")
     facts.append(f"{args.inflight} exchanges in flight while opening")
     print("Machine: " + "; ".join(facts))

@@ -3,7 +3,7 @@
  * every generation (a reload makes new contexts) encrypts and decrypts with
  * the same keys. tls_tickets_rotate() (the control thread, on a timer) makes
  * a new key; the previous one still decrypts, and a ticket it decrypted is
- * renewed. Keys never leave the process. */
+ * renewed (as every TLS 1.3 ticket is). Keys never leave the process. */
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -72,7 +72,6 @@ static int set_mac(EVP_MAC_CTX *hctx, unsigned char *key)
 int tls_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
                   EVP_MAC_CTX *hctx, int enc)
 {
-    (void)s;
     int rc = 0;
     pthread_rwlock_rdlock(&tk.lock);
     if (enc) {
@@ -92,7 +91,10 @@ int tls_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIP
             rc = 0; /* not ours, or too old: a full handshake */
         else if (EVP_DecryptInit_ex2(ctx, tk.cipher, k->aes, iv, NULL) == 1 &&
                  set_mac(hctx, k->hmac) == 1)
-            rc = k == &tk.cur ? 1 : 2; /* 2: valid, renew it */
+            /* 2: valid, send a new one. Always in TLS 1.3, where a client uses
+             * each ticket once (RFC 8446 C.4): without a new ticket its next
+             * connection would be a full handshake */
+            rc = k == &tk.cur && SSL_version(s) != TLS1_3_VERSION ? 1 : 2;
         else
             rc = -1;
     }

@@ -76,7 +76,7 @@ static void log_lines(int level, const char *prefix, char *text)
     }
 }
 
-/* The TLS side of next, for a reload: NULL with the reasons logged. */
+/* The TLS side of next, for a reload: 0, or minus the number of errors (logged). */
 static int reload_tls(const struct config *next, struct tls_server ***out)
 {
     char *etext = NULL, *wtext = NULL;
@@ -85,6 +85,11 @@ static int reload_tls(const struct config *next, struct tls_server ***out)
     int rc = errs && warns ? gen_tls_new(next, errs, warns, 1, out) : -1;
     if (errs) fclose(errs);
     if (warns) fclose(warns);
+    if (rc < 0) { /* -(the number of errors) */
+        rc = 0;
+        for (const char *p = etext; p && *p; p++) rc -= *p == '\n';
+        if (!rc) rc = -1;
+    }
     log_lines(LOG_WARN, "reload: ", etext);
     log_lines(LOG_WARN, "reload: warning: ", wtext);
     free(etext);
@@ -242,10 +247,11 @@ static void reload(void)
         return;
     }
     free(text);
-    if (any_tls(&next) && (tls_init() < 0 || reload_tls(&next, &tls) < 0)) {
-        log_warn("reload of %s failed: still serving with the previous configuration and "
-                 "certificates",
-                 file);
+    int terrs = 0;
+    if (any_tls(&next) && (tls_init() < 0 || (terrs = reload_tls(&next, &tls)) < 0)) {
+        terrs = -terrs;
+        log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
+                 file, terrs, terrs == 1 ? "" : "s");
         config_free(&next);
         return;
     }

@@ -60,9 +60,9 @@ struct route_conf {
 
 /* A certificate of a TLS listener. */
 struct cert_conf {
-    char cert[256]; /* PEM: the certificate, then its chain; may hold the key too */
-    char key[256];  /* PEM key; "" = it is in cert */
-    uint32_t line;  /* where it was given (0 on the command line) */
+    char cert[256];        /* PEM: the certificate, then its chain; may hold the key too */
+    char key[256];         /* PEM key; "" = it is in cert */
+    uint32_t line, column; /* where it was given (0 on the command line) */
 };
 
 enum tls_client_verify { TLS_CLIENT_REQUIRED, TLS_CLIENT_OPTIONAL };
@@ -74,7 +74,7 @@ struct listener_conf {
     int32_t pool; /* index in config.pools: requests no route takes */
     struct route_conf *routes;
     uint32_t nroutes;
-    uint32_t line; /* where it was defined (0 in quick mode) */
+    uint32_t line, column; /* where its bind is (0 in quick mode) */
 
     /* TLS: a listener with certificates terminates TLS */
     uint8_t tls;

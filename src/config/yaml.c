@@ -355,6 +355,7 @@ static void read_certificates(struct walk *w, const yaml_node_t *n, struct liste
         check_keys(w, c, "certificate", keys);
         struct cert_conf *cc = &l->certs[l->ncerts];
         cc->line = (uint32_t)c->start_mark.line + 1;
+        cc->column = (uint32_t)c->start_mark.column + 1;
         if (!(x = get(w, c, "cert"))) {
             err(w, c,
                 "certificate: 'cert' is required (a PEM file: the certificate and its "
@@ -362,6 +363,8 @@ static void read_certificates(struct walk *w, const yaml_node_t *n, struct liste
             continue;
         }
         if (!get_str(w, x, "certificate cert", cc->cert, sizeof(cc->cert))) continue;
+        cc->line = (uint32_t)x->start_mark.line + 1;
+        cc->column = (uint32_t)x->start_mark.column + 1;
         if ((x = get(w, c, "key")) && !get_str(w, x, "certificate key", cc->key, sizeof(cc->key)))
             continue;
         l->ncerts++;
@@ -383,6 +386,7 @@ static void read_listener(struct walk *w, const yaml_node_t *n, struct listener_
         if (config_parse_listen(text, l, &why) < 0)
             err(w, v, "bind '%s': %s (expected HOST:PORT)", text, why);
         l->line = (uint32_t)v->start_mark.line + 1;
+        l->column = (uint32_t)v->start_mark.column + 1;
     }
     int https = l->tls;
     yaml_node_t *t = get(w, n, "tls");

@@ -434,7 +434,8 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
     pthread_once(&srv_once, make_index);
     char where[400], why[768];
     if (cfg->file[0])
-        snprintf(where, sizeof(where), "%s:%u: listener %s", cfg->file, l->line, l->bind);
+        snprintf(where, sizeof(where), "%s:%u:%u: listener %s", cfg->file, l->line, l->column,
+                 l->bind);
     else
         snprintf(where, sizeof(where), "listener %s", l->bind);
     struct tls_server *srv = calloc(1, sizeof(*srv));
@@ -454,8 +455,8 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
         const struct cert_conf *cc = &l->certs[i];
         char cwhere[700];
         if (cfg->file[0])
-            snprintf(cwhere, sizeof(cwhere), "%s:%u: certificate %s", cfg->file, cc->line,
-                     cc->cert);
+            snprintf(cwhere, sizeof(cwhere), "%s:%u:%u: certificate %s", cfg->file, cc->line,
+                     cc->column, cc->cert);
         else
             snprintf(cwhere, sizeof(cwhere), "--cert %s", cc->cert);
         struct loaded c;

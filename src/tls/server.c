@@ -69,7 +69,7 @@ struct loaded {
     EVP_PKEY *key;
     char *names[MAX_NAMES];
     uint32_t nnames;
-    char kind[48];  /* "ECDSA P-256", "RSA 2048" */
+    char kind[80];  /* "ECDSA P-256", "RSA 2048" */
     char until[40]; /* the end of validity, in words */
     int days_left;
 };

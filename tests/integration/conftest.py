@@ -131,7 +131,8 @@ def start_usher_tls(procs, usher_bin):
     """start_usher_tls(backend_ports, *extra, listen=("http", "https"),
     label="usher") -> procs.UsherListeners: usher with one --listen per
     entry of listen (plain or TLS, free ports; .plain, .tls, .ports), ready
-    when every TLS port answers a handshake. extra holds the --cert flags."""
+    when every TLS port answers a handshake. extra holds the --cert flags;
+    "<P0>", "<P1>", ... in it become the listener ports."""
     return lambda backend_ports, *extra, listen=("http", "https"), label="usher": _procs.start_usher_listeners(
         procs, usher_bin, listen, backend_ports, extra, label
     )

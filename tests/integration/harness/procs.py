@@ -461,9 +461,10 @@ class UsherListeners:
 def start_usher_listeners(registry, usher_bin, schemes, backend_ports, extra=(), label="usher"):
     """usher with one --listen per entry of schemes ("http" or "https", on
     free ports), one --backend per entry of backend_ports, then `extra`
-    (the certificates and TLS flags). Ready when every port accepts and each
-    https one answers a TLS handshake; a port race is retried on new ports,
-    a TLS listener that does not speak TLS fails the test at once."""
+    (the certificates and TLS flags; "<P0>", "<P1>", ... in them become the
+    ports chosen). Ready when every port accepts and each https one answers
+    a TLS handshake; a port race is retried on new ports, a TLS listener
+    that does not speak TLS fails the test at once."""
     last = None
     for _ in range(START_ATTEMPTS):
         ports = unused_ports(len(schemes))
@@ -473,7 +474,11 @@ def start_usher_listeners(registry, usher_bin, schemes, backend_ports, extra=(),
         for b in backend_ports:
             bp = b.port if hasattr(b, "port") else int(b)
             argv += ["--backend", "http://%s:%d" % (HOST, bp)]
-        argv += [str(a) for a in extra]
+        for a in extra:
+            a = str(a)
+            for i, port in enumerate(ports):
+                a = a.replace("<P%d>" % i, str(port))
+            argv.append(a)
         p = registry.spawn(argv, label)
         if all(p.wait_ready(port) for port in ports):
             for scheme, port in zip(schemes, ports):

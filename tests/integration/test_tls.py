@@ -665,14 +665,14 @@ def test_session_never_resumed_for_a_name_with_another_certificate(backends, sta
     assert other["peer"] == certs.b.der
 
 
-ROTATION_TRIES = 3
+ROTATION_TRIES = 5  # a slow client (valgrind) may miss the window of one rotation
 
 
 def test_ticket_key_rotation_previous_key_decrypts_older_ones_do_not(backends, start_usher_tls, certs, tmp_path):
-    """--tls-ticket-rotation 1s: a ticket made with the key in use resumes
+    """--tls-ticket-rotation 2s: a ticket made with the key in use resumes
     after the next key comes in (seen as a new key name in new tickets),
     and stops resuming once its key is gone."""
-    u = start_usher_tls(backends, "--threads", 2, "--tls-ticket-rotation", "1s", *certs.a_ec.args(),
+    u = start_usher_tls(backends, "--threads", 2, "--tls-ticket-rotation", "2s", *certs.a_ec.args(),
                         listen=("https",))
     files = iter(str(tmp_path / ("s%d.pem" % i)) for i in range(100000))
 
@@ -684,7 +684,7 @@ def test_ticket_key_rotation_previous_key_decrypts_older_ones_do_not(backends, s
         assert name is not None, "no session ticket in %s" % path
         return path, name
 
-    def next_key(after, timeout=10.0):
+    def next_key(after, timeout=15.0):
         """New tickets until one has a key name other than `after`."""
         deadline = time.monotonic() + timeout
         for _ in range(int(timeout / 0.05) + 10):
@@ -706,11 +706,11 @@ def test_ticket_key_rotation_previous_key_decrypts_older_ones_do_not(backends, s
         assert n3 != n2, "a ticket of the previous key (%s) was not resumed" % n1.hex()
     else:
         pytest.fail("the previous-key check was inconclusive %d times" % ROTATION_TRIES)
-    deadline = time.monotonic() + 15.0
+    deadline = time.monotonic() + 20.0
     for _ in range(1000):
         if not s_client(certs, u.tls, "-sess_in", t1).reused:
             break
-        assert time.monotonic() < deadline, "a ticket still resumes 15 s after two 1 s rotations"
+        assert time.monotonic() < deadline, "a ticket still resumes 20 s after two 2 s rotations"
         time.sleep(0.1)
     # A fresh session still resumes after the rotations.
     t4, _ = new_ticket()
@@ -771,6 +771,112 @@ def test_curl_follows_the_redirect_to_the_tls_listener(start_usher_tls, raw_back
     assert [(q.target, q.header_all("x-forwarded-proto")) for q in reqs] == [(b"/followed", [b"https"])], reqs
 
 
+def test_websocket_over_tls_relays_frames_both_ways(tls_usher, certs):
+    from http_raw import WS_BINARY, WS_CLOSE, WS_TEXT, ws_accept_for, ws_encode_frame, ws_new_key, ws_read_message
+
+    key = ws_new_key()
+    with TLSConnection(tls_usher.tls, client_ctx(certs)) as c:
+        c.request("GET", "/ws", [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
+                                 ("Sec-WebSocket-Version", "13")])
+        r = c.read_response()
+        assert r.status == 101 and r.header("Sec-WebSocket-Accept") == ws_accept_for(key), r
+        for op, payload in ((WS_TEXT, b"over tls"), (WS_BINARY, bytes((i * 7) & 0xFF for i in range(70000)))):
+            c.send(ws_encode_frame(op, payload))
+            assert ws_read_message(c) == (op, payload)
+        burst = [(WS_TEXT, b"msg %d" % i) for i in range(10)]
+        c.send(b"".join(ws_encode_frame(op, p) for op, p in burst))  # one TLS record
+        for m in burst:
+            assert ws_read_message(c) == m
+        c.send(ws_encode_frame(WS_CLOSE, (1000).to_bytes(2, "big")))
+        assert ws_read_message(c)[0] == WS_CLOSE
+        assert c.read_until_close(deadline=time.monotonic() + TIMEOUT) == b""
+        assert c.ended == "close_notify", c.ended
+
+
+# == the -c file's tls settings ========================================================================
+
+
+def test_file_mode_listener_tls_settings_are_honoured(start_usher_file_tls, raw_backend, certs):
+    rb = raw_backend()
+    text = (
+        "threads: 2\n"
+        "listeners:\n"
+        "  - bind: \"https://<L0>\"\n"
+        "    pool: web\n"
+        "    tls:\n"
+        "      certificates:\n"
+        "        - %s\n"
+        "        - %s\n"
+        "      min_version: \"1.2\"\n"
+        "      ciphers: \"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384\"\n"
+        "      ciphersuites: \"TLS_AES_256_GCM_SHA384\"\n"
+        "      session_tickets: false\n"
+        "      session_cache: 100\n"
+        "  - bind: <L1>\n"
+        "    pool: web\n"
+        "    tls:\n"
+        "      certificates: [ %s ]\n"
+        "      min_version: \"1.3\"\n"
+        "pools:\n"
+        "  web:\n"
+        "    backends: [ \"http://%s:%d\" ]\n"
+        "tls: { ticket_rotation: 1h }\n"
+        % (certs.a_ec.yaml(), certs.a_rsa_bundle.yaml(), certs.b.yaml(), HOST, rb.port)
+    )
+    u = start_usher_file_tls(text, 2, tls=(0, 1))
+    l0, l1 = u.ports
+    r, f = tls_get(l0, client_ctx(certs, max_version=TLS12, ciphers="ECDHE-RSA-AES256-GCM-SHA384"))
+    assert r.status == 200 and f["peer"] == certs.a_rsa.der, f  # the certificate without a key: line
+    assert not f["session"].has_ticket, "session_tickets: false, yet a ticket came"
+    with pytest.raises(ssl.SSLError):
+        tls_get(l0, client_ctx(certs, max_version=TLS12, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"))
+    r, f = tls_get(l0, client_ctx(certs))
+    assert r.status == 200 and (f["version"], f["cipher"], f["peer"]) == ("TLSv1.3", "TLS_AES_256_GCM_SHA384",
+                                                                           certs.a_ec.der), f
+    with pytest.raises(ssl.SSLError):
+        tls_get(l1, client_ctx(certs, max_version=TLS12), "b.test")
+    r, f = tls_get(l1, client_ctx(certs), "b.test")
+    assert r.status == 200 and f["peer"] == certs.b.der
+
+
+def test_file_mode_client_certificates_hsts_and_redirect(start_usher_file_tls, raw_backend, certs):
+    rb = raw_backend()
+    text = (
+        "listeners:\n"
+        "  - bind: <L0>\n"
+        "    pool: web\n"
+        "    tls:\n"
+        "      certificates: [ %s ]\n"
+        "      client_ca: %s\n"
+        "      client_verify: optional\n"
+        "      client_verify_header: X-Verify\n"
+        "      client_subject_header: X-Subject\n"
+        "    hsts: { max_age: 31536000, include_subdomains: true }\n"
+        "  - bind: <L1>\n"
+        "    pool: web\n"
+        "    redirect_https: true\n"
+        "    https_port: 8443\n"
+        "pools:\n"
+        "  web:\n"
+        "    backends: [ \"http://%s:%d\" ]\n"
+        % (certs.a_ec.yaml(), certs.client_ca.cert, HOST, rb.port)
+    )
+    u = start_usher_file_tls(text, 2)
+    tls_port, plain = u.ports
+    r, _ = tls_get(tls_port, client_ctx(certs, client_cert=certs.alice), target="/alice")
+    assert r.status == 200
+    assert r.header_all("Strict-Transport-Security") == ["max-age=31536000; includeSubDomains"], r.headers
+    r, _ = tls_get(tls_port, client_ctx(certs), target="/anonymous")
+    assert r.status == 200
+    with RawHTTPConnection(HOST, plain, timeout=TIMEOUT) as c:
+        r = c.roundtrip("GET", "/x?y=1", host="a.test")
+    assert (r.status, r.header("Location")) == (308, "https://a.test:8443/x?y=1"), r
+    assert r.header_all("Strict-Transport-Security") == [], r.headers
+    reqs, _, _ = rb.requests()
+    got = {q.target: (q.header_all("x-verify"), q.header_all("x-subject")) for q in reqs}
+    assert got == {b"/alice": ([b"SUCCESS"], [certs.alice.subject.encode()]), b"/anonymous": ([b"NONE"], [])}, got
+
+
 # == client certificates ==========================================================================
 
 
@@ -778,8 +884,10 @@ def test_client_verify_required_refuses_without_a_valid_certificate(start_usher_
     rb = raw_backend()
     u = start_usher_tls([rb.port], "--client-ca", certs.client_ca.cert, "--client-verify", "required",
                         *certs.a_ec.args(), listen=("https",))
-    assert handshake_outcome(u.tls, client_ctx(certs), target="/none")[0] == "refused"
-    assert handshake_outcome(u.tls, client_ctx(certs, client_cert=certs.mallory), target="/mallory")[0] == "refused"
+    for version in (TLS12, TLS13):
+        for cert in (None, certs.mallory):
+            got = handshake_outcome(u.tls, client_ctx(certs, max_version=version, client_cert=cert), target="/no")
+            assert got[0] == "refused", (version, cert, got)
     assert handshake_outcome(u.tls, client_ctx(certs, client_cert=certs.alice), target="/alice") == ("served", 200)
     rc, out, err, info = curl(certs, "https://a.test:%d/curl" % u.tls, "--cert", certs.alice.cert, "--key",
                               certs.alice.key, ports=(u.tls,))

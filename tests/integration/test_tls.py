@@ -438,6 +438,22 @@ def test_wildcard_covers_exactly_one_label(tls_usher, certs, name):
     assert f["peer"] == certs.a_ec.der, "%s must get the first certificate, not the wildcard" % name
 
 
+def test_exact_name_beats_a_wildcard_whatever_the_order(backends, start_usher_tls, certs, tmp_path):
+    exact = certs.ca.issue("exact", ["exact.wild.test"], directory=tmp_path)
+    u = start_usher_tls(backends, *cert_args(certs.a_ec, certs.wild, exact), listen=("https",))
+    ctx = client_ctx(certs)
+    assert tls_get(u.tls, ctx, "exact.wild.test")[1]["peer"] == exact.der
+    assert tls_get(u.tls, ctx, "other.wild.test")[1]["peer"] == certs.wild.der
+
+
+def test_certificate_without_san_is_chosen_by_its_common_name(backends, start_usher_tls, certs, tmp_path):
+    cn_only = certs.ca.issue("cn-only", subject="/CN=cn-only.test", directory=tmp_path)
+    u = start_usher_tls(backends, *cert_args(certs.a_ec, cn_only), listen=("https",))
+    r, f = tls_get(u.tls, client_ctx(certs, check_hostname=False), "cn-only.test")
+    check_served(r)
+    assert f["peer"] == cn_only.der
+
+
 def test_unknown_or_absent_sni_gets_the_first_certificate(backends, start_usher_tls, certs):
     ctx = client_ctx(certs, check_hostname=False)
     for order in ((certs.a_ec, certs.b), (certs.b, certs.a_ec)):
@@ -1096,6 +1112,15 @@ def test_bad_certificate_at_start_exits_naming_the_file(run_usher, certs, tmp_pa
     assert p.returncode != 0, out
     lines = [ln for ln in out.splitlines() if problem in ln and (cert in ln or key in ln)]
     assert lines, "no line naming the file and %r:\n%s" % (problem, out)
+
+
+def test_two_certificates_with_the_same_names_and_key_type_are_refused(run_usher, certs, tmp_path):
+    twin = certs.ca.issue("twin", ["a.test", "www.a.test"], directory=tmp_path)
+    p = run_usher("--listen", "https://%s:%d" % (HOST, free_port()), "--backend", "http://%s:1" % HOST,
+                  *cert_args(certs.a_ec, twin))
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    assert p.returncode != 0, out
+    assert twin.cert in out or certs.a_ec.cert in out, out
 
 
 @pytest.mark.parametrize("problem", sorted(BAD))

@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from harness import certs as _certs  # noqa: E402
 from harness import procs as _procs  # noqa: E402
 from harness.backends import CaptureBackend, RawCaptureBackend, SilentBackend  # noqa: E402
 
@@ -126,6 +127,35 @@ def start_usher_file(procs, usher_bin, tmp_path):
 
 
 @pytest.fixture
+def start_usher_tls(procs, usher_bin):
+    """start_usher_tls(backend_ports, *extra, listen=("http", "https"),
+    label="usher") -> procs.UsherListeners: usher with one --listen per
+    entry of listen (plain or TLS, free ports; .plain, .tls, .ports), ready
+    when every TLS port answers a handshake. extra holds the --cert flags;
+    "<P0>", "<P1>", ... in it become the listener ports."""
+    return lambda backend_ports, *extra, listen=("http", "https"), label="usher": _procs.start_usher_listeners(
+        procs, usher_bin, listen, backend_ports, extra, label
+    )
+
+
+@pytest.fixture
+def start_usher_file_tls(start_usher_file):
+    """start_usher_file_tls(text, nlisteners=1, *extra, tls=(0,)) ->
+    procs.FileUsher, like start_usher_file, and then waits until the
+    listeners numbered in tls answer a TLS handshake."""
+
+    def start(text, nlisteners=1, *extra, tls=(0,)):
+        u = start_usher_file(text, nlisteners, *extra)
+        for i in tls:
+            why = _procs.wait_tls_ready(u.proc, u.ports[i])
+            if why is not None:
+                pytest.fail("usher's TLS listener is not ready (%s):\n%s" % (why, u.proc.describe()), pytrace=False)
+        return u
+
+    return start
+
+
+@pytest.fixture
 def usher(backends, start_usher):
     """usher in front of backend1 and backend2, round robin."""
     return start_usher(backends, "--balance", "round-robin")
@@ -136,6 +166,16 @@ def run_usher(usher_bin):
     """run_usher(*args, timeout=10.0) -> subprocess.CompletedProcess: usher
     run to completion (for flags that make it exit)."""
     return lambda *args, timeout=10.0: _procs.run_usher(usher_bin, args, timeout)
+
+
+# -- TLS certificates ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """The test certificates (harness/certs.py: TestCerts), made once per
+    session with the openssl command line in a temporary directory."""
+    return _certs.make_test_certs(tmp_path_factory.mktemp("certs"))
 
 
 # -- backends written in Python (harness/backends.py) ------------------------------------

@@ -14,6 +14,10 @@ must hold no sanitizer report (AddressSanitizer, LeakSanitizer,
 UndefinedBehaviorSanitizer: the suite also runs against a build made with
 `make SANITIZE=address,undefined`). A test that kills a process on purpose
 does so with ManagedProcess.kill().
+
+TLS listeners (quick mode with several --listen: start_usher_listeners) are
+ready when their port accepts and a TLS handshake is answered as TLS
+(wait_tls_ready).
 """
 
 import itertools
@@ -21,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -386,6 +391,101 @@ def start_usher(registry, usher_bin, backend_ports, extra=(), wrapper=(), label=
         p = registry.spawn(argv, label)
         if p.wait_ready(port):
             return Usher(port, p)
+        last = p
+        p.stop(check_exit=False)
+    pytest.fail("usher did not become ready:\n%s" % last.describe(), pytrace=False)
+
+
+# -- TLS listeners ----------------------------------------------------------------------
+
+
+def tls_probe(port, timeout=SOCKET_TIMEOUT):
+    """One TLS handshake attempt to port (no SNI, no certificate checked).
+    Returns "tls" if the server speaks TLS (the handshake completed, or the
+    server answered it with an alert, as a listener that wants a client
+    certificate does), "retry" if the connection failed before any answer
+    (refused, reset, closed), or what else came back (the listener is not
+    speaking TLS)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            with ctx.wrap_socket(s) as t:
+                t.version()
+                return "tls"
+    except ssl.SSLError as e:
+        reason = getattr(e, "reason", None) or ""
+        if "ALERT" in reason:
+            return "tls"
+        if isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return "retry"
+        return "not TLS: %r" % e
+    except OSError:  # refused, reset, timed out
+        return "retry"
+
+
+def wait_tls_ready(proc, port, timeout=READY_TIMEOUT):
+    """Polls TLS handshakes to port (bounded in time and count) until the
+    server answers one as TLS. Returns None when it does, else why not (the
+    process died, a non-TLS answer, or no answer in time)."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    for _ in range(int(timeout / 0.05) + 10):
+        if not proc.alive():
+            return "usher exited (status %r)" % proc.returncode()
+        last = tls_probe(port)
+        if last == "tls":
+            return None
+        if last != "retry" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return "port %d: %s" % (port, last)
+
+
+class UsherListeners:
+    """usher in quick mode with several --listen: its process, and the
+    ports in the order of `schemes` (.plain and .tls: the first of each)."""
+
+    def __init__(self, proc, schemes, ports):
+        self.proc = proc
+        self.schemes = list(schemes)
+        self.ports = list(ports)
+        self.plain = next((p for s, p in zip(schemes, ports) if s == "http"), None)
+        self.tls = next((p for s, p in zip(schemes, ports) if s == "https"), None)
+
+    def raw(self, port=None):
+        return RawHTTPConnection(HOST, port or self.plain, timeout=SOCKET_TIMEOUT)
+
+
+def start_usher_listeners(registry, usher_bin, schemes, backend_ports, extra=(), label="usher"):
+    """usher with one --listen per entry of schemes ("http" or "https", on
+    free ports), one --backend per entry of backend_ports, then `extra`
+    (the certificates and TLS flags; "<P0>", "<P1>", ... in them become the
+    ports chosen). Ready when every port accepts and each https one answers
+    a TLS handshake; a port race is retried on new ports, a TLS listener
+    that does not speak TLS fails the test at once."""
+    last = None
+    for _ in range(START_ATTEMPTS):
+        ports = unused_ports(len(schemes))
+        argv = [usher_bin]
+        for scheme, port in zip(schemes, ports):
+            argv += ["--listen", "%s%s:%d" % ("https://" if scheme == "https" else "", HOST, port)]
+        for b in backend_ports:
+            bp = b.port if hasattr(b, "port") else int(b)
+            argv += ["--backend", "http://%s:%d" % (HOST, bp)]
+        for a in extra:
+            a = str(a)
+            for i, port in enumerate(ports):
+                a = a.replace("<P%d>" % i, str(port))
+            argv.append(a)
+        p = registry.spawn(argv, label)
+        if all(p.wait_ready(port) for port in ports):
+            for scheme, port in zip(schemes, ports):
+                why = wait_tls_ready(p, port) if scheme == "https" else None
+                if why is not None:
+                    pytest.fail("usher's TLS listener is not ready (%s):\n%s" % (why, p.describe()), pytrace=False)
+            return UsherListeners(p, schemes, ports)
         last = p
         p.stop(check_exit=False)
     pytest.fail("usher did not become ready:\n%s" % last.describe(), pytrace=False)

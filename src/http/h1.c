@@ -452,6 +452,15 @@ static long finish(struct out *o)
     return o->overflow ? -ENOSPC : (long)o->len;
 }
 
+/* Whether name is one of the headers usher sets itself (the client's are
+ * never forwarded). */
+static int set_by_usher(const struct h1_request_rewrite *rw, struct span name)
+{
+    for (uint32_t i = 0; i < rw->nset; i++)
+        if (rw->set[i].name.len && span_ieq_span(name, rw->set[i].name)) return 1;
+    return 0;
+}
+
 long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *rw, char *out,
                       size_t cap)
 {
@@ -467,6 +476,7 @@ long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *
         if (span_ieq(hd->name, "x-forwarded-for") || span_ieq(hd->name, "x-forwarded-proto") ||
             span_ieq(hd->name, "x-forwarded-host"))
             continue;
+        if (rw->nset && set_by_usher(rw, hd->name)) continue;
         put_header(&o, hd);
     }
     if (h->host_i < 0 && rw->default_host) {
@@ -489,14 +499,32 @@ long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *
     }
     if (!xff_first) put(&o, ", ", 2);
     puts_(&o, rw->client_ip);
-    puts_(&o, "\r\nX-Forwarded-Proto: http\r\n");
+    puts_(&o, rw->https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
     if (h->host_i >= 0) {
         puts_(&o, "X-Forwarded-Host: ");
         put_span(&o, h->h[h->host_i].value);
         puts_(&o, "\r\n");
     }
+    for (uint32_t i = 0; i < rw->nset; i++) {
+        const struct h1_set_header *sh = &rw->set[i];
+        if (!sh->value.p) continue;
+        put_span(&o, sh->name);
+        put(&o, ": ", 2);
+        put_span(&o, sh->value);
+        put(&o, "\r\n", 2);
+    }
     put(&o, "\r\n", 2);
     return finish(&o);
+}
+
+/* Whether h forwards a header of the name that header line `line` has. */
+static int has_header_of_line(const struct h1_head *h, struct span line)
+{
+    const char *colon = memchr(line.p, ':', line.len);
+    struct span name = {line.p, colon ? (uint32_t)(colon - line.p) : line.len};
+    for (uint32_t i = 0; i < h->nheaders; i++)
+        if (!h->h[i].drop && span_ieq_span(h->h[i].name, name)) return 1;
+    return 0;
 }
 
 long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite *rw, char *out,
@@ -514,8 +542,10 @@ long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite
         if (rw->dechunk && span_ieq(hd->name, "transfer-encoding")) continue;
         put_header(&o, hd);
     }
-    if (rw->extra && rw->extra_len) {
-        put(&o, rw->extra, rw->extra_len);
+    for (uint32_t i = 0; i < rw->nextra; i++) {
+        const struct h1_extra *e = &rw->extra[i];
+        if (!e->line.len || (e->if_absent && has_header_of_line(h, e->line))) continue;
+        put_span(&o, e->line);
         put(&o, "\r\n", 2);
     }
     switch (rw->conn) {
@@ -550,19 +580,102 @@ const char *h1_reason(int status)
     }
 }
 
-long h1_write_error(int status, const char *msg, int close, char *out, size_t cap)
+long h1_write_error(int status, const char *msg, int close, const struct span *extra, char *out,
+                    size_t cap)
 {
     char body[256];
     int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
+    int elen = extra && extra->len ? (int)extra->len : 0;
     int n = snprintf(out, cap,
                      "HTTP/1.1 %d %s\r\n"
                      "Content-Type: application/json\r\n"
                      "Content-Length: %d\r\n"
                      "Cache-Control: no-store\r\n"
+                     "%.*s%s"
                      "%s"
                      "\r\n%s",
-                     status, h1_reason(status), blen, close ? "Connection: close\r\n" : "", body);
+                     status, h1_reason(status), blen, elen, elen ? extra->p : "",
+                     elen ? "\r\n" : "", close ? "Connection: close\r\n" : "", body);
     return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
+}
+
+void h1_safe_value(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c > 0x7e) p[i] = '?';
+    }
+}
+
+size_t h1_hsts_line(uint32_t max_age, int include_subdomains, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "Strict-Transport-Security: max-age=%u%s", max_age,
+                     include_subdomains ? "; includeSubDomains" : "");
+    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+/* The host of authority a: without ":port"; "[v6]:port" keeps its brackets. */
+static struct span host_of(struct span a)
+{
+    for (uint32_t k = a.len; k > 0; k--) {
+        if (a.p[k - 1] == ']') break;
+        if (a.p[k - 1] == ':') {
+            a.len = k - 1;
+            break;
+        }
+    }
+    return a;
+}
+
+long h1_https_location(const struct h1_head *h, uint32_t port, char *out, size_t cap)
+{
+    if (h->host_i < 0) return -EINVAL; /* HTTP/1.0 without Host: nothing to name */
+    struct span auth = h->h[h->host_i].value, path = h->target;
+    if (path.len == 1 && path.p[0] == '*') {
+        path.len = 0; /* OPTIONS *: the server as a whole, so its root */
+    } else if (path.len && path.p[0] != '/') {
+        /* absolute-form (RFC 9112 3.2.2): h1_check_request made sure it is
+         * http:// or https:// and that its authority is the Host */
+        uint32_t skip = path.len > 7 && !strncasecmp(path.p, "http://", 7)    ? 7
+                        : path.len > 8 && !strncasecmp(path.p, "https://", 8) ? 8
+                                                                              : 0;
+        if (!skip) return -EINVAL;
+        auth = (struct span){path.p + skip, 0};
+        while (skip + auth.len < path.len && auth.p[auth.len] != '/' && auth.p[auth.len] != '?')
+            auth.len++;
+        path = (struct span){auth.p + auth.len, path.len - skip - auth.len};
+    }
+    struct span host = host_of(auth);
+    if (host.len == 0) return -EINVAL;
+    struct out o = {out, 0, cap, 0};
+    puts_(&o, "https://");
+    put_span(&o, host);
+    if (port != 443) {
+        char p[16];
+        int n = snprintf(p, sizeof(p), ":%u", port);
+        put(&o, p, (size_t)n);
+    }
+    if (path.len == 0 || path.p[0] != '/') put(&o, "/", 1); /* "http://a?q" is "/?q" */
+    put_span(&o, path);
+    return finish(&o);
+}
+
+long h1_write_redirect(const struct h1_head *h, uint32_t port, enum h1_conn_header conn, char *out,
+                       size_t cap)
+{
+    static const char status[] = "HTTP/1.1 308 Permanent Redirect\r\nLocation: ";
+    static const char rest[] = "\r\nContent-Length: 0\r\n";
+    size_t at = sizeof(status) - 1;
+    if (cap < at) return -ENOSPC;
+    long n = h1_https_location(h, port, out + at, cap - at);
+    if (n < 0) return n;
+    memcpy(out, status, at);
+    struct out o = {out, at + (size_t)n, cap, 0};
+    put(&o, rest, sizeof(rest) - 1);
+    if (conn == H1_CONN_CLOSE) puts_(&o, "Connection: close\r\n");
+    if (conn == H1_CONN_KEEP_ALIVE) puts_(&o, "Connection: keep-alive\r\n");
+    put(&o, "\r\n", 2);
+    return finish(&o);
 }
 
 int h1_field(const void *head, uint32_t i, struct span *name, struct span *value)

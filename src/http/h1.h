@@ -79,10 +79,23 @@ int h1_field(const void *h, uint32_t i, struct span *name, struct span *value);
 /* Whether the request method is idempotent (RFC 9110 9.2.2). */
 int h1_method_idempotent(const struct h1_head *h);
 
+/* A header usher sets itself on a request, from what it knows of the client
+ * connection (the mTLS result): every header of that name the client sent
+ * is removed (case-insensitively), then `name: value` is added unless
+ * value.p is NULL. The value must be safe (h1_safe_value). */
+struct h1_set_header {
+    struct span name, value;
+};
+
+#define H1_MAX_SET 2
+
 struct h1_request_rewrite {
     const char *client_ip;    /* appended to X-Forwarded-For */
     const char *default_host; /* Host to send when the client sent none (HTTP/1.0) */
     int upgrade;              /* forward Upgrade / Connection: upgrade */
+    int https;                /* X-Forwarded-Proto: https (the client came over TLS), else http */
+    uint32_t nset;            /* entries used in set[] */
+    struct h1_set_header set[H1_MAX_SET];
 };
 
 /* Writes the head to send to the backend into out. Returns its length or
@@ -90,21 +103,59 @@ struct h1_request_rewrite {
 long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *rw, char *out,
                       size_t cap);
 
+/* Replaces, in p[0..n), every byte that may not stand in a header value as
+ * usher writes it (anything but visible ASCII, space and tab) with '?'. */
+void h1_safe_value(char *p, size_t n);
+
 enum h1_conn_header { H1_CONN_NONE, H1_CONN_CLOSE, H1_CONN_KEEP_ALIVE, H1_CONN_UPGRADE };
+
+/* A header line usher adds to a response, without its CRLF. With if_absent,
+ * it is left out when the response already has a header of that name (the
+ * backend's wins). */
+struct h1_extra {
+    struct span line;
+    uint8_t if_absent;
+};
+
+#define H1_MAX_EXTRA 2
 
 struct h1_response_rewrite {
     int dechunk;              /* body is de-chunked for an HTTP/1.0 client: drop TE */
     enum h1_conn_header conn; /* Connection header to add */
-    const char *extra;        /* one more header line without CRLF, or NULL */
-    size_t extra_len;
+    uint32_t nextra;          /* entries used in extra[]: a balancer's Set-Cookie, HSTS */
+    struct h1_extra extra[H1_MAX_EXTRA];
 };
 
 /* Writes the head to send to the client into out. Returns length or -ENOSPC. */
 long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite *rw, char *out,
                        size_t cap);
 
-/* Writes usher's own JSON answer {"error":msg}. Returns length or -ENOSPC. */
-long h1_write_error(int status, const char *msg, int close, char *out, size_t cap);
+#define H1_HSTS_MAX 80 /* room for any h1_hsts_line */
+
+/* Writes "Strict-Transport-Security: max-age=N[; includeSubDomains]"
+ * (RFC 6797 6.1) into out (cap > 0), without CRLF. Returns its length,
+ * cut to cap - 1 (H1_HSTS_MAX always suffices). */
+size_t h1_hsts_line(uint32_t max_age, int include_subdomains, char *out, size_t cap);
+
+/* Writes usher's own JSON answer {"error":msg}, with the header line extra
+ * (without CRLF; NULL or empty: none). Returns length or -ENOSPC. */
+long h1_write_error(int status, const char *msg, int close, const struct span *extra, char *out,
+                    size_t cap);
+
+/* The https:// URL that request h names (RFC 9110 4.2.2): the host of its
+ * Host header (of the authority for an absolute-form target) without the
+ * port (an IPv6 literal keeps its brackets), ":port" unless port is 443,
+ * then the target as sent ("/" for "*" or an empty path). h must have been
+ * accepted (h1_check_request). Returns its length, -EINVAL when the request
+ * has no usable host, or -ENOSPC. */
+long h1_https_location(const struct h1_head *h, uint32_t port, char *out, size_t cap);
+
+/* Writes usher's answer to a request on a listener that redirects to https:
+ * 308 Permanent Redirect (RFC 9110 15.4.9: the method and body are kept)
+ * with Location from h1_https_location, no body, and the Connection header
+ * conn. Returns length, -EINVAL (no usable host) or -ENOSPC. */
+long h1_write_redirect(const struct h1_head *h, uint32_t port, enum h1_conn_header conn, char *out,
+                       size_t cap);
 
 /* Standard reason phrase for a status code usher itself sends. */
 const char *h1_reason(int status);

@@ -161,7 +161,7 @@ void session_respond_error(struct session *s, int status, const char *msg)
         return;
     }
     o->start = o->end = 0;
-    long n = h1_write_error(status, msg, close, o->data, BUF_SIZE);
+    long n = h1_write_error(status, msg, close, NULL, o->data, BUF_SIZE);
     if (n < 0) {
         session_close(s);
         return;

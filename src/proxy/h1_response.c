@@ -93,8 +93,8 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
     x->dechunk = cp.dechunk;
     struct h1_response_rewrite rw = {.dechunk = cp.dechunk, .conn = cp.conn};
     char extra[256]; /* a balancer's header line (sticky: its Set-Cookie) */
-    rw.extra_len = exchange_extra_header(x, extra, sizeof(extra));
-    rw.extra = rw.extra_len ? extra : NULL;
+    size_t n = exchange_extra_header(x, extra, sizeof(extra));
+    if (n) rw.extra[rw.nextra++] = (struct h1_extra){{extra, (uint32_t)n}, 0};
     if (append_out(s, h, &rw) < 0) return -1;
     reqlog_status(s->logrec, h->status);
     return 0;

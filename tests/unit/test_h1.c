@@ -1,5 +1,6 @@
 /* Tests src/http/h1.c: finding, parsing and rewriting heads. */
 #include <setjmp.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -203,13 +204,252 @@ static void request_checks(void **state)
 
 static void error_response_is_json(void **state)
 {
-    long n = h1_write_error(503, "No healthy backends", 0, out, sizeof(out));
+    long n = h1_write_error(503, "No healthy backends", 0, NULL, out, sizeof(out));
     assert_true(n > 0);
     out[n] = 0;
     assert_non_null(strstr(out, "HTTP/1.1 503 Service Unavailable\r\n"));
     assert_non_null(strstr(out, "Content-Type: application/json\r\n"));
     assert_non_null(strstr(out, "\r\n\r\n{\"error\":\"No healthy backends\"}"));
     assert_null(strstr(out, "Connection: close"));
+}
+
+static void rewrite_sets_forwarded_proto_from_the_connection(void **state)
+{
+    assert_int_equal(parse(1, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n", 0),
+                     0);
+    struct h1_request_rewrite rw = {.client_ip = "10.1.1.1", .https = 1};
+    long n = h1_write_request(&head, &rw, out, sizeof(out));
+    assert_true(n > 0);
+    out[n] = 0;
+    assert_string_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.1.1\r\n"
+                             "X-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\r\n");
+    rw.https = 0;
+    n = h1_write_request(&head, &rw, out, sizeof(out));
+    out[n] = 0;
+    assert_non_null(strstr(out, "\r\nX-Forwarded-Proto: http\r\n"));
+    assert_null(strstr(out, "https"));
+}
+
+static struct span sp(const char *s)
+{
+    return (struct span){s, (uint32_t)strlen(s)};
+}
+
+static void rewrite_replaces_the_headers_usher_sets(void **state)
+{
+    /* the client's copies go, whatever their case, wherever they are */
+    assert_int_equal(parse(1,
+                           "GET / HTTP/1.1\r\nx-client-verify: SUCCESS\r\nHost: a\r\n"
+                           "X-CLIENT-SUBJECT: CN=admin\r\nX-Keep: 1\r\nX-Client-Verify: x\r\n"
+                           "X-Client-Verify-Not: kept\r\n\r\n",
+                           0),
+                     0);
+    struct h1_request_rewrite rw = {.client_ip = "1.2.3.4", .https = 1, .nset = 2};
+    rw.set[0] = (struct h1_set_header){sp("X-Client-Verify"), sp("FAILED:certificate expired")};
+    rw.set[1] = (struct h1_set_header){sp("X-Client-Subject"), {NULL, 0}}; /* removed only */
+    long n = h1_write_request(&head, &rw, out, sizeof(out));
+    assert_true(n > 0);
+    out[n] = 0;
+    assert_string_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Keep: 1\r\n"
+                             "X-Client-Verify-Not: kept\r\nX-Forwarded-For: 1.2.3.4\r\n"
+                             "X-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n"
+                             "X-Client-Verify: FAILED:certificate expired\r\n\r\n");
+    /* success: both, in the order given */
+    rw.set[0].value = sp("SUCCESS");
+    rw.set[1].value = sp("CN=alice,O=Example");
+    n = h1_write_request(&head, &rw, out, sizeof(out));
+    out[n] = 0;
+    assert_non_null(strstr(out, "X-Forwarded-Host: a\r\nX-Client-Verify: SUCCESS\r\n"
+                                "X-Client-Subject: CN=alice,O=Example\r\n\r\n"));
+    assert_null(strstr(out, "admin"));
+    /* names usher does not set are untouched when nothing is set */
+    rw.nset = 0;
+    n = h1_write_request(&head, &rw, out, sizeof(out));
+    out[n] = 0;
+    assert_non_null(strstr(out, "x-client-verify: SUCCESS\r\n"));
+    assert_non_null(strstr(out, "X-CLIENT-SUBJECT: CN=admin\r\n"));
+}
+
+static void rewrite_set_headers_survive_connection_tricks(void **state)
+{
+    /* naming the header in Connection drops the client's copy anyway; ours is added */
+    assert_int_equal(
+        parse(1, "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Client-Verify\r\n\r\n", 0), 0);
+    struct h1_request_rewrite rw = {.client_ip = "1.2.3.4", .nset = 1};
+    rw.set[0] = (struct h1_set_header){sp("X-Client-Verify"), sp("NONE")};
+    long n = h1_write_request(&head, &rw, out, sizeof(out));
+    out[n] = 0;
+    assert_non_null(strstr(out, "\r\nX-Client-Verify: NONE\r\n\r\n"));
+    assert_null(strstr(out, "Connection"));
+}
+
+static void safe_value_replaces_what_a_header_cannot_hold(void **state)
+{
+    char v[] = "CN=a\r\nX-Evil: 1\x01\x7f\xc3\xa9\tok ~";
+    h1_safe_value(v, strlen(v));
+    assert_string_equal(v, "CN=a??X-Evil: 1????\tok ~");
+    char nul[4] = {'a', 0, 'b', 0};
+    h1_safe_value(nul, 3);
+    assert_memory_equal(nul, "a?b", 3);
+}
+
+static void hsts_line(void **state)
+{
+    char b[H1_HSTS_MAX];
+    assert_int_equal(h1_hsts_line(31536000, 0, b, sizeof(b)),
+                     strlen("Strict-Transport-Security: max-age=31536000"));
+    assert_string_equal(b, "Strict-Transport-Security: max-age=31536000");
+    h1_hsts_line(1000000000, 1, b, sizeof(b));
+    assert_string_equal(b, "Strict-Transport-Security: max-age=1000000000; includeSubDomains");
+    assert_int_equal(h1_hsts_line(5, 1, b, 10), 9); /* cut, never past cap */
+}
+
+static long write_response_with(const char *cookie, const char *hsts)
+{
+    struct h1_response_rewrite rw = {.conn = H1_CONN_NONE};
+    if (cookie) rw.extra[rw.nextra++] = (struct h1_extra){sp(cookie), 0};
+    if (hsts) rw.extra[rw.nextra++] = (struct h1_extra){sp(hsts), 1};
+    long n = h1_write_response(&head, &rw, out, sizeof(out));
+    assert_true(n > 0);
+    out[n] = 0;
+    return n;
+}
+
+static void response_gets_hsts_unless_the_backend_sent_one(void **state)
+{
+    const char *ours = "Strict-Transport-Security: max-age=600";
+    assert_int_equal(parse(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0), 0);
+    write_response_with("Set-Cookie: b=1", ours);
+    assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nSet-Cookie: b=1\r\n"
+                             "Strict-Transport-Security: max-age=600\r\n\r\n");
+    /* the backend's own policy is kept, whatever its case, and ours not added */
+    assert_int_equal(parse(0,
+                           "HTTP/1.1 404 Not Found\r\nstrict-transport-security: max-age=0\r\n"
+                           "Content-Length: 0\r\n\r\n",
+                           0),
+                     0);
+    write_response_with(NULL, ours);
+    assert_string_equal(out, "HTTP/1.1 404 Not Found\r\nstrict-transport-security: max-age=0\r\n"
+                             "Content-Length: 0\r\n\r\n");
+    /* a balancer's line is added whatever the head holds */
+    assert_int_equal(parse(0, "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Length: 0\r\n\r\n", 0),
+                     0);
+    write_response_with("Set-Cookie: b=1", NULL);
+    assert_non_null(strstr(out, "Set-Cookie: a=1\r\nContent-Length: 0\r\nSet-Cookie: b=1\r\n"));
+    /* one the backend named in Connection is not forwarded: ours goes instead */
+    assert_int_equal(parse(0,
+                           "HTTP/1.1 200 OK\r\nConnection: Strict-Transport-Security\r\n"
+                           "Strict-Transport-Security: max-age=1\r\nContent-Length: 0\r\n\r\n",
+                           0),
+                     0);
+    write_response_with(NULL, ours);
+    assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                             "Strict-Transport-Security: max-age=600\r\n\r\n");
+    /* a look-alike name is not the header */
+    assert_int_equal(parse(0,
+                           "HTTP/1.1 200 OK\r\nStrict-Transport-Security-X: 1\r\n"
+                           "Content-Length: 0\r\n\r\n",
+                           0),
+                     0);
+    write_response_with(NULL, ours);
+    assert_non_null(strstr(out, "\r\nStrict-Transport-Security: max-age=600\r\n\r\n"));
+}
+
+static void error_response_carries_an_extra_line(void **state)
+{
+    struct span hsts = sp("Strict-Transport-Security: max-age=60; includeSubDomains");
+    long n = h1_write_error(502, "Bad gateway", 1, &hsts, out, sizeof(out));
+    assert_true(n > 0);
+    out[n] = 0;
+    assert_non_null(strstr(out, "Cache-Control: no-store\r\nStrict-Transport-Security: max-age=60; "
+                                "includeSubDomains\r\nConnection: close\r\n\r\n{\"error\""));
+    struct span none = {NULL, 0};
+    n = h1_write_error(502, "Bad gateway", 1, &none, out, sizeof(out));
+    out[n] = 0;
+    assert_null(strstr(out, "Strict"));
+}
+
+/* The Location of the redirect for request req with https port port, or the error. */
+static const char *location(const char *req, uint32_t port)
+{
+    static char loc[512];
+    const char *why;
+    assert_int_equal(parse(1, req, 0), 0);
+    assert_int_equal(h1_check_request(&head, req, strlen(req), &why), 0);
+    long n = h1_https_location(&head, port, loc, sizeof(loc));
+    if (n == -EINVAL) return "EINVAL";
+    assert_true(n > 0);
+    loc[n] = 0;
+    return loc;
+}
+
+static void https_location_from_host_and_target(void **state)
+{
+    assert_string_equal(location("GET /a/b?c=d HTTP/1.1\r\nHost: Example.COM\r\n\r\n", 443),
+                        "https://Example.COM/a/b?c=d");
+    /* the request's port goes; the https port is written unless it is 443 */
+    assert_string_equal(location("GET /x HTTP/1.1\r\nHost: a.test:8080\r\n\r\n", 443),
+                        "https://a.test/x");
+    assert_string_equal(location("GET /x HTTP/1.1\r\nHost: a.test:8080\r\n\r\n", 8443),
+                        "https://a.test:8443/x");
+    assert_string_equal(location("GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n", 443),
+                        "https://10.0.0.1/");
+    /* an IPv6 literal keeps its brackets, with or without a port */
+    assert_string_equal(location("GET /v6 HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n", 443),
+                        "https://[::1]/v6");
+    assert_string_equal(location("GET /v6 HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", 4443),
+                        "https://[2001:db8::1]:4443/v6");
+    /* the target as sent: no decoding, no normalisation */
+    assert_string_equal(location("GET /a%20b/../c?q=%2F&r HTTP/1.1\r\nHost: a\r\n\r\n", 443),
+                        "https://a/a%20b/../c?q=%2F&r");
+    /* absolute-form: its authority and its path */
+    assert_string_equal(
+        location("GET http://a.test:8080/p?q HTTP/1.1\r\nHost: a.test:8080\r\n\r\n", 443),
+        "https://a.test/p?q");
+    assert_string_equal(location("GET HTTPS://A.test/p HTTP/1.1\r\nHost: a.test\r\n\r\n", 443),
+                        "https://A.test/p");
+    assert_string_equal(location("GET http://a.test HTTP/1.1\r\nHost: a.test\r\n\r\n", 443),
+                        "https://a.test/");
+    assert_string_equal(location("GET http://a.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n", 443),
+                        "https://a.test/?q");
+    assert_string_equal(location("GET http://[::1]:81/z HTTP/1.1\r\nHost: [::1]:81\r\n\r\n", 8443),
+                        "https://[::1]:8443/z");
+    /* OPTIONS *: the server's root */
+    assert_string_equal(location("OPTIONS * HTTP/1.1\r\nHost: a:1\r\n\r\n", 443), "https://a/");
+    /* no usable host */
+    assert_string_equal(location("GET / HTTP/1.0\r\n\r\n", 443), "EINVAL");
+    assert_string_equal(location("GET / HTTP/1.1\r\nHost:\r\n\r\n", 443), "EINVAL");
+    assert_string_equal(location("GET / HTTP/1.1\r\nHost: :8080\r\n\r\n", 443), "EINVAL");
+    char small[12];
+    assert_int_equal(parse(1, "GET /long HTTP/1.1\r\nHost: a.test\r\n\r\n", 0), 0);
+    assert_int_equal(h1_https_location(&head, 443, small, sizeof(small)), -ENOSPC);
+}
+
+static void redirect_response(void **state)
+{
+    assert_int_equal(parse(1, "POST /f?x=1 HTTP/1.1\r\nHost: a.test:80\r\n\r\n", 0), 0);
+    long n = h1_write_redirect(&head, 8443, H1_CONN_NONE, out, sizeof(out));
+    assert_true(n > 0);
+    out[n] = 0;
+    assert_string_equal(out, "HTTP/1.1 308 Permanent Redirect\r\n"
+                             "Location: https://a.test:8443/f?x=1\r\n"
+                             "Content-Length: 0\r\n\r\n");
+    n = h1_write_redirect(&head, 443, H1_CONN_CLOSE, out, sizeof(out));
+    out[n] = 0;
+    assert_string_equal(out, "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://a.test/f?x=1\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    n = h1_write_redirect(&head, 443, H1_CONN_KEEP_ALIVE, out, sizeof(out));
+    out[n] = 0;
+    assert_non_null(strstr(out, "\r\nConnection: keep-alive\r\n\r\n"));
+    /* exactly n bytes fit; one less does not; the prefix alone does not */
+    char exact[128];
+    assert_int_equal(h1_write_redirect(&head, 443, H1_CONN_KEEP_ALIVE, exact, (size_t)n), n);
+    assert_memory_equal(exact, out, (size_t)n);
+    assert_int_equal(h1_write_redirect(&head, 443, H1_CONN_KEEP_ALIVE, exact, (size_t)n - 1),
+                     -ENOSPC);
+    assert_int_equal(h1_write_redirect(&head, 443, H1_CONN_NONE, exact, 10), -ENOSPC);
+    assert_int_equal(parse(1, "GET / HTTP/1.0\r\n\r\n", 0), 0);
+    assert_int_equal(h1_write_redirect(&head, 443, H1_CONN_NONE, out, sizeof(out)), -EINVAL);
 }
 
 int main(void)
@@ -228,6 +468,15 @@ int main(void)
         cmocka_unit_test(too_many_headers_flagged),
         cmocka_unit_test(request_checks),
         cmocka_unit_test(error_response_is_json),
+        cmocka_unit_test(rewrite_sets_forwarded_proto_from_the_connection),
+        cmocka_unit_test(rewrite_replaces_the_headers_usher_sets),
+        cmocka_unit_test(rewrite_set_headers_survive_connection_tricks),
+        cmocka_unit_test(safe_value_replaces_what_a_header_cannot_hold),
+        cmocka_unit_test(hsts_line),
+        cmocka_unit_test(response_gets_hsts_unless_the_backend_sent_one),
+        cmocka_unit_test(error_response_carries_an_extra_line),
+        cmocka_unit_test(https_location_from_host_and_target),
+        cmocka_unit_test(redirect_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,7 +76,8 @@ size_t exchange_extra_header(const struct exchange *x, char *out, size_t cap)
     return ops->response_header ? ops->response_header(x->pool->balancer, x->be, out, cap) : 0;
 }
 
-int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *h)
+int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *h,
+                   const struct h1_request_rewrite *conn)
 {
     x->is_head = h->method_id == HTTP_HEAD && h->method.len == 4;
     x->idempotent = h1_method_idempotent(h);
@@ -86,11 +87,10 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     rh->start = rh->end = 0;
     x->be = NULL;
     x->pool = pool;
-    struct h1_request_rewrite rw = {
-        .client_ip = x->client_ip,
-        .default_host = pool->backends[0].conf->authority,
-        .upgrade = x->upgrade_req,
-    };
+    struct h1_request_rewrite rw = *conn;
+    rw.client_ip = x->client_ip;
+    rw.default_host = pool->backends[0].conf->authority;
+    rw.upgrade = x->upgrade_req;
     long n = h1_write_request(h, &rw, rh->data, BUF_SIZE);
     if (n < 0) return -ENOSPC;
     rh->end = (uint32_t)n;

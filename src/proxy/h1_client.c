@@ -27,6 +27,7 @@
 #include "proxy/h1_backend.h"
 #include "proxy/reqlog.h"
 #include "proxy/session.h"
+#include "tls/tls.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -141,40 +142,66 @@ void session_linger(struct session *s, int always)
     arm(s, LINGER_MS);
 }
 
-/* Answers the client with usher's own JSON error. Anything the backend said
- * for this request is dropped; if the client already got part of a response,
- * the only honest thing left is to close. */
-void session_respond_error(struct session *s, int status, const char *msg)
+size_t session_hsts(const struct session *s, char *out, size_t cap)
+{
+    const struct listener_conf *l = listener_of(s);
+    if (!l->hsts_max_age || !client_tls(s)) return 0;
+    return h1_hsts_line(l->hsts_max_age, l->hsts_subdomains, out, cap);
+}
+
+/* Starts usher's own answer to the request in progress: anything the
+ * backend said for it is dropped, and res_out is emptied for the answer.
+ * NULL when the connection was closed instead: if the client already got
+ * part of a response, the only honest thing left is to close. */
+static struct buf *local_begin(struct session *s)
 {
     exchange_release(&s->x, 0);
     if (s->client_started) {
         session_close(s);
-        return;
+        return NULL;
     }
     drop_buf(s, &s->x.req_head);
     drop_buf(s, &s->x.uin);
-    int close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
-                s->rq != RQ_DONE || !s->keep_alive || s->x.req_abandoned;
     struct buf *o = take_buf(s, &s->res_out);
     if (!o) {
         session_close(s);
-        return;
+        return NULL;
     }
     o->start = o->end = 0;
-    long n = h1_write_error(status, msg, close, NULL, o->data, BUF_SIZE);
+    return o;
+}
+
+/* usher's answer, n bytes in res_out (body of them its body), goes out;
+ * n < 0 (it did not fit): the connection is closed instead. */
+static void local_end(struct session *s, long n, int status, uint64_t body, int close)
+{
     if (n < 0) {
         session_close(s);
         return;
     }
-    o->end = (uint32_t)n;
+    s->res_out->end = (uint32_t)n;
     if (s->logrec) {
         reqlog_of(s->logrec)->status = (uint16_t)status;
-        reqlog_of(s->logrec)->bytes = strlen(msg) + 12; /* {"error":"..."} */
+        reqlog_of(s->logrec)->bytes = body;
     }
     s->keep_alive = !close;
     s->rq = RQ_DONE;
     s->x.rs = RS_LOCAL;
     arm(s, cfg(s)->client_idle_ms);
+}
+
+/* Answers the client with usher's own JSON error (with HSTS on a TLS
+ * connection that asks for it: RFC 6797 applies to every response). */
+void session_respond_error(struct session *s, int status, const char *msg)
+{
+    struct buf *o = local_begin(s);
+    if (!o) return;
+    int close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
+                s->rq != RQ_DONE || !s->keep_alive || s->x.req_abandoned;
+    char hsts[H1_HSTS_MAX];
+    struct span extra = {hsts, (uint32_t)session_hsts(s, hsts, sizeof(hsts))};
+    long n = h1_write_error(status, msg, close, &extra, o->data, BUF_SIZE);
+    local_end(s, n, status, strlen(msg) + 12 /* {"error":"..."} */, close);
 }
 
 /* ---- reading from the client ----------------------------------------------------- */
@@ -278,6 +305,39 @@ static struct pool *route(struct session *s, const struct h1_head *h)
     return &s->x.gen->pools[l->pool];
 }
 
+#define PEER_TEXT_MAX 1024 /* "FAILED:" and a reason, or a subject */
+
+/* The mTLS headers for the backend, which listener l asks for: the client
+ * certificate check as "SUCCESS", "NONE" or "FAILED:reason", and the
+ * subject (RFC 2253) when it succeeded; a header of those names that the
+ * client sent goes nowhere, whatever the result. A plain connection has no
+ * certificate: NONE. The values are written into text (cap bytes), which
+ * must live until the head is rewritten. Asked of the TLS library per
+ * request, and only on a listener that sets one of the headers. */
+static void peer_headers(struct session *s, const struct listener_conf *l,
+                         struct h1_request_rewrite *rw, char *text, size_t cap)
+{
+    static const char failed[] = "FAILED:";
+    const size_t at = sizeof(failed) - 1;
+    text[at] = 0;
+    enum tls_peer r = client_tls(s) ? tls_conn_peer(&s->c, text + at, cap - at) : TLS_PEER_NONE;
+    struct span got = {text + at, (uint32_t)strlen(text + at)}; /* the reason or the subject */
+    h1_safe_value(text + at, got.len);
+    struct span verify = {"NONE", 4};
+    if (r == TLS_PEER_SUCCESS) verify = (struct span){"SUCCESS", 7};
+    if (r == TLS_PEER_FAILED) {
+        memcpy(text, failed, at);
+        verify = (struct span){text, (uint32_t)at + got.len};
+    }
+    if (l->client_verify_header[0])
+        rw->set[rw->nset++] = (struct h1_set_header){
+            {l->client_verify_header, (uint32_t)strlen(l->client_verify_header)}, verify};
+    if (l->client_subject_header[0])
+        rw->set[rw->nset++] = (struct h1_set_header){
+            {l->client_subject_header, (uint32_t)strlen(l->client_subject_header)},
+            r == TLS_PEER_SUCCESS ? got : (struct span){NULL, 0}};
+}
+
 static void log_begin(struct session *s, const struct h1_head *h)
 {
     if (!accesslog_enabled()) return;
@@ -361,7 +421,13 @@ static int request_head(struct session *s)
     }
     s->http10 = h->minor == 0;
     s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
-    int e = exchange_begin(&s->x, route(s, h), h);
+    const struct listener_conf *l = listener_of(s);
+    /* what the backend is told of the client connection */
+    struct h1_request_rewrite conn = {.https = client_tls(s)};
+    char peer[PEER_TEXT_MAX];
+    if (l->client_verify_header[0] || l->client_subject_header[0])
+        peer_headers(s, l, &conn, peer, sizeof(peer));
+    int e = exchange_begin(&s->x, route(s, h), h, &conn);
     if (e == -ENOMEM) {
         session_close(s);
         return 1;

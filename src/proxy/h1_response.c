@@ -95,6 +95,9 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
     char extra[256]; /* a balancer's header line (sticky: its Set-Cookie) */
     size_t n = exchange_extra_header(x, extra, sizeof(extra));
     if (n) rw.extra[rw.nextra++] = (struct h1_extra){{extra, (uint32_t)n}, 0};
+    char hsts[H1_HSTS_MAX]; /* RFC 6797 7.1: the backend's own policy wins */
+    if ((n = session_hsts(s, hsts, sizeof(hsts))))
+        rw.extra[rw.nextra++] = (struct h1_extra){{hsts, (uint32_t)n}, 1};
     if (append_out(s, h, &rw) < 0) return -1;
     reqlog_status(s->logrec, h->status);
     return 0;

@@ -68,6 +68,19 @@ static inline const struct config *cfg(const struct session *s)
     return s->x.gen->cfg;
 }
 
+/* The session's listener, in its generation. */
+static inline const struct listener_conf *listener_of(const struct session *s)
+{
+    return &s->x.gen->cfg->listeners[s->listener];
+}
+
+/* Whether the client connection is TLS: decided by its transport, not by
+ * the listener's configuration, which a reload may change under it. */
+static inline int client_tls(const struct session *s)
+{
+    return s->c.ops != &conn_plain;
+}
+
 /* Sets the deadline for whatever the session is waiting for now. The heap
  * timer is only moved when the deadline comes earlier; a later deadline is
  * picked up when the timer fires, so refreshing it per read costs nothing. */
@@ -104,6 +117,10 @@ void session_respond_error(struct session *s, int status, const char *msg);
 void session_release_sent_body(struct session *s);
 /* Writes the request's access log line, if the log is on. */
 void session_log_end(struct session *s);
+/* The Strict-Transport-Security line of a final response (RFC 6797: on a
+ * TLS connection whose listener sets hsts.max_age), written into out
+ * (H1_HSTS_MAX bytes); its length, or 0 for none. */
+size_t session_hsts(const struct session *s, char *out, size_t cap);
 
 /* h1_response.c */
 /* Writes res_out and the response body bytes ready; whether anything moved. */

@@ -204,6 +204,35 @@ void session_respond_error(struct session *s, int status, const char *msg)
     local_end(s, n, status, strlen(msg) + 12 /* {"error":"..."} */, close);
 }
 
+/* A plain listener with redirect_https answers the accepted request h
+ * (head_len bytes of head) with 308 to its https:// URL, before any backend
+ * is picked. A request that ends with its head leaves the connection to the
+ * next request; one with a body is answered and closed, and the lingering
+ * close drains the body, so none of it is ever read as a request. */
+static void redirect_https(struct session *s, const struct h1_head *h, size_t head_len)
+{
+    if (h->complete) {
+        s->cin->start += (uint32_t)head_len;
+        s->cin_parsed = s->cin_sent = (uint16_t)s->cin->start;
+    }
+    struct buf *o = local_begin(s);
+    if (!o) return;
+    int close = !h->complete || !s->keep_alive || px_of(s)->draining;
+    enum h1_conn_header conn = close       ? H1_CONN_CLOSE
+                               : s->http10 ? H1_CONN_KEEP_ALIVE
+                                           : H1_CONN_NONE;
+    long n = h1_write_redirect(h, listener_of(s)->https_port, conn, o->data, BUF_SIZE);
+    if (n == -EINVAL) {
+        session_respond_error(s, 400, "Bad request: no Host to redirect to https");
+        return;
+    }
+    if (n < 0) {
+        session_respond_error(s, 414, "URI too long to redirect to https");
+        return;
+    }
+    local_end(s, n, 308, 0, close);
+}
+
 /* ---- reading from the client ----------------------------------------------------- */
 
 static int want_client_read(const struct session *s)
@@ -422,6 +451,10 @@ static int request_head(struct session *s)
     s->http10 = h->minor == 0;
     s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
     const struct listener_conf *l = listener_of(s);
+    if (l->redirect_https && !client_tls(s)) {
+        redirect_https(s, h, head_len);
+        return 1;
+    }
     /* what the backend is told of the client connection */
     struct h1_request_rewrite conn = {.https = client_tls(s)};
     char peer[PEER_TEXT_MAX];

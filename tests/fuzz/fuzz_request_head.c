@@ -13,6 +13,13 @@
  *     framing; no hop-by-hop header or header named in Connection survives
  *     (except the protected ones); one X-Forwarded-For ending with the
  *     client; one Host, matching an absolute-form target;
+ *   - every other request is written as if it came over TLS with the mTLS
+ *     headers on (X-Client-Verify set to a sanitized copy of input bytes,
+ *     X-Client-Subject removed): one X-Forwarded-Proto with the right
+ *     value, exactly usher's X-Client-Verify, no X-Client-Subject;
+ *   - h1_write_redirect stays within its buffer, and writes a strict
+ *     response head whose Location is https:// and visible ASCII, or says
+ *     -EINVAL only when there is no host to name;
  *   - the body (body_parse, fed in pieces) ends exactly where a strict
  *     reader ends it, never forwards a byte the strict reader rejects, and
  *     never more bytes than there are. */
@@ -57,8 +64,13 @@ static int usher_accepts(llhttp_t *parser, const char *p, size_t head_len)
     return h1_accept_request(&head, p, head_len, &lim, &r);
 }
 
+static int tls_variant; /* this request is written as if it came over TLS, mTLS headers on */
+
 static int protected_name(const char *p, size_t n)
 {
+    /* headers usher sets itself: present in what it writes whatever Connection says */
+    if (tls_variant && (fz_ieq(p, n, "x-client-verify") || fz_ieq(p, n, "x-client-subject")))
+        return 1;
     static const char *const prot[] = {"host",
                                        "content-length",
                                        "transfer-encoding",
@@ -205,6 +217,79 @@ static void check_rewritten(const char *out, size_t olen)
     }
 }
 
+/* The header lines named name in the rewritten head (again): how many, and
+ * the value of the last one. */
+static int again_count(const char *name, struct span *last)
+{
+    int k = 0;
+    for (uint32_t i = 0; i < again.nheaders; i++)
+        if (fz_ieq(again.h[i].name.p, again.h[i].name.len, name)) k++, *last = again.h[i].value;
+    return k;
+}
+
+/* What the rewrite said of the connection is exactly what went out. */
+static void check_connection_facts(const char *verify)
+{
+    struct span v = {0};
+    FZ_CHECK("out-xfp", again_count("x-forwarded-proto", &v) == 1, "not one X-Forwarded-Proto");
+    FZ_CHECK("out-xfp", fz_ieq(v.p, v.len, tls_variant ? "https" : "http"),
+             "X-Forwarded-Proto is %.*s", (int)v.len, v.p);
+    if (!tls_variant) return;
+    size_t a = 0, b = strlen(verify);
+    while (a < b && (verify[a] == ' ' || verify[a] == '\t')) a++;
+    while (b > a && (verify[b - 1] == ' ' || verify[b - 1] == '\t')) b--;
+    FZ_CHECK("out-set-headers", again_count("x-client-verify", &v) == 1, "not one X-Client-Verify");
+    FZ_CHECK("out-set-headers", v.len == b - a && !memcmp(v.p, verify + a, v.len),
+             "X-Client-Verify is not usher's value");
+    FZ_CHECK("out-set-headers", again_count("x-client-subject", &v) == 0,
+             "a client's X-Client-Subject was forwarded");
+}
+
+/* The 308 a redirecting listener would answer h with. */
+static void check_redirect(uint32_t port)
+{
+    char *out = malloc(HEAD_BUF);
+    long n = h1_write_redirect(&head, port, H1_CONN_CLOSE, out, HEAD_BUF);
+    if (n == -EINVAL) {
+        /* only when there is no host to name */
+        struct span host = head.host_i >= 0 ? head.h[head.host_i].value : (struct span){0};
+        FZ_CHECK("redirect-host", head.host_i < 0 || host.len == 0 || host.p[0] == ':',
+                 "no redirect for Host %.*s", (int)host.len, host.p);
+        free(out);
+        return;
+    }
+    if (n == -ENOSPC) {
+        free(out);
+        return; /* 414 */
+    }
+    FZ_CHECK("redirect-bounds", n > 0 && n <= HEAD_BUF, "h1_write_redirect returned %ld", n);
+    char *exact = malloc((size_t)n);
+    FZ_CHECK("redirect-bounds",
+             h1_write_redirect(&head, port, H1_CONN_CLOSE, exact, (size_t)n) == n &&
+                 !memcmp(exact, out, (size_t)n),
+             "not the same answer in a buffer of exactly its size");
+    free(exact);
+    char *small = malloc((size_t)n - 1);
+    FZ_CHECK("redirect-bounds",
+             h1_write_redirect(&head, port, H1_CONN_CLOSE, small, (size_t)n - 1) == -ENOSPC,
+             "no -ENOSPC one byte short");
+    free(small);
+    struct ref_head r;
+    ref_response_head((const unsigned char *)out, (size_t)n, 1, &r);
+    FZ_CHECK(nm("redirect-", r.bad), !r.bad, "the redirect is not a strict head: %s", r.why);
+    size_t scanned = 0;
+    FZ_CHECK("redirect-head-end", h1_find_head_end(out, (size_t)n, &scanned) == (size_t)n,
+             "the redirect does not end where it should");
+    size_t ll = 0;
+    const char *loc = out_value(out, (size_t)n, "location", &ll);
+    FZ_CHECK("redirect-location", loc && ll > 8 && !memcmp(loc, "https://", 8),
+             "no https:// Location");
+    for (size_t i = 0; i < ll; i++)
+        FZ_CHECK("redirect-location", loc[i] > 0x20 && loc[i] < 0x7f,
+                 "byte 0x%02x in the Location", (unsigned char)loc[i]);
+    free(out);
+}
+
 /* Runs the body of the message through body_parse in pieces, as h1_client.c
  * request_body does, and compares with the strict reader. Returns how many
  * bytes the body took, or -1 when usher rejects it. */
@@ -297,11 +382,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         /* the rewritten head */
+        tls_variant = msg & 1;
         struct h1_request_rewrite rw = {
             .client_ip = CLIENT_IP,
             .default_host = DEFAULT_HOST,
             .upgrade = head.upgrade_i >= 0 && head.conn_upgrade,
+            .https = tls_variant,
         };
+        /* a verify value from the input's own bytes, as a reason or subject could be */
+        char verify[64] = "FAILED:";
+        size_t vn = head_len < 40 ? head_len : 40;
+        memcpy(verify + 7, p, vn);
+        verify[7 + vn] = 0;
+        h1_safe_value(verify + 7, strlen(verify + 7));
+        if (tls_variant) {
+            rw.nset = 2;
+            rw.set[0] = (struct h1_set_header){{"X-Client-Verify", 15},
+                                               {verify, (uint32_t)strlen(verify)}};
+            rw.set[1] = (struct h1_set_header){{"x-client-SUBJECT", 16}, {NULL, 0}};
+        }
         char *out = malloc(HEAD_BUF);
         long n = h1_write_request(&head, &rw, out, HEAD_BUF);
         if (n == -ENOSPC) {
@@ -321,7 +420,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  "no -ENOSPC one byte short");
         free(small);
         check_rewritten(out, (size_t)n);
+        check_connection_facts(verify);
         free(out);
+        check_redirect(tls_variant ? 443 : 8443);
 
         pos += head_len;
         if (head.complete) continue;

@@ -3,6 +3,7 @@
  * Input: one flags byte, then what the backend sends.
  *   bit 0: the request was HEAD          bit 1: the client asked to upgrade
  *   bit 2: the client speaks HTTP/1.0     bit 3: the client wants keep-alive
+ *   bit 4: the client came over TLS with HSTS on, and a balancer adds Set-Cookie
  *
  * Each head is parsed with a fresh parser and checked with h1_check_response
  * as response_head does; interim (1xx) heads are forwarded to 1.1 clients,
@@ -13,7 +14,9 @@
  *     CRLF-only head with the same status that frames the body the way usher
  *     reads it: never Content-Length with chunked, no Transfer-Encoding or
  *     Content-Length when de-chunking, "Connection: close" when the body ends
- *     by close; no header named in Connection survives;
+ *     by close; no header named in Connection survives; with bit 4, the
+ *     balancer's line is there and exactly one Strict-Transport-Security
+ *     (usher's) unless the backend's own is forwarded (then only that);
  *   - the body is read (body_parse, de-chunking in place for a 1.0 client)
  *     to exactly where the strict reader ends it. */
 #include <errno.h>
@@ -229,11 +232,42 @@ static void check_body(const char *p, size_t len, int dechunk)
     }
 }
 
+/* Header lines of that name in out. */
+static int out_count(const char *out, size_t olen, const char *name)
+{
+    int k = 0;
+    size_t n = strlen(name);
+    for (const char *l = memchr(out, '\n', olen); l && l + 1 < out + olen;
+         l = memchr(l + 1, '\n', (size_t)(out + olen - l - 1)))
+        if ((size_t)(out + olen - l - 1) > n && l[1 + n] == ':' && !strncasecmp(l + 1, name, n))
+            k++;
+    return k;
+}
+
+#define HSTS_LINE "Strict-Transport-Security: max-age=31536000; includeSubDomains"
+#define COOKIE_LINE "Set-Cookie: usher_backend=0123456789abcdef; Path=/; HttpOnly"
+
+static void check_extras(const char *out, size_t olen)
+{
+    int theirs = 0;
+    for (uint32_t i = 0; i < head.nheaders; i++)
+        if (!head.h[i].drop &&
+            fz_ieq(head.h[i].name.p, head.h[i].name.len, "strict-transport-security"))
+            theirs++;
+    int got = out_count(out, olen, "strict-transport-security");
+    FZ_CHECK("out-hsts", got == (theirs ? theirs : 1),
+             "%d Strict-Transport-Security lines out, the backend forwarded %d", got, theirs);
+    FZ_CHECK("out-hsts", theirs || memmem(out, olen, HSTS_LINE "\r\n", sizeof(HSTS_LINE) + 1),
+             "usher's Strict-Transport-Security is not there");
+    FZ_CHECK("out-extra", memmem(out, olen, COOKIE_LINE "\r\n", sizeof(COOKIE_LINE) + 1),
+             "the balancer's line is not there");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     int is_head = data[0] & 1, upgrade_req = (data[0] >> 1) & 1, http10 = (data[0] >> 2) & 1;
-    int client_ka = (data[0] >> 3) & 1;
+    int client_ka = (data[0] >> 3) & 1, tls = (data[0] >> 4) & 1;
     const char *in = (const char *)data + 1;
     size_t pos = 0, total = size - 1;
     llhttp_t parser;
@@ -293,10 +327,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h1_plan_client(&head, &plan, http10, client_ka, upgrade_req, &cp);
         int dechunk = cp.dechunk;
         struct h1_response_rewrite rw = {.dechunk = dechunk, .conn = cp.conn};
+        if (tls) {
+            /* as h1_response.c does: the balancer's line, then HSTS if absent */
+            rw.extra[rw.nextra++] = (struct h1_extra){{COOKIE_LINE, sizeof(COOKIE_LINE) - 1}, 0};
+            rw.extra[rw.nextra++] = (struct h1_extra){{HSTS_LINE, sizeof(HSTS_LINE) - 1}, 1};
+        }
         char *out = NULL;
         long n = write_head(&rw, &out);
         if (n < 0) return 0;
         check_out(out, (size_t)n, &rw, is_head, close_delimited);
+        if (tls) check_extras(out, (size_t)n);
         free(out);
         pos += head_len;
         if (!head.complete) check_body(in + pos, total - pos, dechunk);

@@ -453,12 +453,28 @@ static long finish(struct out *o)
 }
 
 /* Whether name is one of the headers usher sets itself (the client's are
- * never forwarded). */
-static int set_by_usher(const struct h1_request_rewrite *rw, struct span name)
+ * never forwarded). Out of line, as put_set_headers: the plain path does
+ * not need them, and h1_write_request stays small enough for the compiler
+ * to inline its constant copies. */
+static __attribute__((noinline)) int set_by_usher(const struct h1_request_rewrite *rw,
+                                                  struct span name)
 {
     for (uint32_t i = 0; i < rw->nset; i++)
         if (rw->set[i].name.len && span_ieq_span(name, rw->set[i].name)) return 1;
     return 0;
+}
+
+static __attribute__((noinline)) void put_set_headers(struct out *o,
+                                                      const struct h1_request_rewrite *rw)
+{
+    for (uint32_t i = 0; i < rw->nset; i++) {
+        const struct h1_set_header *sh = &rw->set[i];
+        if (!sh->value.p) continue;
+        put_span(o, sh->name);
+        put(o, ": ", 2);
+        put_span(o, sh->value);
+        put(o, "\r\n", 2);
+    }
 }
 
 long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *rw, char *out,
@@ -470,13 +486,14 @@ long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *
     put_span(&o, h->target);
     puts_(&o, " HTTP/1.1\r\n"); /* RFC 9110 6.2: we send our own version */
     int xff_first = 1;
+    const uint32_t nset = rw->nset;
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct h1_header *hd = &h->h[i];
         if (hd->drop) continue;
         if (span_ieq(hd->name, "x-forwarded-for") || span_ieq(hd->name, "x-forwarded-proto") ||
             span_ieq(hd->name, "x-forwarded-host"))
             continue;
-        if (rw->nset && set_by_usher(rw, hd->name)) continue;
+        if (nset && set_by_usher(rw, hd->name)) continue;
         put_header(&o, hd);
     }
     if (h->host_i < 0 && rw->default_host) {
@@ -499,20 +516,17 @@ long h1_write_request(const struct h1_head *h, const struct h1_request_rewrite *
     }
     if (!xff_first) put(&o, ", ", 2);
     puts_(&o, rw->client_ip);
-    puts_(&o, rw->https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    /* two constant strings, so that each copy is inlined */
+    if (rw->https)
+        puts_(&o, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        puts_(&o, "\r\nX-Forwarded-Proto: http\r\n");
     if (h->host_i >= 0) {
         puts_(&o, "X-Forwarded-Host: ");
         put_span(&o, h->h[h->host_i].value);
         puts_(&o, "\r\n");
     }
-    for (uint32_t i = 0; i < rw->nset; i++) {
-        const struct h1_set_header *sh = &rw->set[i];
-        if (!sh->value.p) continue;
-        put_span(&o, sh->name);
-        put(&o, ": ", 2);
-        put_span(&o, sh->value);
-        put(&o, "\r\n", 2);
-    }
+    if (nset) put_set_headers(&o, rw);
     put(&o, "\r\n", 2);
     return finish(&o);
 }

@@ -77,7 +77,7 @@ size_t exchange_extra_header(const struct exchange *x, char *out, size_t cap)
 }
 
 int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *h,
-                   const struct h1_request_rewrite *conn)
+                   struct h1_request_rewrite *rw)
 {
     x->is_head = h->method_id == HTTP_HEAD && h->method.len == 4;
     x->idempotent = h1_method_idempotent(h);
@@ -87,11 +87,10 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     rh->start = rh->end = 0;
     x->be = NULL;
     x->pool = pool;
-    struct h1_request_rewrite rw = *conn;
-    rw.client_ip = x->client_ip;
-    rw.default_host = pool->backends[0].conf->authority;
-    rw.upgrade = x->upgrade_req;
-    long n = h1_write_request(h, &rw, rh->data, BUF_SIZE);
+    rw->client_ip = x->client_ip;
+    rw->default_host = pool->backends[0].conf->authority;
+    rw->upgrade = x->upgrade_req;
+    long n = h1_write_request(h, rw, rh->data, BUF_SIZE);
     if (n < 0) return -ENOSPC;
     rh->end = (uint32_t)n;
     x->tried.n = 0;

@@ -93,12 +93,12 @@ struct exchange {
 };
 
 /* Begins the exchange for request h on pool: its head is rewritten into
- * req_head (with client_ip in X-Forwarded-For). conn holds what the client
- * side knows of its connection (https, the headers it sets itself: the
- * mTLS result); its other fields are the exchange's. Returns 0, -ENOMEM,
- * or -ENOSPC when the rewritten head does not fit. */
+ * req_head (with client_ip in X-Forwarded-For). The client side fills what
+ * it knows of its connection in rw (https, nset and set: the headers it
+ * sets itself, the mTLS result); the exchange fills the rest. Returns 0,
+ * -ENOMEM, or -ENOSPC when the rewritten head does not fit. */
 int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *h,
-                   const struct h1_request_rewrite *conn);
+                   struct h1_request_rewrite *rw);
 /* Picks a backend not tried yet and leases a connection to it (pooled, else
  * a new connect). h is the request head for the balancer (the first pick
  * only; NULL on a retry). No backend left: respond() with 503 (502 or 504

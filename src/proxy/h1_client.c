@@ -142,13 +142,6 @@ void session_linger(struct session *s, int always)
     arm(s, LINGER_MS);
 }
 
-size_t session_hsts(const struct session *s, char *out, size_t cap)
-{
-    const struct listener_conf *l = listener_of(s);
-    if (!l->hsts_max_age || !client_tls(s)) return 0;
-    return h1_hsts_line(l->hsts_max_age, l->hsts_subdomains, out, cap);
-}
-
 /* Starts usher's own answer to the request in progress: anything the
  * backend said for it is dropped, and res_out is emptied for the answer.
  * NULL when the connection was closed instead: if the client already got
@@ -334,8 +327,6 @@ static struct pool *route(struct session *s, const struct h1_head *h)
     return &s->x.gen->pools[l->pool];
 }
 
-#define PEER_TEXT_MAX 1024 /* "FAILED:" and a reason, or a subject */
-
 /* The mTLS headers for the backend, which listener l asks for: the client
  * certificate check as "SUCCESS", "NONE" or "FAILED:reason", and the
  * subject (RFC 2253) when it succeeded; a header of those names that the
@@ -365,6 +356,23 @@ static void peer_headers(struct session *s, const struct listener_conf *l,
         rw->set[rw->nset++] = (struct h1_set_header){
             {l->client_subject_header, (uint32_t)strlen(l->client_subject_header)},
             r == TLS_PEER_SUCCESS ? got : (struct span){NULL, 0}};
+}
+
+/* What the session's listener asks beyond proxying (s->http_extras) for
+ * the accepted request h: the https redirect (then 1: answered), or the
+ * mTLS headers in conn (their values in the worker's peer_text, valid
+ * until the next head). Out of line: the plain path only tests the bit. */
+static __attribute__((noinline)) int listener_http(struct session *s, const struct h1_head *h,
+                                                   size_t head_len, struct h1_request_rewrite *conn)
+{
+    const struct listener_conf *l = listener_of(s);
+    if (l->redirect_https && !conn->https) {
+        redirect_https(s, h, head_len);
+        return 1;
+    }
+    if (l->client_verify_header[0] || l->client_subject_header[0])
+        peer_headers(s, l, conn, px_of(s)->peer_text, sizeof(px_of(s)->peer_text));
+    return 0;
 }
 
 static void log_begin(struct session *s, const struct h1_head *h)
@@ -450,16 +458,11 @@ static int request_head(struct session *s)
     }
     s->http10 = h->minor == 0;
     s->keep_alive = (s->http10 ? h->conn_keep_alive : !h->conn_close) && !s->listener_gone;
-    const struct listener_conf *l = listener_of(s);
-    if (l->redirect_https && !client_tls(s)) {
-        redirect_https(s, h, head_len);
-        return 1;
-    }
     /* what the backend is told of the client connection */
-    struct h1_request_rewrite conn = {.https = client_tls(s)};
-    char peer[PEER_TEXT_MAX];
-    if (l->client_verify_header[0] || l->client_subject_header[0])
-        peer_headers(s, l, &conn, peer, sizeof(peer));
+    struct h1_request_rewrite conn; /* set[] is read up to nset only */
+    conn.https = client_tls(s);
+    conn.nset = 0;
+    if (s->http_extras && listener_http(s, h, head_len, &conn)) return 1;
     int e = exchange_begin(&s->x, route(s, h), h, &conn);
     if (e == -ENOMEM) {
         session_close(s);
@@ -635,6 +638,7 @@ void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, 
     s->x.gen = px->gen;
     gen_acquire(s->x.gen);
     s->x.pool = &s->x.gen->pools[s->x.gen->cfg->listeners[listener].pool];
+    s->http_extras = listener_extras(listener_of(s));
     sock_ip_str(peer, s->x.client_ip, sizeof(s->x.client_ip));
     sock_nodelay(fd);
     struct tls_server *tls = s->x.gen->tls ? s->x.gen->tls[listener] : NULL;

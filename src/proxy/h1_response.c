@@ -91,7 +91,10 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
     h1_plan_client(h, p, s->http10, s->keep_alive, must_close, &cp);
     s->keep_alive = cp.keep_alive;
     x->dechunk = cp.dechunk;
-    struct h1_response_rewrite rw = {.dechunk = cp.dechunk, .conn = cp.conn};
+    struct h1_response_rewrite rw; /* extra[] is read up to nextra only */
+    rw.dechunk = cp.dechunk;
+    rw.conn = cp.conn;
+    rw.nextra = 0;
     char extra[256]; /* a balancer's header line (sticky: its Set-Cookie) */
     size_t n = exchange_extra_header(x, extra, sizeof(extra));
     if (n) rw.extra[rw.nextra++] = (struct h1_extra){{extra, (uint32_t)n}, 0};
@@ -223,6 +226,7 @@ int session_move_generation(struct session *s)
     s->x.gen = g;
     s->listener = (uint16_t)found;
     s->x.pool = &g->pools[g->cfg->listeners[found].pool];
+    s->http_extras = listener_extras(listener_of(s));
     gen_release(old);
     return 1;
 }

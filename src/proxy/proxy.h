@@ -32,6 +32,7 @@ struct proxy_worker {
     struct accesslog_buf alog; /* access log lines not written yet */
     struct h1_head scratch;    /* head parsing; never held across iterations */
     llhttp_t parser;           /* the same: initialised for each head */
+    char peer_text[1024];      /* the mTLS header values, while a head is rewritten */
 };
 
 /* Takes ownership of the socket fd accepted on config listener `listener`

@@ -49,6 +49,7 @@ struct session {
         client_started : 1;
     uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
     uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
+    uint8_t http_extras : 1;   /* listener_extras(): the listener asks for more than proxying */
     struct tunnel tun;         /* after a 101 */
     struct exchange x;         /* the request in progress */
 };
@@ -74,11 +75,31 @@ static inline const struct listener_conf *listener_of(const struct session *s)
     return &s->x.gen->cfg->listeners[s->listener];
 }
 
+/* Whether listener l asks for more than proxying (the https redirect, the
+ * mTLS headers, HSTS): kept in session.http_extras whenever the session's
+ * listener is set, so that the plain path tests one bit. */
+static inline uint8_t listener_extras(const struct listener_conf *l)
+{
+    return l->redirect_https || l->client_verify_header[0] || l->client_subject_header[0] ||
+           l->hsts_max_age;
+}
+
 /* Whether the client connection is TLS: decided by its transport, not by
  * the listener's configuration, which a reload may change under it. */
 static inline int client_tls(const struct session *s)
 {
     return s->c.ops != &conn_plain;
+}
+
+/* The Strict-Transport-Security line of a final response (RFC 6797: on a
+ * TLS connection whose listener sets hsts.max_age), written into out
+ * (H1_HSTS_MAX bytes); its length, or 0 for none. */
+static inline size_t session_hsts(const struct session *s, char *out, size_t cap)
+{
+    if (!s->http_extras) return 0;
+    const struct listener_conf *l = listener_of(s);
+    if (!l->hsts_max_age || !client_tls(s)) return 0;
+    return h1_hsts_line(l->hsts_max_age, l->hsts_subdomains, out, cap);
 }
 
 /* Sets the deadline for whatever the session is waiting for now. The heap
@@ -117,10 +138,6 @@ void session_respond_error(struct session *s, int status, const char *msg);
 void session_release_sent_body(struct session *s);
 /* Writes the request's access log line, if the log is on. */
 void session_log_end(struct session *s);
-/* The Strict-Transport-Security line of a final response (RFC 6797: on a
- * TLS connection whose listener sets hsts.max_age), written into out
- * (H1_HSTS_MAX bytes); its length, or 0 for none. */
-size_t session_hsts(const struct session *s, char *out, size_t cap);
 
 /* h1_response.c */
 /* Writes res_out and the response body bytes ready; whether anything moved. */

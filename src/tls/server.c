@@ -53,12 +53,21 @@ struct tls_server {
     char last[128];
 };
 
-static int srv_index = -1;
+static int srv_index = -1;  /* SSL_CTX ex data: its tls_server */
+static int peer_index = -1; /* SSL ex data: the client certificate's subject, once read */
 static pthread_once_t srv_once = PTHREAD_ONCE_INIT;
+
+static void free_subject(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
 
 static void make_index(void)
 {
     srv_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    peer_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_subject);
 }
 
 /* ---- reading certificates --------------------------------------------------------- */
@@ -564,12 +573,23 @@ enum tls_peer tls_conn_peer(struct conn *c, char *text, size_t cap)
         snprintf(text, cap, "%s", X509_verify_cert_error_string(v));
         return TLS_PEER_FAILED;
     }
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b) {
-        X509_NAME_print_ex(b, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
-        int n = BIO_read(b, text, (int)cap - 1);
-        text[n > 0 ? n : 0] = 0;
-        BIO_free(b);
+    /* read once per connection, not per request */
+    const char *subject = SSL_get_ex_data(ssl, peer_index);
+    if (!subject) {
+        char buf[1024];
+        buf[0] = 0;
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b) {
+            X509_NAME_print_ex(b, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
+            int n = BIO_read(b, buf, (int)sizeof(buf) - 1);
+            buf[n > 0 ? n : 0] = 0;
+            BIO_free(b);
+        }
+        char *copy = strdup(buf);
+        if (copy && !SSL_set_ex_data(ssl, peer_index, copy)) free(copy);
+        snprintf(text, cap, "%s", buf);
+        return TLS_PEER_SUCCESS;
     }
+    snprintf(text, cap, "%s", subject);
     return TLS_PEER_SUCCESS;
 }

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "app/notify.h"
 #include "app/worker.h"
 #include "config/config.h"
 #include "core/accesslog.h"
@@ -129,7 +130,10 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
             continue;
         }
         if (si.ssi_signo == SIGHUP) {
-            if (!ctl.shutting_down) reload();
+            if (ctl.shutting_down) continue;
+            notify_reloading();
+            reload();
+            notify_ready(); /* after a failed reload too: the previous configuration serves */
             continue;
         }
         if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM) continue;
@@ -141,6 +145,7 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
             return;
         }
         ctl.shutting_down = 1;
+        notify_stopping();
         ctl.grace_ms = ctl.gen->cfg->grace_ms;
         log_info("received %s: no new connections; finishing the requests in flight "
                  "(at most %u ms; send it again to stop at once)",
@@ -394,7 +399,9 @@ int main(int argc, char **argv)
     ctl.failures.cb = on_failures;
     loop_timer_set(&control, &ctl.rotate, gen->cfg->tls_ticket_rotation_ms);
     loop_timer_set(&control, &ctl.failures, FAILURE_REPORT_MS);
+    notify_start(&control, &ctl.gen, workers, nthreads); /* READY=1: listeners open, workers run */
     loop_run(&control);
+    notify_stop(&control);
     stop_health();
     loop_timer_stop(&control, &ctl.tick);
     loop_timer_stop(&control, &ctl.rotate);

@@ -183,3 +183,72 @@ bench-pick: $(BUILD)/bench/pick_bench
 $(BUILD)/bench/pick_bench: bench/pick_bench.c $(LIB_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- install, packages -----------------------------------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=]   the program, usher(8) and
+#                      usher.yaml(5), the systemd unit and the sysusers.d entry
+#                      of the usher user under PREFIX; the default usher.yaml
+#                      (only if there is none) and the logrotate rule under
+#                      SYSCONFDIR; everything under DESTDIR (a staging root)
+#   make uninstall     the same files, except usher.yaml (your configuration)
+#   make deb           build/usher_VERSION-N_ARCH.deb with dpkg-buildpackage
+#                      from debian/, in a copy of the tree under build/deb/,
+#                      then lintian on it
+#
+# SYSCONFDIR is /etc whatever PREFIX is: the unit runs usher -c
+# /etc/usher/usher.yaml and logrotate reads /etc/logrotate.d only. DESTDIR
+# goes in front of every path (DESTDIR=/tmp/stage puts the file in
+# /tmp/stage/etc/usher/usher.yaml); the paths written into the unit are the
+# final ones, without DESTDIR.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR  ?= /etc
+INSTALL_BIN ?= $(BUILD)/usher
+VERSION     := $(shell sed -n 's/^\#define USHER_VERSION "\(.*\)"/\1/p' src/version.h)
+
+.PHONY: install uninstall deb
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/usher \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/usher
+	install -m 644 man/usher.8 $(DESTDIR)$(MANDIR)/man8/usher.8
+	install -m 644 man/usher.yaml.5 $(DESTDIR)$(MANDIR)/man5/usher.yaml.5
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  packaging/usher.service.in >$(DESTDIR)$(UNITDIR)/usher.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/usher.service
+	install -m 644 packaging/usher.sysusers $(DESTDIR)$(SYSUSERSDIR)/usher.conf
+	install -m 644 packaging/usher.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/usher
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/usher/usher.yaml ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/usher/usher.yaml (the default is packaging/usher.yaml)"; \
+	else \
+	  echo "install -m 644 packaging/usher.yaml $(DESTDIR)$(SYSCONFDIR)/usher/usher.yaml"; \
+	  install -m 644 packaging/usher.yaml $(DESTDIR)$(SYSCONFDIR)/usher/usher.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+	  echo "next: systemd-sysusers (makes the usher user), systemctl daemon-reload," \
+	       "systemctl enable --now usher"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/usher $(DESTDIR)$(MANDIR)/man8/usher.8 \
+	  $(DESTDIR)$(MANDIR)/man5/usher.yaml.5 $(DESTDIR)$(UNITDIR)/usher.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/usher.conf $(DESTDIR)$(SYSCONFDIR)/logrotate.d/usher
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/usher/usher.yaml (your configuration)"
+
+# dpkg-buildpackage writes its results beside the source tree and cleans what it
+# builds in it: a copy under build/deb/ keeps both away from this tree.
+DEB_DIR := build/deb
+deb:
+	scripts/deps.sh build pkg
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/usher-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git --exclude=.pytest_cache --exclude=__pycache__ . \
+	  | tar -xf - -C $(DEB_DIR)/usher-$(VERSION)
+	cd $(DEB_DIR)/usher-$(VERSION) && dpkg-buildpackage -us -uc -b
+	cp $(DEB_DIR)/*.deb build/
+	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
+	@ls build/*.deb

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages usher needs for a purpose, or says how to.
 #
-#   scripts/deps.sh [build|test|bench|fuzz]...   (default: build test)
+#   scripts/deps.sh [build|test|bench|fuzz|pkg]...   (default: build test)
 #
 # As root, missing packages are installed with apt-get. Otherwise the exact
 # apt-get line is printed and the script fails.
@@ -14,10 +14,15 @@ pkgs=()
 for w in "${want[@]}"; do
   case $w in
     build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev) ;;
-    test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl) ;;
+    # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
+    # man -l, logrotate -d)
+    test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl
+                  systemd man-db logrotate) ;;
     bench) pkgs+=(wrk haproxy nginx-light curl procps) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
-    *) echo "deps.sh: unknown purpose '$w' (expected build, test, bench or fuzz)" >&2; exit 2 ;;
+    # make deb: dpkg-buildpackage and dh, then lintian on the result
+    pkg)   pkgs+=(dpkg-dev debhelper fakeroot lintian) ;;
+    *) echo "deps.sh: unknown purpose '$w' (expected build, test, bench, fuzz or pkg)" >&2; exit 2 ;;
   esac
 done
 

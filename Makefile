@@ -107,7 +107,7 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)
 
 # ---- fuzzing: libFuzzer targets in tests/fuzz (clang) ---------------------------
 #

@@ -38,10 +38,14 @@ static struct {
 
 #define FAILURE_REPORT_MS 60000
 
+/* Whether c has a TLS listener or an https:// backend. */
 static int any_tls(const struct config *c)
 {
     for (uint32_t i = 0; i < c->nlisteners; i++)
         if (c->listeners[i].tls) return 1;
+    for (uint32_t i = 0; i < c->npools; i++)
+        for (uint32_t b = 0; b < c->pools[i].nbackends; b++)
+            if (c->pools[i].backends[b].tls) return 1;
     return 0;
 }
 
@@ -78,7 +82,7 @@ static void log_lines(int level, const char *prefix, char *text)
 }
 
 /* The TLS side of next, for a reload: 0, or minus the number of errors (logged). */
-static int reload_tls(const struct config *next, struct tls_server ***out)
+static int reload_tls(const struct config *next, struct gen_tls *out)
 {
     char *etext = NULL, *wtext = NULL;
     size_t elen = 0, wlen = 0;
@@ -181,10 +185,16 @@ static void describe(const struct generation *g, uint32_t nthreads)
                                     pc->backends[b].drain ? " (draining: no new requests)" : "");
         log_info("pool '%s': %s over %u backend%s: %s", pc->name, pc->balance, pc->nbackends,
                  pc->nbackends == 1 ? "" : "s", list);
+        uint32_t https = 0;
+        for (uint32_t b = 0; b < pc->nbackends; b++) https += pc->backends[b].tls;
         if (pc->health_interval_ms)
             log_info("pool '%s': health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
                      "%u failures in a row on live traffic take a backend out",
-                     pc->name, pc->health_path[0] ? "HTTP GET" : "TCP connect",
+                     pc->name,
+                     pc->health_path[0] ? (https ? "HTTP GET (over TLS for https://)" : "HTTP GET")
+                     : https == pc->nbackends ? "TLS handshake"
+                     : https                  ? "TCP connect (a TLS handshake for https://)"
+                                              : "TCP connect",
                      pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
                      pc->health_fall, pc->max_fails);
         if (pc->slow_start_ms)
@@ -219,7 +229,7 @@ static void reload(void)
     char file[sizeof(ctl.gen->cfg->file)];
     snprintf(file, sizeof(file), "%s", ctl.gen->cfg->file);
     struct config next;
-    struct tls_server **tls = NULL;
+    struct gen_tls tls = {0};
     if (!file[0]) {
         /* quick mode: the command line stays what it was; certificates are files */
         if (!any_tls(ctl.gen->cfg)) {
@@ -264,15 +274,14 @@ build:
     if (next.threads && next.threads != ctl.nworkers)
         log_warn("reload: threads stays %u until a restart", ctl.nworkers);
     next.threads = ctl.gen->cfg->threads;
-    uint32_t nl = next.nlisteners;
     struct generation *g = gen_new(&next, ctl.gen);
     if (!g) {
         config_free(&next);
-        gen_tls_free(tls, nl);
+        gen_tls_free(&tls);
         log_warn("reload of %s failed: still serving with the previous configuration", file);
         return;
     }
-    g->tls = tls;
+    gen_tls_give(g, &tls);
     if (strcmp(g->cfg->access_log, ctl.gen->cfg->access_log) ||
         g->cfg->access_log_format != ctl.gen->cfg->access_log_format) {
         int aerr =
@@ -305,7 +314,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     if (getenv("USHER_DEBUG")) log_min_level = LOG_DEBUG;
-    struct tls_server **tls = NULL;
+    struct gen_tls tls = {0};
     if (any_tls(&cfg)) {
         /* certificates are checked by -t as well: a file that parses is not enough */
         char *wtext = NULL;
@@ -336,7 +345,7 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         printf("configuration ok\n");
-        gen_tls_free(tls, cfg.nlisteners);
+        gen_tls_free(&tls);
         config_free(&cfg);
         return 0;
     }
@@ -361,7 +370,7 @@ int main(int argc, char **argv)
     }
     struct generation *gen = gen_new(&cfg, NULL);
     if (!gen) return 1;
-    gen->tls = tls;
+    gen_tls_give(gen, &tls);
     int err;
     uint32_t nthreads = gen->cfg->threads ? gen->cfg->threads : cpu_count();
     struct worker *workers = calloc(nthreads, sizeof(*workers));

@@ -115,11 +115,13 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
             return -EINVAL;
         }
     }
-    if (strncmp(b->url, "http://", 7)) {
-        snprintf(why, why_cap, "URL must start with http://");
+    if (!strncmp(b->url, "https://", 8)) {
+        b->tls = 1;
+    } else if (strncmp(b->url, "http://", 7)) {
+        snprintf(why, why_cap, "URL must start with http:// or https://");
         return -EINVAL;
     }
-    const char *auth = b->url + 7;
+    const char *auth = b->url + (b->tls ? 8 : 7);
     size_t alen = strcspn(auth, "/");
     if (auth[alen] == '/' && auth[alen + 1] != 0) {
         snprintf(why, why_cap, "URL may not have a path (requests keep their own)");
@@ -136,10 +138,11 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
         snprintf(why, why_cap, "URL needs a host");
         return -EINVAL;
     }
-    /* Add the default port when none is given ("http://10.0.0.1" or "http://[::1]"). */
+    /* Add the default port when none is given ("http://10.0.0.1" or "https://[::1]"). */
     const char *rb = strrchr(hostport, ']');
     const char *colon = strrchr(hostport, ':');
-    if (!colon || (rb && colon < rb) || (!rb && hostport[0] == '[')) strcat(hostport, ":80");
+    if (!colon || (rb && colon < rb) || (!rb && hostport[0] == '['))
+        strcat(hostport, b->tls ? ":443" : ":80");
     const char *perr;
     if (sock_parse_addr(hostport, &b->addr, &perr) < 0) {
         snprintf(why, why_cap, "%s", perr);
@@ -301,6 +304,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     int quick_flags = 0, threads_given = 0;
     const struct setting *only[8]; /* flags given that one algorithm only uses */
     size_t nonly = 0;
+    const char *backend_tls_flag = NULL; /* a --backend-tls-* flag given */
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         free(binds);                                                                               \
@@ -352,6 +356,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                                                           : (void *)p;
             if (settings_parse(set, val, base, why, sizeof(why)) < 0) FAIL("%s: %s", name, why);
             if (set->only_balance && nonly < sizeof(only) / sizeof(only[0])) only[nonly++] = set;
+            if (set->scope == SETTING_POOL && !strncmp(set->key, "tls.", 4))
+                backend_tls_flag = set->flag;
             if (!strcmp(name, "--threads")) threads_given = 1;
         } else if (!strcmp(name, "-c")) {
             file = val;
@@ -452,6 +458,11 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     }
     if (p->nbackends == 0)
         return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
+    int any_https = 0;
+    for (uint32_t k = 0; k < p->nbackends; k++) any_https |= p->backends[k].tls;
+    if (backend_tls_flag && !any_https)
+        return fail("%s is given but no --backend https://HOST:PORT uses it%s", backend_tls_flag,
+                    "");
     for (size_t k = 0; k < nonly; k++) {
         if (!strcmp(p->balance, only[k]->only_balance)) continue;
         char msg[256];

@@ -23,6 +23,7 @@ struct backend_conf {
 /* One pool: a set of backends and how to spread requests over them. */
 struct pool_conf {
     char name[64];
+    uint32_t line;                 /* where the file defines it (0 in quick mode) */
     struct backend_conf *backends; /* heap array, owned by the config */
     uint32_t nbackends;
     char balance[32];             /* name of a balancer in balance.c's table */
@@ -153,7 +154,8 @@ int config_load_file(struct config *c, const char *path, FILE *errors);
  * Returns 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint32_t *ms);
 
-/* Parses "http://HOST[:PORT][/][,weight=N]" into b. Returns 0, or -EINVAL with
+/* Parses "http://HOST[:PORT][/][,weight=N][,drain]" (port 80 by default) or
+ * "https://..." (TLS, port 443 by default) into b. Returns 0, or -EINVAL with
  * an explanation written into why. */
 int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap);
 

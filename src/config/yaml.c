@@ -295,7 +295,8 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
             continue;
         }
         if (config_parse_backend(url, bc, why, sizeof(why)) < 0) {
-            err(w, urlnode, "backend url '%s': %s (expected http://HOST:PORT)", url, why);
+            err(w, urlnode, "backend url '%s': %s (expected http://HOST:PORT or https://HOST:PORT)",
+                url, why);
             continue;
         }
         bc->weight = opts.weight;
@@ -313,10 +314,19 @@ static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, st
     read_settings(w, n, SETTING_POOL, "", where, extra, p);
     apply_health_type(w, n, p);
     yaml_node_t *v = get(w, n, "backends");
+    int before = w->errors;
     if (v)
         read_backends(w, v, p, name);
     else
         err(w, n, "%s: 'backends' is required (a list of URLs)", where);
+    yaml_node_t *t = get(w, n, "tls");
+    int https = 0;
+    for (uint32_t i = 0; i < p->nbackends; i++) https |= p->backends[i].tls;
+    if (t && p->nbackends && w->errors == before && !https)
+        err(w, t,
+            "%s: tls: no backend of the pool is https:// (TLS to a backend is asked for by "
+            "its URL)",
+            where);
 }
 
 static int find_pool(struct walk *w, const yaml_node_t *n, const char *what)
@@ -460,6 +470,7 @@ static void read_top(struct walk *w, const yaml_node_t *root)
             struct pool_conf *pc = &c->pools[c->npools];
             config_pool_defaults(pc);
             if (!get_str(w, k, "pool name", pc->name, sizeof(pc->name))) continue;
+            pc->line = (uint32_t)k->start_mark.line + 1;
             for (uint32_t i = 0; i < c->npools; i++)
                 if (!strcmp(c->pools[i].name, pc->name))
                     err(w, k, "pool '%s' defined twice", pc->name);

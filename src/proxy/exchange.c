@@ -3,6 +3,7 @@
 #include "proxy/exchange.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -95,7 +96,7 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     rh->end = (uint32_t)n;
     x->tried.n = 0;
     x->hash = 0;
-    x->fail_502 = 0;
+    x->fail_502 = x->tls_failed = 0;
     x->retry_same = 0;
     x->attempts = x->stale_retries = 0;
     x->sent_any = x->body_released = x->resp_bytes = 0;
@@ -160,7 +161,9 @@ void exchange_start(struct exchange *x, const struct h1_head *h)
         return;
     }
     if (x->fail_502)
-        x->ops->respond(x, 502, "Bad gateway: the backend closed the connection");
+        x->ops->respond(x, 502,
+                        x->tls_failed ? "Bad gateway: the TLS handshake with the backend failed"
+                                      : "Bad gateway: the backend closed the connection");
     else if (x->saw_timeout)
         x->ops->respond(x, 504, "Gateway timeout: no backend answered in time");
     else
@@ -184,7 +187,14 @@ enum exchange_retry exchange_retry_decision(const struct exchange_attempt *a)
 
 void exchange_failed(struct exchange *x, int err)
 {
+    exchange_failed_why(x, err, NULL);
+}
+
+void exchange_failed_why(struct exchange *x, int err, const char *why)
+{
     struct upconn *u = x->up;
+    /* connecting, but the TCP connect had finished: the TLS handshake */
+    int handshake = x->rs == RS_CONNECTING && u && u->connected;
     struct exchange_attempt a = {
         .connecting = x->rs == RS_CONNECTING,
         .reused = u && u->reused,
@@ -197,15 +207,26 @@ void exchange_failed(struct exchange *x, int err)
         .err = err,
     };
     struct backend *be = x->be;
+    char words[256];
+    if (why)
+        snprintf(words, sizeof(words), "%s", why); /* it may live in what is released below */
+    else if (err == -ETIMEDOUT)
+        snprintf(words, sizeof(words), "%s",
+                 handshake      ? "TLS handshake timed out"
+                 : a.connecting ? "connect timed out"
+                                : "no response in time");
+    else
+        snprintf(words, sizeof(words), "%s", strerror(-err));
     if (err == -ETIMEDOUT) x->saw_timeout = 1;
+    if (handshake && err != -ETIMEDOUT) x->fail_502 = x->tls_failed = 1;
     exchange_release(x, 0);
     buf_put(&x->px->bufs, x->uin);
     x->uin = NULL;
     x->req_abandoned = 0;
     enum exchange_retry r = exchange_retry_decision(&a);
     if (r == RETRY_NEXT) {
-        log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
-        backend_failed_at(x, be, err == -ETIMEDOUT ? "connect timed out" : strerror(-err));
+        log_warn("backend %s: connect failed (%s)", be->conf->url, words);
+        backend_failed_at(x, be, words);
         x->rs = RS_NONE;
         exchange_start(x, NULL);
         return;
@@ -218,8 +239,8 @@ void exchange_failed(struct exchange *x, int err)
         return;
     }
     log_warn("backend %s: %s before a response (%s)", be->conf->url,
-             x->sent_any ? "connection lost" : "connection failed", strerror(-err));
-    backend_failed_at(x, be, err == -ETIMEDOUT ? "no response in time" : strerror(-err));
+             x->sent_any ? "connection lost" : "connection failed", words);
+    backend_failed_at(x, be, words);
     if (r == RETRY_ELSEWHERE) {
         /* if there is no other backend, the answer is this failure (502) */
         x->rs = RS_NONE;

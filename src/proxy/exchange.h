@@ -88,8 +88,9 @@ struct exchange {
     uint8_t is_head : 1, idempotent : 1, upgrade_req : 1, dechunk : 1, truncated : 1,
         retry_same : 1, sent_any : 1, body_released : 1;
     uint8_t resp_bytes : 1, up_eof : 1, up_keepalive : 1, req_abandoned : 1, saw_timeout : 1;
-    uint8_t fail_502 : 1; /* no backend left after a failure mid-exchange: 502, not 503 */
-    char client_ip[46];   /* the client's address, as text (X-Forwarded-For, balancers, logs) */
+    uint8_t fail_502 : 1;   /* no backend left after a failure mid-exchange: 502, not 503 */
+    uint8_t tls_failed : 1; /* that failure was a TLS handshake with a backend */
+    char client_ip[46];     /* the client's address, as text (X-Forwarded-For, balancers, logs) */
 };
 
 /* Begins the exchange for request h on pool: its head is rewritten into
@@ -108,6 +109,10 @@ void exchange_start(struct exchange *x, const struct h1_head *h);
 /* The attempt in progress failed with err (-errno) before a response could
  * be forwarded: tries again when it is safe, else answers 502/504. */
 void exchange_failed(struct exchange *x, int err);
+/* The same, with why in words for the log and for health (NULL: strerror).
+ * A TLS handshake that fails (the connect had finished) is a failed connect:
+ * the request goes to the next backend, and 502 when there is none. */
+void exchange_failed_why(struct exchange *x, int err, const char *why);
 
 /* The backend-side deadline of the exchange (connecting: connect timeout;
  * else response timeout, from the backend's last progress). */

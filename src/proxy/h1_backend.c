@@ -85,9 +85,13 @@ int h1_backend_io(struct exchange *x)
     int progress = 0;
     if (x->rs == RS_CONNECTING) {
         if (!u->conn.writable && !u->conn.readable) return 0;
-        int err = conn_connect_result(&u->conn);
+        /* the TLS handshake is part of connecting: nothing of the request
+         * has gone when it fails, so the request may go elsewhere */
+        char why[256];
+        int err = upconn_connected(u, why, sizeof(why));
+        if (err == -EAGAIN) return 0;
         if (err) {
-            exchange_failed(x, err);
+            exchange_failed_why(x, err, why);
             return 1;
         }
         x->rs = RS_HEAD;
@@ -113,7 +117,9 @@ static int response_head(struct exchange *x)
     struct buf *b = x->uin;
     if (!b || buf_len(b) == 0) {
         if (x->up_eof) {
-            exchange_failed(x, x->up_err ? x->up_err : -ECONNRESET);
+            int err = x->up_err ? x->up_err : -ECONNRESET;
+            char why[160];
+            exchange_failed_why(x, err, upconn_why(x->up, err, why, sizeof(why)));
             return 1;
         }
         return 0;

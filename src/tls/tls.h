@@ -6,6 +6,10 @@
  *               grouped by names (one SSL_CTX per group: an ECDSA and an RSA
  *               certificate for the same names share one), SNI, ALPN,
  *               versions, ciphers, the session cache, mTLS
+ *   client.c    one struct tls_client per pool with https:// backends: its
+ *               SSL_CTX (verification, CA, client certificate, ALPN), the
+ *               name each connection sends and checks, the handshake, and the
+ *               sessions handed to their owner for resumption
  *   tickets.c   session ticket keys, shared by every worker, rotated
  *   sni.c       what usher reads of the TLS input itself: the server_name
  *               extension, and DNS name matching (fuzzed)
@@ -13,7 +17,8 @@
  * A tls_server is built from a listener's configuration when a generation
  * is made (start, SIGHUP) and shared by every worker thread, read-only; an
  * SSL holds a reference to its SSL_CTX, so connections accepted before a
- * reload keep their certificates. */
+ * reload keep their certificates. A tls_client is made the same way, per
+ * pool, and shared the same way. */
 #ifndef USHER_TLS_TLS_H
 #define USHER_TLS_TLS_H
 
@@ -54,5 +59,51 @@ enum tls_peer { TLS_PEER_NONE, TLS_PEER_SUCCESS, TLS_PEER_FAILED };
 /* The result for c; with TLS_PEER_FAILED the reason, with TLS_PEER_SUCCESS
  * the subject (RFC 2253), written to text. */
 enum tls_peer tls_conn_peer(struct conn *c, char *text, size_t cap);
+
+/* ---- the client side: TLS to backends (client.c) ---- */
+
+struct tls_client;
+struct ssl_session_st; /* OpenSSL's SSL_SESSION */
+
+/* Builds the TLS side of pool p's https:// backends: reads the CA file and
+ * the client certificate and key, when given. Errors are written to errs as
+ * "WHERE: tls.ca FILE: what is wrong", one per line; warnings (a client
+ * certificate that expires within 30 days) to warns; when log_loaded, what
+ * is checked and presented is logged. NULL when anything was wrong. */
+struct tls_client *tls_client_new(const struct config *cfg, const struct pool_conf *p, FILE *errs,
+                                  FILE *warns, int log_loaded);
+void tls_client_free(struct tls_client *cl);
+
+/* Where the sessions of a client connection go: store(c, s) is called on
+ * the connection's thread when the handshake (TLS 1.2) or a ticket from the
+ * backend (TLS 1.3) makes a session that can resume; store owns s (it keeps
+ * it for the next connect, or gives it to tls_session_free). */
+struct tls_session_sink {
+    void (*store)(struct conn *c, struct ssl_session_st *s);
+};
+
+/* Makes c (opened with conn_tls, connecting) the client side of a TLS
+ * connection of cl to backend b: SNI and the name checked are cl's
+ * server_name or b's host. resume: a session of an earlier connection to b
+ * (or NULL), tried first; sink (or NULL) gets the new ones. 0, or -ENOMEM
+ * (c is then not usable: close it). */
+int tls_client_attach(struct conn *c, struct tls_client *cl, const struct backend_conf *b,
+                      struct ssl_session_st *resume, const struct tls_session_sink *sink);
+/* Drives the handshake of c once its TCP connect finished: 0 when it is
+ * done, -EAGAIN while it waits for the socket (the readiness flags say
+ * which way; either flag coming back calls for another try), else -EPROTO
+ * or -errno with why written in words ("TLS: certificate verify failed:
+ * self-signed certificate"). */
+int tls_client_handshake(struct conn *c, char *why, size_t cap);
+/* Whether OpenSSL holds bytes of c not read yet (a connection with bytes
+ * after its last response cannot carry the next one). */
+int tls_conn_pending(struct conn *c);
+/* When the backend sent a fatal alert on c (a TLS 1.3 backend that refuses
+ * our client certificate says so only after our side of the handshake
+ * ended): 1 with it written in words, else 0. */
+int tls_conn_alert(struct conn *c, char *why, size_t cap);
+/* Whether the handshake of c resumed a session. */
+int tls_conn_resumed(struct conn *c);
+void tls_session_free(struct ssl_session_st *s);
 
 #endif

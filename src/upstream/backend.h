@@ -15,8 +15,11 @@
  * from the configuration): a draining backend is still checked. */
 enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1 };
 
+struct tls_client;
+
 struct backend {
     const struct backend_conf *conf;
+    struct tls_client *tls;    /* https://: the pool's TLS client side (the generation's) */
     uint32_t index;            /* position in pool->backends */
     uint32_t gindex;           /* position among the backends of all pools */
     _Atomic int state;         /* enum backend_state, written by health checks */

@@ -11,7 +11,8 @@ void gen_release(struct generation *g)
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
     for (uint32_t i = 0; i < g->cfg->npools; i++) pool_destroy(&g->pools[i]);
     free(g->pools);
-    gen_tls_free(g->tls, g->cfg->nlisteners);
+    struct gen_tls t = {g->tls, g->tls_clients, g->cfg->nlisteners, g->cfg->npools};
+    gen_tls_free(&t);
     config_free(g->cfg);
     free(g->cfg);
     free(g);
@@ -76,27 +77,51 @@ struct generation *gen_new(struct config *cfg, const struct generation *prev)
 }
 
 int gen_tls_new(const struct config *cfg, FILE *errs, FILE *warns, int log_loaded,
-                struct tls_server ***out)
+                struct gen_tls *out)
 {
-    *out = NULL;
-    struct tls_server **tls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*tls));
-    if (!tls) return -1;
+    struct gen_tls t = {.nservers = cfg->nlisteners, .nclients = cfg->npools};
+    *out = (struct gen_tls){0};
+    t.servers = calloc(t.nservers ? t.nservers : 1, sizeof(*t.servers));
+    t.clients = calloc(t.nclients ? t.nclients : 1, sizeof(*t.clients));
+    if (!t.servers || !t.clients) {
+        gen_tls_free(&t);
+        fprintf(errs, "TLS: out of memory\n");
+        return -1;
+    }
     int bad = 0;
     for (uint32_t i = 0; i < cfg->nlisteners; i++)
         if (cfg->listeners[i].tls &&
-            !(tls[i] = tls_server_new(cfg, &cfg->listeners[i], errs, warns, log_loaded)))
+            !(t.servers[i] = tls_server_new(cfg, &cfg->listeners[i], errs, warns, log_loaded)))
             bad = 1;
+    for (uint32_t i = 0; i < cfg->npools; i++) {
+        const struct pool_conf *p = &cfg->pools[i];
+        int https = 0;
+        for (uint32_t b = 0; b < p->nbackends; b++) https |= p->backends[b].tls;
+        if (https && !(t.clients[i] = tls_client_new(cfg, p, errs, warns, log_loaded))) bad = 1;
+    }
     if (bad) {
-        gen_tls_free(tls, cfg->nlisteners);
+        gen_tls_free(&t);
         return -1;
     }
-    *out = tls;
+    *out = t;
     return 0;
 }
 
-void gen_tls_free(struct tls_server **tls, uint32_t n)
+void gen_tls_give(struct generation *g, struct gen_tls *t)
 {
-    if (!tls) return;
-    for (uint32_t i = 0; i < n; i++) tls_server_free(tls[i]);
-    free(tls);
+    g->tls = t->servers;
+    g->tls_clients = t->clients;
+    for (uint32_t i = 0; t->clients && i < g->cfg->npools; i++)
+        for (uint32_t b = 0; b < g->pools[i].n; b++)
+            g->pools[i].backends[b].tls = g->pools[i].backends[b].conf->tls ? t->clients[i] : NULL;
+    *t = (struct gen_tls){0};
+}
+
+void gen_tls_free(struct gen_tls *t)
+{
+    for (uint32_t i = 0; t->servers && i < t->nservers; i++) tls_server_free(t->servers[i]);
+    for (uint32_t i = 0; t->clients && i < t->nclients; i++) tls_client_free(t->clients[i]);
+    free(t->servers);
+    free(t->clients);
+    *t = (struct gen_tls){0};
 }

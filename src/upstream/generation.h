@@ -19,7 +19,18 @@ struct generation {
     struct pool *pools;      /* indexed like cfg->pools */
     uint32_t nbackends;      /* backends of all pools */
     struct tls_server **tls; /* indexed like cfg->listeners: NULL for a plain one */
+    /* indexed like cfg->pools: NULL for a pool without https:// backends
+     * (each such backend's tls points to its pool's) */
+    struct tls_client **tls_clients;
     _Atomic uint32_t refs;
+};
+
+/* The TLS side of a configuration, built before its generation (so that a
+ * reload that cannot read a certificate changes nothing). */
+struct gen_tls {
+    struct tls_server **servers; /* indexed like cfg->listeners, or NULL */
+    struct tls_client **clients; /* indexed like cfg->pools, or NULL */
+    uint32_t nservers, nclients;
 };
 
 /* Builds the pools of cfg (taken over: its arrays move to the generation,
@@ -28,12 +39,16 @@ struct generation {
  * same URL, keep their health state. NULL on failure (logged). */
 struct generation *gen_new(struct config *cfg, const struct generation *prev);
 
-/* The TLS side of every listener of cfg (tls_server_new; errors and
- * warnings written as it says). 0 and *out (freed by gen_release once given
- * to a generation as g->tls, or by gen_tls_free), or -1. */
+/* The TLS side of every TLS listener (tls_server_new) and of every pool
+ * with https:// backends (tls_client_new) of cfg; errors and warnings
+ * written as they say. 0 and *out (given to a generation by gen_tls_give,
+ * or freed by gen_tls_free), or -1 (*out empty). */
 int gen_tls_new(const struct config *cfg, FILE *errs, FILE *warns, int log_loaded,
-                struct tls_server ***out);
-void gen_tls_free(struct tls_server **tls, uint32_t n);
+                struct gen_tls *out);
+/* Moves t into g (g->tls, g->tls_clients, the backends' tls): before g is
+ * shared. t is left empty; gen_release frees what it held. */
+void gen_tls_give(struct generation *g, struct gen_tls *t);
+void gen_tls_free(struct gen_tls *t);
 
 static inline void gen_acquire(struct generation *g)
 {

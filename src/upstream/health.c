@@ -11,8 +11,11 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "net/conn.h"
+#include "tls/tls.h"
 
-enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_READING };
+/* https:// backends: the TLS handshake follows the connect; a TCP check
+ * passes when it completes, an HTTP check sends its GET through it */
+enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_HANDSHAKE, CHECK_READING };
 
 struct check {
     struct conn conn;        /* the check's connection, through the transport like any backend's */
@@ -23,7 +26,8 @@ struct check {
     uint8_t seen_down; /* state was DOWN when we last looked */
     uint32_t ok_streak, fail_streak;
     uint32_t got;
-    char resp[64]; /* enough for the status line */
+    struct ssl_session_st *session; /* https://: the last TLS session, resumed by the next check */
+    char resp[64];                  /* enough for the status line */
 };
 
 struct health {
@@ -90,11 +94,28 @@ static void check_schedule(struct check *c, uint32_t ms)
     loop_timer_set(c->h->loop, &c->timer, ms);
 }
 
+/* A new TLS session of a check's connection (tls_session_sink). */
+static void store_session(struct conn *conn, struct ssl_session_st *s)
+{
+    struct check *c = (struct check *)((char *)conn - offsetof(struct check, conn));
+    if (c->session) tls_session_free(c->session);
+    c->session = s;
+}
+
+static const struct tls_session_sink session_sink = {store_session};
+
+static void check_close(struct check *c)
+{
+    if (c->conn.io.fd < 0) return;
+    if (c->conn.tls) conn_shutdown(&c->conn); /* close_notify: an end, not a truncation */
+    conn_close(&c->conn);
+}
+
 static void check_done(struct check *c, int ok, const char *why)
 {
     struct health *h = c->h;
     const struct pool_conf *cfg = h->cfg;
-    if (c->conn.io.fd >= 0) conn_close(&c->conn);
+    check_close(c);
     loop_timer_stop(h->loop, &c->timer);
     int state = backend_state(c->be);
     if (state == BACKEND_DOWN && !c->seen_down) c->ok_streak = 0; /* taken down passively */
@@ -131,7 +152,7 @@ static void check_send(struct check *c)
 {
     const struct pool_conf *cfg = c->h->cfg;
     if (!cfg->health_path[0]) {
-        check_done(c, 1, "TCP connect succeeded");
+        check_done(c, 1, c->conn.tls ? "TLS handshake completed" : "TCP connect succeeded");
         return;
     }
     char req[512];
@@ -164,7 +185,10 @@ static void check_read(struct check *c)
         }
         if (n == -EAGAIN || n == -EINTR) continue;
         if (n < 0) {
-            check_done(c, 0, strerror((int)-n));
+            char why[160];
+            if (!c->conn.tls || !tls_conn_alert(&c->conn, why, sizeof(why)))
+                snprintf(why, sizeof(why), "%s", strerror((int)-n));
+            check_done(c, 0, why);
             return;
         }
         break; /* EOF */
@@ -192,6 +216,23 @@ static void on_check_io(struct loop *loop, struct loop_io *io, uint32_t events)
             check_done(c, 0, strerror(-err));
             return;
         }
+        if (!c->conn.tls) {
+            check_send(c);
+            return;
+        }
+        c->phase = CHECK_HANDSHAKE;
+    }
+    if (c->phase == CHECK_HANDSHAKE) {
+        char why[256];
+        int err = tls_client_handshake(&c->conn, why, sizeof(why));
+        if (err == -EAGAIN) return;
+        if (err < 0) {
+            /* a session that did not resume is not tried again */
+            if (c->session) tls_session_free(c->session);
+            c->session = NULL;
+            check_done(c, 0, why);
+            return;
+        }
         check_send(c);
         return;
     }
@@ -210,9 +251,14 @@ static void on_check_timer(struct loop *loop, struct loop_timer *t)
         check_done(c, 0, strerror(-fd));
         return;
     }
-    if (conn_open(&c->conn, loop, fd, &conn_plain, on_check_io, 1) < 0) {
+    struct tls_client *tls = c->be->tls;
+    if (conn_open(&c->conn, loop, fd, tls ? &conn_tls : &conn_plain, on_check_io, 1) < 0) {
         close(fd);
         check_done(c, 0, "cannot watch the socket");
+        return;
+    }
+    if (tls && tls_client_attach(&c->conn, tls, c->be->conf, c->session, &session_sink) < 0) {
+        check_done(c, 0, "out of memory for TLS");
         return;
     }
     c->phase = CHECK_CONNECTING;
@@ -246,8 +292,9 @@ void health_stop(struct health *h)
     if (!h) return;
     for (uint32_t i = 0; i < h->pool->n; i++) {
         struct check *c = &h->checks[i];
-        if (c->conn.io.fd >= 0) conn_close(&c->conn);
+        check_close(c);
         loop_timer_stop(h->loop, &c->timer);
+        if (c->session) tls_session_free(c->session);
     }
     free(h);
 }

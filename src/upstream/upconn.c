@@ -2,10 +2,13 @@
 #include "upstream/upconn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/sock.h"
+#include "tls/tls.h"
 
 #define UPCONN_IDLE_MAX 1024 /* idle connections kept per worker and backend */
 
@@ -33,6 +36,9 @@ void upconn_close(struct upconn *u)
 {
     struct upconn_pool *p = u->pool;
     if (u->conn.io.fd < 0) return;
+    /* TLS: an idle connection ends with close_notify (RFC 8446 6.1), so that
+     * the backend sees an end, not a truncation */
+    if (u->idle && u->conn.tls) conn_shutdown(&u->conn);
     if (u->idle) idle_unlink(u);
     loop_timer_stop(p->loop, &u->idle_timer);
     conn_close(&u->conn);
@@ -73,6 +79,61 @@ struct upconn *upconn_take_idle(struct upconn_pool *p, struct backend *b, upconn
     return u;
 }
 
+/* The list of b in p when b is a backend of p's generation, else NULL. */
+static struct upconn_idle_list *list_of(struct upconn_pool *p, const struct backend *b)
+{
+    return b->gindex < p->nbackends ? &p->idle[b->gindex] : NULL;
+}
+
+/* A new TLS session of u (tls_session_sink): the next connect to its
+ * backend resumes it. A connection of an older generation keeps none. */
+static void store_session(struct conn *c, struct ssl_session_st *s)
+{
+    struct upconn *u = (struct upconn *)c;
+    struct upconn_idle_list *l = list_of(u->pool, u->be);
+    if (u->epoch != u->pool->epoch || !l) {
+        tls_session_free(s);
+        return;
+    }
+    if (l->session) tls_session_free(l->session);
+    l->session = s;
+    l->session_be = u->be;
+}
+
+static const struct tls_session_sink session_sink = {store_session};
+
+/* Forgets the session kept for b (a handshake failed with it). */
+static void drop_session(struct upconn_pool *p, const struct backend *b)
+{
+    struct upconn_idle_list *l = list_of(p, b);
+    if (!l || !l->session || l->session_be != b) return;
+    tls_session_free(l->session);
+    l->session = NULL;
+}
+
+int upconn_connected(struct upconn *u, char *why, size_t cap)
+{
+    if (!u->connected) {
+        int err = conn_connect_result(&u->conn);
+        if (err) {
+            snprintf(why, cap, "%s", strerror(-err));
+            return err;
+        }
+        u->connected = 1;
+    }
+    if (!u->conn.tls) return 0;
+    int err = tls_client_handshake(&u->conn, why, cap);
+    if (err < 0 && err != -EAGAIN) drop_session(u->pool, u->be);
+    return err;
+}
+
+const char *upconn_why(struct upconn *u, int err, char *buf, size_t cap)
+{
+    if (u && u->conn.tls && tls_conn_alert(&u->conn, buf, cap)) return buf;
+    snprintf(buf, cap, "%s", strerror(-err));
+    return buf;
+}
+
 struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_cb cb, void *owner,
                               int *err)
 {
@@ -96,13 +157,24 @@ struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_c
     u->be = b;
     u->cb = cb;
     u->owner = owner;
-    int e = conn_open(&u->conn, p->loop, fd, &conn_plain, on_event, 1);
+    u->epoch = p->epoch;
+    int e = conn_open(&u->conn, p->loop, fd, b->tls ? &conn_tls : &conn_plain, on_event, 1);
     if (e < 0) {
         *err = e;
         close(fd);
         u->next = p->free;
         p->free = u;
         return NULL;
+    }
+    if (b->tls) {
+        struct upconn_idle_list *l = list_of(p, b);
+        struct ssl_session_st *resume = l && l->session_be == b ? l->session : NULL;
+        e = tls_client_attach(&u->conn, b->tls, b->conf, resume, &session_sink);
+        if (e < 0) {
+            *err = e;
+            upconn_close(u);
+            return NULL;
+        }
     }
     return u;
 }
@@ -112,7 +184,9 @@ void upconn_release(struct upconn *u)
     struct upconn_pool *p = u->pool;
     struct upconn_idle_list *l = &p->idle[u->be->gindex];
     u->owner = NULL;
-    if (l->count >= UPCONN_IDLE_MAX) {
+    /* TLS: bytes after the response wait inside OpenSSL, where no event
+     * would tell: the connection cannot carry another request */
+    if (l->count >= UPCONN_IDLE_MAX || tls_conn_pending(&u->conn)) {
         upconn_close(u);
         return;
     }
@@ -138,11 +212,22 @@ int upconn_pool_init(struct upconn_pool *p, struct loop *loop, uint32_t nbackend
     return p->idle ? 0 : -ENOMEM;
 }
 
+static void free_sessions(struct upconn_pool *p)
+{
+    for (uint32_t i = 0; p->idle && i < p->nbackends; i++) {
+        if (p->idle[i].session) tls_session_free(p->idle[i].session);
+        p->idle[i].session = NULL;
+    }
+}
+
 int upconn_pool_reset(struct upconn_pool *p, uint32_t nbackends, uint32_t idle_ms)
 {
     struct upconn_idle_list *idle = calloc(nbackends ? nbackends : 1, sizeof(*idle));
     if (!idle) return -ENOMEM;
     upconn_close_all_idle(p);
+    /* the sessions were made under the old generation's TLS settings */
+    free_sessions(p);
+    p->epoch++;
     free(p->idle);
     p->idle = idle;
     p->nbackends = nbackends;
@@ -157,6 +242,7 @@ void upconn_pool_destroy(struct upconn_pool *p)
         p->free = u->next;
         free(u);
     }
+    free_sessions(p);
     free(p->idle);
     p->idle = NULL;
 }

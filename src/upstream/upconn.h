@@ -5,10 +5,17 @@
  * owner (an exchange) while leased; the owner is told of events through the
  * callback it leased the connection with, so this module knows nothing of
  * what uses it. An idle connection that becomes readable (the backend closed
- * it, or sent bytes nobody asked for) or stays idle too long is closed. */
+ * it, or sent bytes nobody asked for) or stays idle too long is closed.
+ *
+ * An https:// backend is reached through the TLS transport (conn_tls, the
+ * pool's struct tls_client): the handshake is part of connecting
+ * (upconn_connected), so a certificate the backend fails to show counts as a
+ * failed connect. The worker keeps the last TLS session of each backend and
+ * resumes it on the next connect. */
 #ifndef USHER_UPSTREAM_UPCONN_H
 #define USHER_UPSTREAM_UPCONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/loop.h"
@@ -20,10 +27,15 @@ struct upconn;
 /* Called on the owner's behalf when its leased connection has events. */
 typedef void (*upconn_cb)(void *owner, struct upconn *u);
 
-/* Idle keep-alive connections to one backend, most recently used first. */
+struct ssl_session_st;
+
+/* Idle keep-alive connections to one backend, most recently used first,
+ * and the backend's last TLS session (for the next connect to resume). */
 struct upconn_idle_list {
     struct upconn *head;
     uint32_t count;
+    struct ssl_session_st *session;
+    const struct backend *session_be; /* whose session it is (a backend of the generation) */
 };
 
 /* One worker's backend connections. */
@@ -32,6 +44,7 @@ struct upconn_pool {
     struct upconn_idle_list *idle; /* one list per backend, indexed by backend.gindex */
     uint32_t nbackends;
     uint32_t idle_ms; /* an idle connection is closed after this */
+    uint32_t epoch;   /* counts resets: a connection of an older one has no list */
     struct upconn *free;
 };
 
@@ -44,8 +57,10 @@ struct upconn {
     upconn_cb cb;
     void *owner;                /* NULL while idle */
     struct upconn *next, *prev; /* idle list, or the pool's free list */
+    uint32_t epoch;             /* the pool's when connected */
     uint8_t idle;               /* in the idle list for be */
     uint8_t reused;             /* taken from the idle pool: may have been closed by the backend */
+    uint8_t connected;          /* the TCP connect finished (a TLS handshake may follow) */
 };
 
 /* Sets up p for nbackends backends (all pools of a generation). 0 or -ENOMEM. */
@@ -65,6 +80,13 @@ struct upconn *upconn_take_idle(struct upconn_pool *p, struct backend *b, upconn
 /* Starts a new connection to b. Returns it (connecting) or NULL with *err set. */
 struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_cb cb, void *owner,
                               int *err);
+/* After an event on a connecting u: 0 when it is ready for the request (the
+ * TCP connect and, for https://, the TLS handshake are done), -EAGAIN while
+ * it waits, else -errno with why written in words. */
+int upconn_connected(struct upconn *u, char *why, size_t cap);
+/* Why a leased connection failed with err (-errno), in words: what the
+ * backend's TLS said when it said something, else strerror. */
+const char *upconn_why(struct upconn *u, int err, char *buf, size_t cap);
 /* Returns a leased connection to the idle pool (after a response that ended
  * cleanly); closes it instead when the pool is full. Only for a backend of
  * the pool's current generation. */

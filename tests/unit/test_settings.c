@@ -1,6 +1,7 @@
 /* Tests src/config/settings.c: the one table of settings and its validator, and
  * that the command line (config_from_args) and the file (config_load_file)
  * accept, refuse and explain every value of every flag the same way. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -461,7 +462,10 @@ static void cli_side(const struct setting *s, const char *value, const char *bal
 {
     char arg[512], err[2048];
     snprintf(arg, sizeof(arg), "%s=%s", s->flag, value);
-    char *argv[8] = {"usher", "-t", "--backend", "http://127.0.0.1:18101"};
+    /* a pool's tls settings are for https:// backends */
+    int https = s->scope == SETTING_POOL && !strncmp(s->key, "tls.", 4);
+    char *argv[8] = {"usher", "-t", "--backend",
+                     https ? "https://127.0.0.1:18101" : "http://127.0.0.1:18101"};
     int argc = 4;
     if (balance) argv[argc++] = "--balance", argv[argc++] = (char *)balance;
     argv[argc++] = arg;
@@ -497,7 +501,8 @@ static void yaml_side(const struct setting *s, const char *value, const char *ba
     FILE *f = fdopen(fd, "w");
     fprintf(f, "listeners:\n  - bind: 127.0.0.1:18001\n    pool: web\n");
     if (s->scope == SETTING_LISTENER) fputs(setting, f);
-    fprintf(f, "pools:\n  web:\n    backends: [ \"http://127.0.0.1:18101\" ]\n");
+    fprintf(f, "pools:\n  web:\n    backends: [ \"%s://127.0.0.1:18101\" ]\n",
+            s->scope == SETTING_POOL && !strncmp(s->key, "tls.", 4) ? "https" : "http");
     if (balance) fprintf(f, "    balance: %s\n", balance);
     /* a top-level key after the pools: at column 1, out of the pool */
     if (s->scope != SETTING_LISTENER) fputs(setting, f);
@@ -556,6 +561,72 @@ static int same_both_ways(const struct setting *s, const char *value)
     free(cli);
     free(file);
     return accepted;
+}
+
+/* Backend URLs: http:// (port 80 by default) and https:// (TLS, port 443). */
+static void backend_urls(void **state)
+{
+    static const struct {
+        const char *url, *authority;
+        int tls, family, port;
+    } ok[] = {
+        {"http://127.0.0.1", "127.0.0.1", 0, AF_INET, 80},
+        {"http://127.0.0.1:8080/", "127.0.0.1:8080", 0, AF_INET, 8080},
+        {"https://127.0.0.1", "127.0.0.1", 1, AF_INET, 443},
+        {"https://127.0.0.1:9443", "127.0.0.1:9443", 1, AF_INET, 9443},
+        {"https://[::1]", "[::1]", 1, AF_INET6, 443},
+        {"https://localhost:8443,weight=3", "localhost:8443", 1, AF_INET, 8443},
+    };
+    char msg[160];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct backend_conf b;
+        if (config_parse_backend(ok[i].url, &b, msg, sizeof(msg)) < 0)
+            fail_msg("%s refused: %s", ok[i].url, msg);
+        assert_string_equal(b.authority, ok[i].authority);
+        assert_int_equal(b.tls, ok[i].tls);
+        assert_int_equal(b.addr.sa.sa_family, ok[i].family);
+        int port =
+            ntohs(b.addr.sa.sa_family == AF_INET ? b.addr.in.sin_port : b.addr.in6.sin6_port);
+        assert_int_equal(port, ok[i].port);
+    }
+    struct backend_conf b;
+    assert_int_equal(config_parse_backend("ftp://127.0.0.1", &b, msg, sizeof(msg)), -EINVAL);
+    assert_string_equal(msg, "URL must start with http:// or https://");
+    assert_int_equal(config_parse_backend("https://", &b, msg, sizeof(msg)), -EINVAL);
+    assert_string_equal(msg, "URL needs a host");
+    assert_int_equal(config_parse_backend("https://127.0.0.1/app", &b, msg, sizeof(msg)), -EINVAL);
+}
+
+/* A pool's tls settings with no https:// backend to use them are refused, on
+ * the command line and in the file. */
+static void backend_tls_without_https(void **state)
+{
+    struct config c;
+    char out[2048];
+    char *argv[] = {"usher",  "-t", "--backend", "http://127.0.0.1:9", "--backend-tls-ca",
+                    "/ca.pem"};
+    assert_int_equal(run_args(&c, 6, argv, 2, out, sizeof(out)), 2);
+    assert_non_null(
+        strstr(out, "--backend-tls-ca is given but no --backend https://HOST:PORT uses it"));
+    config_free(&c);
+    char path[] = "/tmp/test_settings_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "listeners:\n  - bind: 127.0.0.1:18001\n    pool: web\n"
+               "pools:\n  web:\n    backends: [ \"http://127.0.0.1:18101\" ]\n"
+               "    tls: { ca: /ca.pem }\n");
+    fclose(f);
+    char *err = NULL;
+    size_t len = 0;
+    FILE *errs = open_memstream(&err, &len);
+    config_defaults(&c);
+    assert_int_equal(config_load_file(&c, path, errs), 1);
+    fclose(errs);
+    unlink(path);
+    assert_non_null(strstr(err, ":7:10: pool 'web': tls: no backend of the pool is https://"));
+    free(err);
+    config_free(&c);
 }
 
 /* The case: --connect-timeout 0 was refused while timeouts: {connect: 0s} passed. */
@@ -691,6 +762,8 @@ int main(void)
         cmocka_unit_test(unknown_names),
         cmocka_unit_test(zero_timeouts_refused_from_both_sides),
         cmocka_unit_test(every_flag_agrees_on_every_value),
+        cmocka_unit_test(backend_urls),
+        cmocka_unit_test(backend_tls_without_https),
         cmocka_unit_test(unknown_flag_and_key),
         cmocka_unit_test(help_names_every_flag),
     };

@@ -306,7 +306,13 @@ int tls_client_attach(struct conn *c, struct tls_client *cl, const struct backen
             ok = SSL_set1_host(ssl, name) == 1;
         }
     }
-    if (ok && resume) ok = SSL_set_session(ssl, resume) == 1;
+    if (ok && resume) {
+        /* a copy again: SSL_free would mark the one it used not resumable
+         * when this connection ends without our close_notify */
+        SSL_SESSION *copy = SSL_SESSION_dup(resume);
+        ok = !copy || SSL_set_session(ssl, copy) == 1; /* no memory: no resumption */
+        SSL_SESSION_free(copy);
+    }
     if (ok && sink)
         ok = SSL_set_ex_data(ssl, conn_index, c) == 1 &&
              SSL_set_ex_data(ssl, sink_index, (void *)sink) == 1;
@@ -323,7 +329,20 @@ int tls_client_attach(struct conn *c, struct tls_client *cl, const struct backen
 static const char *alert_of(SSL *ssl)
 {
     intptr_t a = alert_index >= 0 ? (intptr_t)SSL_get_ex_data(ssl, alert_index) : 0;
-    return a ? SSL_alert_desc_string_long((int)(a - 1)) : NULL;
+    if (!a) return NULL;
+    switch (a - 1) {
+    /* TLS 1.3's (RFC 8446 6.2), which OpenSSL 3.0 calls "unknown" */
+    case 116: return "certificate required (the backend wants a client certificate)";
+    case 109: return "missing extension";
+    case 115: return "unknown PSK identity";
+    case 120: return "no application protocol";
+    /* what a backend says of a client certificate it does not take */
+    case SSL3_AD_BAD_CERTIFICATE:
+        return "bad certificate (the backend refused our client certificate)";
+    case TLS1_AD_UNKNOWN_CA:
+        return "unknown CA (the backend does not trust the issuer of our client certificate)";
+    default: return SSL_alert_desc_string_long((int)(a - 1));
+    }
 }
 
 int tls_client_handshake(struct conn *c, char *why, size_t cap)

@@ -14,8 +14,13 @@
 #include "tls/tls.h"
 
 /* https:// backends: the TLS handshake follows the connect; a TCP check
- * passes when it completes, an HTTP check sends its GET through it */
-enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_HANDSHAKE, CHECK_READING };
+ * passes when it completes, an HTTP check sends its GET through it. A TCP
+ * check whose TLS 1.3 handshake was a full one then waits for the backend's
+ * ticket (CHECK_TICKET): it is the session the next checks resume, and the
+ * sign that the backend took our side of the handshake (a backend refuses a
+ * client certificate only then, with an alert); no ticket within the
+ * timeout still passes. */
+enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_HANDSHAKE, CHECK_READING, CHECK_TICKET };
 
 struct check {
     struct conn conn;        /* the check's connection, through the transport like any backend's */
@@ -23,7 +28,8 @@ struct check {
     struct health *h;
     struct backend *be;
     uint8_t phase;
-    uint8_t seen_down; /* state was DOWN when we last looked */
+    uint8_t seen_down;     /* state was DOWN when we last looked */
+    uint8_t fresh_session; /* this connection brought a session */
     uint32_t ok_streak, fail_streak;
     uint32_t got;
     struct ssl_session_st *session; /* https://: the last TLS session, resumed by the next check */
@@ -100,6 +106,7 @@ static void store_session(struct conn *conn, struct ssl_session_st *s)
     struct check *c = (struct check *)((char *)conn - offsetof(struct check, conn));
     if (c->session) tls_session_free(c->session);
     c->session = s;
+    c->fresh_session = 1;
 }
 
 static const struct tls_session_sink session_sink = {store_session};
@@ -151,6 +158,10 @@ static void check_done(struct check *c, int ok, const char *why)
 static void check_send(struct check *c)
 {
     const struct pool_conf *cfg = c->h->cfg;
+    if (!cfg->health_path[0] && c->conn.tls && !c->fresh_session && !tls_conn_resumed(&c->conn)) {
+        c->phase = CHECK_TICKET;
+        return;
+    }
     if (!cfg->health_path[0]) {
         check_done(c, 1, c->conn.tls ? "TLS handshake completed" : "TCP connect succeeded");
         return;
@@ -237,11 +248,28 @@ static void on_check_io(struct loop *loop, struct loop_io *io, uint32_t events)
         return;
     }
     if (c->phase == CHECK_READING) check_read(c);
+    if (c->phase == CHECK_TICKET) {
+        char b[64], why[160];
+        ssize_t n = conn_read(&c->conn, b, sizeof(b));
+        if (c->fresh_session || n > 0) {
+            check_done(c, 1, "TLS handshake completed");
+        } else if (n == 0) {
+            check_done(c, 0, "TLS: the backend closed the connection after the handshake");
+        } else if (n != -EAGAIN && n != -EINTR) {
+            if (!tls_conn_alert(&c->conn, why, sizeof(why)))
+                snprintf(why, sizeof(why), "%s", strerror((int)-n));
+            check_done(c, 0, why);
+        }
+    }
 }
 
 static void on_check_timer(struct loop *loop, struct loop_timer *t)
 {
     struct check *c = (struct check *)((char *)t - offsetof(struct check, timer));
+    if (c->phase == CHECK_TICKET) { /* no ticket: the handshake passed all the same */
+        check_done(c, 1, "TLS handshake completed");
+        return;
+    }
     if (c->phase != CHECK_IDLE) {
         check_done(c, 0, "timed out");
         return;
@@ -257,6 +285,7 @@ static void on_check_timer(struct loop *loop, struct loop_timer *t)
         check_done(c, 0, "cannot watch the socket");
         return;
     }
+    c->fresh_session = 0;
     if (tls && tls_client_attach(&c->conn, tls, c->be->conf, c->session, &session_sink) < 0) {
         check_done(c, 0, "out of memory for TLS");
         return;

@@ -13,7 +13,8 @@
  * the connection was attached with, on the connection's thread, so a worker
  * keeps one session per backend without a lock and the health checks keep
  * theirs. In TLS 1.3 a session comes with the backend's ticket, after the
- * handshake, while the first response is read.
+ * handshake, while the first response is read, and resumes once: each
+ * connection brings the ticket for the next.
  *
  * An alert the backend sends is remembered on the connection, so that a
  * failure that shows only at the first read (a TLS 1.3 backend refusing our
@@ -61,13 +62,11 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
     struct conn *c = SSL_get_ex_data(ssl, conn_index);
     const struct tls_session_sink *sink = SSL_get_ex_data(ssl, sink_index);
     if (!c || !sink || !SSL_SESSION_is_resumable(sess)) return 0;
-    /* a copy: SSL_free marks the connection's own session not resumable
-     * when the connection ended without our close_notify (a backend that
-     * closes after its response), though TLS allows resuming it (RFC 5246
-     * 7.2.1, RFC 8446) */
-    SSL_SESSION *copy = SSL_SESSION_dup(sess);
-    if (copy) sink->store(c, copy);
-    return 0;
+    /* shared with the connection: OpenSSL marks it not resumable once a
+     * TLS 1.3 handshake resumed it (a ticket is used once) or a fatal alert
+     * ended the connection; the next connect then makes a new one */
+    sink->store(c, sess);
+    return 1; /* the sink owns this reference */
 }
 
 static void on_info(const SSL *ssl, int where, int ret)
@@ -306,13 +305,7 @@ int tls_client_attach(struct conn *c, struct tls_client *cl, const struct backen
             ok = SSL_set1_host(ssl, name) == 1;
         }
     }
-    if (ok && resume) {
-        /* a copy again: SSL_free would mark the one it used not resumable
-         * when this connection ends without our close_notify */
-        SSL_SESSION *copy = SSL_SESSION_dup(resume);
-        ok = !copy || SSL_set_session(ssl, copy) == 1; /* no memory: no resumption */
-        SSL_SESSION_free(copy);
-    }
+    if (ok && resume) ok = SSL_set_session(ssl, resume) == 1;
     if (ok && sink)
         ok = SSL_set_ex_data(ssl, conn_index, c) == 1 &&
              SSL_set_ex_data(ssl, sink_index, (void *)sink) == 1;
@@ -395,9 +388,9 @@ int tls_conn_pending(struct conn *c)
     return c->tls && SSL_has_pending(c->tls);
 }
 
-int tls_conn_resumed(struct conn *c)
+int tls_conn_tls13(struct conn *c)
 {
-    return c->tls && SSL_session_reused(c->tls);
+    return c->tls && SSL_version(c->tls) == TLS1_3_VERSION;
 }
 
 int tls_conn_alert(struct conn *c, char *why, size_t cap)

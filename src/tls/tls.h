@@ -102,8 +102,9 @@ int tls_conn_pending(struct conn *c);
  * our client certificate says so only after our side of the handshake
  * ended): 1 with it written in words, else 0. */
 int tls_conn_alert(struct conn *c, char *why, size_t cap);
-/* Whether the handshake of c resumed a session. */
-int tls_conn_resumed(struct conn *c);
+/* Whether c speaks TLS 1.3 (its sessions come after the handshake, in
+ * tickets; OpenSSL resumes each one once, RFC 8446 appendix C.4). */
+int tls_conn_tls13(struct conn *c);
 void tls_session_free(struct ssl_session_st *s);
 
 #endif

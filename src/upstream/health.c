@@ -14,12 +14,12 @@
 #include "tls/tls.h"
 
 /* https:// backends: the TLS handshake follows the connect; a TCP check
- * passes when it completes, an HTTP check sends its GET through it. A TCP
- * check whose TLS 1.3 handshake was a full one then waits for the backend's
- * ticket (CHECK_TICKET): it is the session the next checks resume, and the
- * sign that the backend took our side of the handshake (a backend refuses a
- * client certificate only then, with an alert); no ticket within the
- * timeout still passes. */
+ * passes when it completes, an HTTP check sends its GET through it. After a
+ * TLS 1.3 handshake a TCP check waits for the backend's ticket
+ * (CHECK_TICKET): it is the session the next check resumes (each is used
+ * once), and the sign that the backend took our side of the handshake (a
+ * backend refuses a client certificate only then, with an alert); no ticket
+ * within the timeout still passes. */
 enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_HANDSHAKE, CHECK_READING, CHECK_TICKET };
 
 struct check {
@@ -113,9 +113,7 @@ static const struct tls_session_sink session_sink = {store_session};
 
 static void check_close(struct check *c)
 {
-    if (c->conn.io.fd < 0) return;
-    if (c->conn.tls) conn_shutdown(&c->conn); /* close_notify: an end, not a truncation */
-    conn_close(&c->conn);
+    if (c->conn.io.fd >= 0) conn_close(&c->conn); /* TLS: with close_notify (conn_tls) */
 }
 
 static void check_done(struct check *c, int ok, const char *why)
@@ -158,7 +156,7 @@ static void check_done(struct check *c, int ok, const char *why)
 static void check_send(struct check *c)
 {
     const struct pool_conf *cfg = c->h->cfg;
-    if (!cfg->health_path[0] && c->conn.tls && !c->fresh_session && !tls_conn_resumed(&c->conn)) {
+    if (!cfg->health_path[0] && tls_conn_tls13(&c->conn) && !c->fresh_session) {
         c->phase = CHECK_TICKET;
         return;
     }

@@ -36,9 +36,6 @@ void upconn_close(struct upconn *u)
 {
     struct upconn_pool *p = u->pool;
     if (u->conn.io.fd < 0) return;
-    /* TLS: an idle connection ends with close_notify (RFC 8446 6.1), so that
-     * the backend sees an end, not a truncation */
-    if (u->idle && u->conn.tls) conn_shutdown(&u->conn);
     if (u->idle) idle_unlink(u);
     loop_timer_stop(p->loop, &u->idle_timer);
     conn_close(&u->conn);

@@ -661,7 +661,11 @@ void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, 
     px->sessions = s;
     px->nsessions++;
     arm(s, cfg(s)->client_header_ms);
-    session_progress(s);
+    /* A plain connection's first request is often there already: serve it now.
+     * A TLS handshake costs about a millisecond: leave it to the loop (the
+     * ClientHello already queued shows as an event), so that a burst of
+     * accepts does not make every handshake of the batch wait for the others. */
+    if (!tls) session_progress(s);
 }
 
 void proxy_close_idle(struct proxy_worker *px)

@@ -26,7 +26,8 @@ static void path_address(void **state)
     assert_int_equal(a.sun_family, AF_UNIX);
     assert_string_equal(a.sun_path, "/run/systemd/notify");
     /* with the terminating NUL, as sd_notify passes it */
-    assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + strlen("/run/systemd/notify") + 1);
+    assert_int_equal(len,
+                     offsetof(struct sockaddr_un, sun_path) + strlen("/run/systemd/notify") + 1);
 }
 
 static void abstract_address(void **state)
@@ -172,9 +173,9 @@ static void sends_datagrams(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(path_address),     cmocka_unit_test(abstract_address),
+        cmocka_unit_test(path_address),      cmocka_unit_test(abstract_address),
         cmocka_unit_test(refused_addresses), cmocka_unit_test(status_line),
-        cmocka_unit_test(unset_is_a_no_op), cmocka_unit_test(sends_datagrams),
+        cmocka_unit_test(unset_is_a_no_op),  cmocka_unit_test(sends_datagrams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@ int conn_open(struct conn *c, struct loop *loop, int fd, const struct conn_ops *
     c->loop = loop;
     c->tls = NULL;
     c->rdhup = 0;
-    c->read_needs_out = c->write_needs_in = c->in_drained = 0;
+    c->read_needs_out = c->write_needs_in = c->in_drained = c->tls_wpend = 0;
     c->out_armed = connecting ? 1 : 0;
     /* the first bytes often come with the connection: try at once */
     c->readable = connecting ? 0 : 1;

@@ -54,6 +54,7 @@ struct conn {
     uint8_t read_needs_out : 1; /* a read waits for write readiness (TLS) */
     uint8_t write_needs_in : 1; /* a write waits for read readiness (TLS) */
     uint8_t in_drained : 1;     /* TLS: the last socket read was short */
+    uint8_t tls_wpend : 1;      /* TLS: a write was refused; its retry must offer as much */
 };
 
 /* The plain socket transport. */

@@ -92,7 +92,7 @@ int tls_conn_bind(struct conn *c, SSL *ssl)
     BIO_set_data(b, c);
     SSL_set_bio(ssl, b, b);
     c->tls = ssl;
-    c->in_drained = 0;
+    c->in_drained = c->tls_wpend = 0;
     return 0;
 }
 
@@ -161,31 +161,45 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int n)
     size_t total = 0;
     for (int i = 0; i < n; i++) total += iov[i].iov_len;
     if (total == 0) return 0;
-    /* several small pieces: one record (a retry after WANT_WRITE offers the
-     * same bytes first, which SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows) */
-    struct iovec one;
-    if (n > 1 && total <= GATHER_MAX) {
-        size_t off = 0;
-        for (int i = 0; i < n; i++) {
-            memcpy(gather + off, iov[i].iov_base, iov[i].iov_len);
-            off += iov[i].iov_len;
+    size_t done = 0, off = 0;
+    int i = 0;
+    /* Several pieces that fit one record go as one. After a write OpenSSL
+     * refused (WANT_WRITE), the retry must offer the same first bytes and at
+     * least as many (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets them come from
+     * another buffer): the codec offers them again, maybe with more after
+     * them, so the first min(total, a record) bytes are gathered again. */
+    if (n > 1 && (total <= GATHER_MAX || c->tls_wpend)) {
+        size_t want = total < GATHER_MAX ? total : GATHER_MAX, got = 0;
+        while (got < want) {
+            size_t k = iov[i].iov_len - off < want - got ? iov[i].iov_len - off : want - got;
+            memcpy(gather + got, (const char *)iov[i].iov_base + off, k);
+            got += k;
+            off += k;
+            if (off == iov[i].iov_len) i++, off = 0;
         }
-        one = (struct iovec){gather, total};
-        iov = &one;
-        n = 1;
+        size_t w = 0;
+        int r = SSL_write_ex(ssl, gather, want, &w);
+        if (r != 1) {
+            ssize_t e = tls_failed(c, ssl, r, 0);
+            if (e == -EAGAIN) c->tls_wpend = 1;
+            return e == 0 ? -EPIPE : e;
+        }
+        c->tls_wpend = 0;
+        if (w < want) return (ssize_t)w; /* the codec offers the rest again */
+        done = w;
     }
-    size_t done = 0;
-    for (int i = 0; i < n; i++) {
-        size_t off = 0;
+    for (; i < n; i++, off = 0) {
         while (off < iov[i].iov_len) {
             size_t w = 0;
             int r =
                 SSL_write_ex(ssl, (const char *)iov[i].iov_base + off, iov[i].iov_len - off, &w);
             if (r != 1) {
                 ssize_t e = tls_failed(c, ssl, r, 0);
+                if (e == -EAGAIN) c->tls_wpend = 1;
                 if (done) return (ssize_t)done; /* what went through; the next call finds out */
                 return e == 0 ? -EPIPE : e;
             }
+            c->tls_wpend = 0;
             off += w;
             done += w;
         }

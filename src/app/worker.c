@@ -14,7 +14,9 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE: let connections finish before accepting again */
 
-static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+/* Accepts up to a batch of connections; 1 when the batch was used up
+ * (more may be waiting), 0 when the queue is empty or accept failed. */
+static int accept_batch(struct loop *loop, struct loop_io *io)
 {
     struct worker_listener *wl = (struct worker_listener *)io;
     struct worker *w = wl->w;
@@ -30,7 +32,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
             proxy_accept(&w->px, fd, &peer.sa, wl->index);
             continue;
         }
-        if (errno == EAGAIN) return;
+        if (errno == EAGAIN) return 0;
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* The pending connection stays in the backlog; stop listening for a
@@ -48,11 +50,27 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
                 }
             }
             loop_timer_set(loop, &w->accept_resume, ACCEPT_PAUSE_MS);
-            return;
+            return 0;
         }
         log_warn("worker %u: accept failed: %s", w->id, strerror(errno));
-        return;
+        return 0;
     }
+    return 1;
+}
+
+static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    accept_batch(loop, io);
+}
+
+/* Before a listener closes: the connections the kernel already completed
+ * wait in its queue, and closing it would reset them with their request
+ * unread. They are taken first (at most 64 batches). */
+static void accept_pending(struct worker *w, struct worker_listener *x)
+{
+    for (int b = 0; b < 64 && x->io.fd >= 0 && !x->paused && accept_batch(&w->loop, &x->io); b++)
+        ;
 }
 
 static void on_accept_resume(struct loop *loop, struct loop_timer *t)
@@ -95,7 +113,11 @@ static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
          * listeners of the port (a new usher), or refuses them once all are closed. */
         w->px.draining = 1;
         loop_timer_stop(loop, &w->accept_resume);
-        for (uint32_t k = 0; k < w->nlisteners; k++) loop_close(loop, &w->listeners[k].io);
+        /* connections already in the queue are answered, with Connection: close */
+        for (uint32_t k = 0; k < w->nlisteners; k++) {
+            accept_pending(w, &w->listeners[k]);
+            loop_close(loop, &w->listeners[k].io);
+        }
         proxy_close_idle(&w->px);
     }
 }
@@ -144,8 +166,11 @@ static void worker_switch(struct worker *w, struct generation *g)
             loop_close(&w->loop, &x->io);
         }
     }
-    for (uint32_t k = 0; k < w->nlisteners; k++) /* listeners the new config does not have */
-        if (w->listeners[k].io.fd >= 0) loop_close(&w->loop, &w->listeners[k].io);
+    for (uint32_t k = 0; k < w->nlisteners; k++) { /* listeners the new config does not have */
+        if (w->listeners[k].io.fd < 0) continue;
+        accept_pending(w, &w->listeners[k]); /* served in the old generation, then settled */
+        loop_close(&w->loop, &w->listeners[k].io);
+    }
     free(w->old_listeners);
     w->old_listeners = w->listeners;
     w->listeners = nl;
@@ -154,6 +179,7 @@ static void worker_switch(struct worker *w, struct generation *g)
     struct generation *old = w->px.gen;
     w->px.gen = g;
     gen_release(old);
+    proxy_generation_switched(&w->px); /* idle connections whose listener is gone settle */
 }
 
 void worker_reload(struct worker *w, struct generation *g)

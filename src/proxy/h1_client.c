@@ -190,7 +190,7 @@ void session_respond_error(struct session *s, int status, const char *msg)
     struct buf *o = local_begin(s);
     if (!o) return;
     int close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
-                s->rq != RQ_DONE || !s->keep_alive || s->x.req_abandoned;
+                s->rq != RQ_DONE || !s->keep_alive || s->x.req_abandoned || px_of(s)->draining;
     char hsts[H1_HSTS_MAX];
     struct span extra = {hsts, (uint32_t)session_hsts(s, hsts, sizeof(hsts))};
     long n = h1_write_error(status, msg, close, &extra, o->data, BUF_SIZE);
@@ -598,6 +598,11 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
                   cfg(s)->client_body_ms);
         exchange_abandon(&s->x);
         session_respond_error(s, 408, "Request timeout: the request body stopped arriving");
+    } else if (s->settling && s->rq == RQ_IDLE && rs == RS_NONE) {
+        /* the settle time is over: a FIN, and what the client sends at this
+         * very moment is read and dropped (a clean close it may retry) */
+        session_linger(s, 1);
+        return;
     } else if (s->lingering || rs == RS_TUNNEL || rs == RS_BODY || rs == RS_LOCAL ||
                (s->rq == RQ_IDLE && rs == RS_NONE)) {
         session_close(s);
@@ -668,16 +673,35 @@ void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, 
     if (!tls) session_progress(s);
 }
 
+void session_settle(struct session *s)
+{
+    struct proxy_worker *px = px_of(s);
+    if (s->settling) return;
+    px->settle_seq = px->settle_seq * 1103515245u + 12345u;
+    uint32_t span = SETTLE_MAX_MS - SETTLE_MIN_MS + 1;
+    s->settling = 1;
+    arm(s, SETTLE_MIN_MS + (px->settle_seq >> 8) % span);
+}
+
+static int idle(const struct session *s)
+{
+    return s->rq == RQ_IDLE && s->x.rs == RS_NONE && !s->cin && !s->lingering && !s->closed;
+}
+
 void proxy_close_idle(struct proxy_worker *px)
 {
-    struct session *s = px->sessions;
-    while (s) {
-        struct session *next = s->next;
-        /* a FIN, not a reset: a request the client sends at this very moment
-         * is read and dropped, and the client sees a clean close it may retry */
-        if (s->rq == RQ_IDLE && s->x.rs == RS_NONE && !s->cin && !s->lingering)
-            session_linger(s, 1);
-        s = next;
+    for (struct session *s = px->sessions; s; s = s->next)
+        if (idle(s)) session_settle(s);
+}
+
+void proxy_generation_switched(struct proxy_worker *px)
+{
+    for (struct session *s = px->sessions; s; s = s->next) {
+        if (!idle(s) || s->x.gen == px->gen) continue;
+        if (!session_move_generation(s)) {
+            s->listener_gone = 1;
+            session_settle(s);
+        }
     }
 }
 

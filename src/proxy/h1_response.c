@@ -251,12 +251,16 @@ static void next_request(struct session *s)
         drop_buf(s, &s->cin);
         s->cin_parsed = 0;
     }
+    arm(s, cfg(s)->client_idle_ms);
+    /* The response said keep-alive, so the client may be sending its next
+     * request already: it is answered (with Connection: close) if it comes
+     * within the settle time, and the connection closes after it. */
     if (s->x.gen != px_of(s)->gen && !session_move_generation(s)) {
-        session_linger(s, 1); /* its listener is gone with the reload */
+        s->listener_gone = 1; /* its listener is gone with the reload */
+        if (!s->cin) session_settle(s);
         return;
     }
-    arm(s, cfg(s)->client_idle_ms);
-    if (px_of(s)->draining && !s->cin) session_linger(s, 1); /* shutting down: no next request */
+    if (px_of(s)->draining && !s->cin) session_settle(s); /* shutting down */
 }
 
 int session_exchange_end(struct session *s)

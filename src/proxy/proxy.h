@@ -24,6 +24,7 @@ struct proxy_worker {
     struct loop *loop;
     struct generation *gen; /* in force for new connections and requests */
     int draining;           /* shutting down: no next request on any connection */
+    uint32_t settle_seq;    /* spreads the settle times of idle connections (session_settle) */
     struct buf_cache bufs;
     struct upconn_pool ups;
     struct session *sessions; /* open client connections */
@@ -38,9 +39,13 @@ struct proxy_worker {
 /* Takes ownership of the socket fd accepted on config listener `listener`
  * and serves it as an HTTP/1 connection. */
 void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, uint32_t listener);
-/* Closes the connections that wait for a next request (graceful shutdown):
- * with a FIN, so that a request sent at that moment meets a clean close. */
+/* Graceful shutdown: the connections that wait for a next request are
+ * closed after a settle time each (spread over SETTLE_MIN_MS..SETTLE_MAX_MS);
+ * a request that arrives before is answered with Connection: close. */
 void proxy_close_idle(struct proxy_worker *px);
+/* After a reload: idle connections move to the generation in force; those
+ * whose listener is gone are closed after a settle time, as at a stop. */
+void proxy_generation_switched(struct proxy_worker *px);
 /* Closes every connection at once (shutdown). */
 void proxy_close_all(struct proxy_worker *px);
 /* Frees the cached session objects (after the loop ran its deferred frees). */

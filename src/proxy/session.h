@@ -24,7 +24,13 @@
 #include "proxy/tunnel.h"
 
 #define LINGER_MS 2000 /* how long a closing connection waits for the client's FIN */
-#define MAX_ROUNDS 64  /* progress rounds before yielding to other connections */
+/* A graceful stop (or a reload that removes its listener) closes an idle
+ * keep-alive connection after a settle time, spread over [SETTLE_MIN_MS,
+ * SETTLE_MAX_MS] so that clients do not all reconnect at once; a request
+ * that arrives before is answered, with Connection: close. */
+#define SETTLE_MIN_MS 50
+#define SETTLE_MAX_MS 500
+#define MAX_ROUNDS 64 /* progress rounds before yielding to other connections */
 
 enum rq_state { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
 
@@ -50,6 +56,7 @@ struct session {
     uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
     uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
     uint8_t http_extras : 1;   /* listener_extras(): the listener asks for more than proxying */
+    uint8_t settling : 1;      /* idle, to be closed at its deadline (graceful stop, reload) */
     struct tunnel tun;         /* after a 101 */
     struct exchange x;         /* the request in progress */
 };
@@ -132,6 +139,9 @@ void session_progress(struct session *s);
 void session_close(struct session *s);
 /* Closes after the client has seen everything (half-close, then drain). */
 void session_linger(struct session *s, int always);
+/* Idle between requests while usher stops (or its listener is gone): closes
+ * the connection after a settle time; a request before that is answered. */
+void session_settle(struct session *s);
 /* Answers with usher's own JSON error (or closes if a response began). */
 void session_respond_error(struct session *s, int status, const char *msg);
 /* Forgets the body bytes already sent up (no retry will need them). */

@@ -1,7 +1,8 @@
 """Graceful shutdown (SIGTERM, SIGINT).
 
 On the first signal usher stops accepting (new connections are refused),
-closes idle keep-alive connections, lets the requests in flight finish (the
+closes idle keep-alive connections after a settle time (at most 500 ms;
+what arrives before is answered with Connection: close), lets the requests in flight finish (the
 last response says Connection: close) and exits with status 0 once they are
 done, or when the grace period (timeouts.grace, default 30 s) is over. A
 second signal stops it at once. It logs

@@ -285,8 +285,8 @@ static void check_redirect(uint32_t port)
     FZ_CHECK("redirect-location", loc && ll > 8 && !memcmp(loc, "https://", 8),
              "no https:// Location");
     for (size_t i = 0; i < ll; i++)
-        FZ_CHECK("redirect-location", loc[i] > 0x20 && loc[i] < 0x7f,
-                 "byte 0x%02x in the Location", (unsigned char)loc[i]);
+        FZ_CHECK("redirect-location", loc[i] > 0x20 && loc[i] < 0x7f, "byte 0x%02x in the Location",
+                 (unsigned char)loc[i]);
     free(out);
 }
 
@@ -397,8 +397,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h1_safe_value(verify + 7, strlen(verify + 7));
         if (tls_variant) {
             rw.nset = 2;
-            rw.set[0] = (struct h1_set_header){{"X-Client-Verify", 15},
-                                               {verify, (uint32_t)strlen(verify)}};
+            rw.set[0] =
+                (struct h1_set_header){{"X-Client-Verify", 15}, {verify, (uint32_t)strlen(verify)}};
             rw.set[1] = (struct h1_set_header){{"x-client-SUBJECT", 16}, {NULL, 0}};
         }
         char *out = malloc(HEAD_BUF);

@@ -83,13 +83,6 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 
 /* ---- building ---------------------------------------------------------------------- */
 
-static const char *ssl_reason(void)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    return r ? r : "unknown error";
-}
-
 /* Whether path can be opened for reading; else why, in words. */
 static int readable_file(const char *path, char *why, size_t cap)
 {
@@ -151,15 +144,12 @@ static int load_client_cert(SSL_CTX *ctx, const struct config *cfg, const struct
     int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1;
     EVP_PKEY_free(key);
     if (!ok) {
-        fprintf(errs, "%s%s %s: OpenSSL refused the key: %s\n", where, kkey, kfile, ssl_reason());
+        fprintf(errs, "%s%s %s: OpenSSL refused the key: %s\n", where, kkey, kfile,
+                tls_ssl_reason());
         return -1;
     }
     const ASN1_TIME *end = X509_get0_notAfter(x);
-    struct tm tm;
-    if (end && ASN1_TIME_to_tm(end, &tm) == 1)
-        strftime(until, ucap, "%Y-%m-%d %H:%M UTC", &tm);
-    else
-        snprintf(until, ucap, "(unreadable date)");
+    tls_time_words(end, until, ucap);
     if (X509_cmp_current_time(end) <= 0) {
         fprintf(errs, "%s%s %s: expired on %s\n", where, ckey, p->tls_cert, until);
         return -1;
@@ -198,7 +188,8 @@ struct tls_client *tls_client_new(const struct config *cfg, const struct pool_co
     ERR_clear_error();
     SSL_CTX *ctx = cl->ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        fprintf(errs, "%sTLS to backends: cannot make a TLS context: %s\n", where, ssl_reason());
+        fprintf(errs, "%sTLS to backends: cannot make a TLS context: %s\n", where,
+                tls_ssl_reason());
         goto fail;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -232,7 +223,7 @@ struct tls_client *tls_client_new(const struct config *cfg, const struct pool_co
         }
     } else if (p->tls_verify && SSL_CTX_set_default_verify_paths(ctx) != 1) {
         fprintf(errs, "%sTLS to backends: cannot read the system's CA certificates: %s\n", where,
-                ssl_reason());
+                tls_ssl_reason());
         goto fail;
     }
     char until[40] = "";
@@ -377,7 +368,7 @@ int tls_client_handshake(struct conn *c, char *why, size_t cap)
              reason == SSL_R_RECORD_LENGTH_MISMATCH)
         snprintf(why, cap, "TLS: the backend does not answer in TLS (is it plain HTTP?)");
     else
-        snprintf(why, cap, "TLS: %s", ssl_reason());
+        snprintf(why, cap, "TLS: %s", tls_ssl_reason());
     ERR_clear_error();
     c->readable = c->writable = 0;
     return rc;

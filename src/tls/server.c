@@ -92,14 +92,14 @@ static void loaded_free(struct loaded *c)
     memset(c, 0, sizeof(*c));
 }
 
-static const char *ssl_reason(void)
+const char *tls_ssl_reason(void)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
     return r ? r : "unknown error";
 }
 
-static void time_words(const ASN1_TIME *t, char *out, size_t cap)
+void tls_time_words(const ASN1_TIME *t, char *out, size_t cap)
 {
     struct tm tm;
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1) {
@@ -220,7 +220,7 @@ static int load(const struct cert_conf *cc, struct loaded *c, char *why, size_t 
     }
     ERR_clear_error();
     const ASN1_TIME *end = X509_get0_notAfter(c->x);
-    time_words(end, c->until, sizeof(c->until));
+    tls_time_words(end, c->until, sizeof(c->until));
     if (X509_cmp_current_time(end) <= 0) {
         snprintf(why, cap, "expired on %s", c->until);
         return -1;
@@ -354,7 +354,7 @@ static SSL_CTX *make_ctx(const struct config *cfg, const struct listener_conf *l
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        snprintf(why, cap, "cannot make a TLS context: %s", ssl_reason());
+        snprintf(why, cap, "cannot make a TLS context: %s", tls_ssl_reason());
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx,
@@ -401,7 +401,7 @@ static SSL_CTX *make_ctx(const struct config *cfg, const struct listener_conf *l
         if (!names || SSL_CTX_load_verify_locations(ctx, l->client_ca, NULL) != 1) {
             sk_X509_NAME_pop_free(names, X509_NAME_free);
             snprintf(why, cap, "tls.client_ca %s: no CA certificate could be read from it (%s)",
-                     l->client_ca, ssl_reason());
+                     l->client_ca, tls_ssl_reason());
             goto fail;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
@@ -518,7 +518,7 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
             SSL_CTX_set_session_id_context(g->ctx, sid, sizeof(sid));
         }
         if (SSL_CTX_use_cert_and_key(g->ctx, c.x, c.key, c.chain, 1) != 1) {
-            fprintf(errs, "%s: OpenSSL refused it: %s\n", cwhere, ssl_reason());
+            fprintf(errs, "%s: OpenSSL refused it: %s\n", cwhere, tls_ssl_reason());
             loaded_free(&c);
             bad = 1;
             continue;

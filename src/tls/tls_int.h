@@ -15,6 +15,11 @@ void tls_note_failure(SSL *ssl, const char *reason);
  * request gets a plain 400 before the close. */
 void tls_handshake_refused(struct conn *c, SSL *ssl, unsigned long err);
 
+/* server.c: the reason of OpenSSL's last error, in its words ("unknown error"
+ * when there is none); a certificate date as "2027-03-01 12:00 UTC". */
+const char *tls_ssl_reason(void);
+void tls_time_words(const ASN1_TIME *t, char *out, size_t cap);
+
 /* tickets.c: the session ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb). */
 int tls_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
                   EVP_MAC_CTX *hctx, int enc);

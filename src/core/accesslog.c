@@ -58,7 +58,11 @@ int accesslog_chown(unsigned uid, unsigned gid)
 int accesslog_reopen(void)
 {
     if (!log_path[0] || !strcmp(log_path, "-") || !strcmp(log_path, "stdout")) return 0;
-    return accesslog_open(log_path, (enum accesslog_format)atomic_load(&format));
+    /* a copy: accesslog_open writes log_path, and snprintf onto its own source
+     * left it empty (every SIGUSR1 after the first reopened nothing) */
+    char path[sizeof(log_path)];
+    memcpy(path, log_path, sizeof(path));
+    return accesslog_open(path, (enum accesslog_format)atomic_load(&format));
 }
 
 int accesslog_enabled(void)

@@ -213,6 +213,7 @@ def test_journal_stream_gets_priorities_and_no_timestamps(start_usher, backends)
 
 def test_journal_stream_json_keeps_its_time(start_usher, backends):
     u = start_usher(backends, "--log-format", "json", wrapper=journal_wrapper(0))
+    assert wait_for(u.proc, re.compile(r" listening on "), LOG_TIMEOUT), u.proc.read_log()
     lines = u.proc.read_log().splitlines()
     assert lines
     for line in lines:
@@ -227,6 +228,7 @@ def test_journal_stream_of_another_file_changes_nothing(start_usher, backends):
     """JOURNAL_STREAM inherited by a process whose stderr went elsewhere (here: the
     right device, another inode): the lines keep their timestamps."""
     u = start_usher(backends, wrapper=journal_wrapper(1))
+    assert wait_for(u.proc, re.compile(r" listening on "), LOG_TIMEOUT), u.proc.read_log()
     lines = u.proc.read_log().splitlines()
     assert lines
     for line in lines:

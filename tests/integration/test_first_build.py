@@ -66,7 +66,9 @@ def stand_in(tmp_path, pkg):
 
 
 def run_make(tree, pkg, script, *targets):
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    # what an outer make passes on (make SANITIZE=... test exports its command-line variables)
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "SANITIZE", "CFLAGS", "LDFLAGS", "BUILD")
+    env = {k: v for k, v in os.environ.items() if k not in outer}
     args = [
         "make",
         "--no-print-directory",
@@ -79,6 +81,7 @@ def run_make(tree, pkg, script, *targets):
         # the same rules, built faster: no optimisation, no link-time step
         "OPT=-O0",
         "LTO=",
+        "SANITIZE=",
     ] + list(targets)
     p = subprocess.run(args, capture_output=True, env=env, timeout=BUILD_TIMEOUT)
     return p.returncode, p.stdout.decode("utf-8", "replace") + p.stderr.decode("utf-8", "replace")

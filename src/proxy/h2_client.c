@@ -318,6 +318,7 @@ int h2_maybe_start(struct session *s)
     }
     drop_buf(s, &s->cin);
     s->cin_parsed = s->cin_sent = 0;
+    if (px_of(s)->draining) h2_shutdown(s); /* it came while usher stops */
     return 1;
 }
 

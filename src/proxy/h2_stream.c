@@ -75,6 +75,8 @@ int h2_stream_header(struct h2_stream *st, const nghttp2_nv *nv)
         st->too_big = 1;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM; the rest is skipped */
     }
+    if (st->trailers && (st->finished || !st->chunked || (st->area && !st->map.trailers)))
+        return 0; /* trailers nobody will read (the area may hold usher's own answer) */
     if (!st->area) {
         if (!(st->area = buf_get(&px_st(st)->bufs))) return NGHTTP2_ERR_CALLBACK_FAILURE;
         h2map_init(&st->map, st->area->data, BUF_SIZE, cfg_st(st)->max_headers, st->trailers);
@@ -115,12 +117,13 @@ void h2_stream_headers_done(struct h2_stream *st, int end_stream)
 {
     if (st->trailers) {
         /* RFC 9113 8.1: a trailer section ends the stream */
-        if (st->map.err || !end_stream) {
+        int ours = st->area && st->map.trailers;
+        if ((ours && st->map.err) || !end_stream) {
             h2_glitch(st->hc, "malformed trailers");
             reset(st, NGHTTP2_PROTOCOL_ERROR);
             return;
         }
-        body_trailers(st);
+        if (ours) body_trailers(st);
         h2_stream_body_end(st);
         return;
     }

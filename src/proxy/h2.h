@@ -132,6 +132,9 @@ void h2_generation_switched(struct session *s);
 /* Counts a suspicious event; past h2.glitches_threshold the connection
  * ends with GOAWAY ENHANCE_YOUR_CALM. */
 void h2_glitch(struct h2_conn *hc, const char *what);
+/* The backend side of st has events: its step runs now, the connection's
+ * writing once at the end of the loop iteration, for every stream at once. */
+void h2_wake(struct h2_stream *st);
 /* A stream ended (nghttp2 closed it): it goes to the dead list. */
 void h2_stream_gone(struct h2_stream *st);
 

@@ -529,6 +529,28 @@ out:
     hc->stepping = 0;
 }
 
+static void deferred_flush(struct loop_defer *d)
+{
+    struct session *s = (struct session *)((char *)d - offsetof(struct session, h2_flush));
+    s->h2_flush_queued = 0;
+    if (s->h2 && !s->closed) h2_progress(s); /* the session may be in the free list: h2 is NULL */
+}
+
+void h2_wake(struct h2_stream *st)
+{
+    struct h2_conn *hc = st->hc;
+    struct session *s = hc->s;
+    if (hc->stepping) return; /* h2_progress steps every stream anyway */
+    hc->stepping = 1;
+    for (int round = 0; round < MAX_ROUNDS && !st->closed && !s->closed; round++)
+        if (!h2_stream_step(st)) break;
+    hc->stepping = 0;
+    if (s->closed || s->h2_flush_queued) return;
+    s->h2_flush_queued = 1;
+    s->h2_flush.fn = deferred_flush;
+    loop_defer(px_of(s)->loop, &s->h2_flush);
+}
+
 void h2_on_timer(struct session *s)
 {
     struct h2_conn *hc = s->h2;

@@ -406,3 +406,66 @@ def test_bad_h2_settings_are_refused_with_file_and_line(run_usher, tmp_path, key
     r = run_usher("-t", "-c", str(p))
     assert r.returncode != 0
     assert re.search(r"bad\.yaml:8:\d+: .*", r.stderr.decode()), r.stderr
+
+
+def test_interim_103_passes_as_headers_before_the_final_response(h2_usher):
+    with H2Conn(h2_usher.plain) as c:
+        sid = c.request("GET", "/early-hints")
+        c.wait_ended(sid)
+        st = c.streams[sid]
+        assert st.status == 200, vars(st)
+        assert [dict(h).get(":status") for h in st.interim] == ["103"], st.interim
+
+
+def test_body_limit_413_with_length_and_without(start_usher_file, backends):
+    u = start_usher_file(
+        "listeners:\n  - bind: <L0>\n    pool: web\n"
+        "pools:\n  web:\n    backends: [%s]\n"
+        "limits:\n  max_body_size: 1000\n" % backends[0].url
+    )
+    with H2Conn(u.ports[0]) as c:
+        a = c.request("POST", "/echo", [("content-length", "5000")], end=False)
+        c.wait_ended(a)
+        assert c.streams[a].status == 413, vars(c.streams[a])
+        b = c.request("POST", "/echo", end=False)  # no length: counted as it comes
+        c.send_body(b, os.urandom(3000), end=True)
+        c.wait_ended(b)
+        assert c.streams[b].status == 413, vars(c.streams[b])
+        ok = c.request("POST", "/echo", body=b"x" * 1000)
+        c.wait_ended(ok)
+        assert c.streams[ok].status == 200 and echo(c.streams[ok])["body_length"] == 1000
+
+
+def pool_file(url, listeners=1):
+    text = "listeners:\n"
+    for i in range(listeners):
+        text += "  - bind: <L%d>\n    pool: web\n" % i
+    return text + "pools:\n  web:\n    backends: [%s]\n" % url
+
+
+def test_reload_moves_an_idle_h2_connection_to_the_new_pool(start_usher_file, start_backend):
+    b1, b2 = start_backend("r1"), start_backend("r2")
+    u = start_usher_file(pool_file(b1.url))
+    with H2Conn(u.ports[0]) as c:
+        a = c.request("GET", "/")
+        c.wait_ended(a)
+        assert c.streams[a].header("x-backend") == "r1"
+        u.reload(pool_file(b2.url))
+        b = c.request("GET", "/")
+        c.wait_ended(b)
+        assert c.streams[b].status == 200 and c.streams[b].header("x-backend") == "r2", vars(c.streams[b])
+        assert not c.goaway
+
+
+def test_reload_that_removes_the_listener_sends_goaway(start_usher_file, start_backend):
+    b1 = start_backend("g1")
+    u = start_usher_file(pool_file(b1.url, listeners=2), 2)
+    with H2Conn(u.ports[1]) as c:
+        sid = c.request("GET", "/slow?ms=1500")
+        time.sleep(0.3)
+        text = pool_file(b1.url).replace("<L0>", "<L0>")
+        u.reload(text)  # listener 1 is gone
+        c.wait_ended(sid, timeout=30)
+        assert c.streams[sid].status == 200, vars(c.streams[sid])
+        c.pump(lambda: c.closed, timeout=15)
+        assert c.goaway == [(NO_ERROR, 2**31 - 1), (NO_ERROR, sid)], c.goaway

@@ -469,3 +469,21 @@ def test_reload_that_removes_the_listener_sends_goaway(start_usher_file, start_b
         assert c.streams[sid].status == 200, vars(c.streams[sid])
         c.pump(lambda: c.closed, timeout=15)
         assert c.goaway == [(NO_ERROR, 2**31 - 1), (NO_ERROR, sid)], c.goaway
+
+
+def test_backend_trailers_become_a_trailing_headers_frame(raw_backend, start_usher):
+    body = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n"
+            b"5;ext=abcdef\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42 \r\nkeep-alive: no\r\n\r\n")
+    plain = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    be = raw_backend(respond=lambda req: body if req.target == b"/t" else plain)
+    u = start_usher([be])
+    with H2Conn(u.port) as c:
+        t = c.request("GET", "/t")
+        p = c.request("GET", "/p")
+        c.wait_ended(t, p)
+        st = c.streams[t]
+        assert st.status == 200 and bytes(st.data) == b"hello world", vars(st)
+        assert st.trailers == [("x-sum", "42")], st.trailers
+        assert ("trailer", "x-sum") in st.headers and not any(k == "transfer-encoding" for k, _ in st.headers)
+        q = c.streams[p]
+        assert bytes(q.data) == b"abc" and q.trailers is None, vars(q)

@@ -17,8 +17,9 @@
  *   - the glitch budget (h2.glitches_threshold), as HAProxy's: a stream
  *     reset by the client before its response began (Rapid Reset), a
  *     malformed request, an invalid frame, and control frames (PING,
- *     SETTINGS, WINDOW_UPDATE, PRIORITY, empty DATA) past CTL_PER_SECOND a
- *     second each count one; past the budget: GOAWAY ENHANCE_YOUR_CALM;
+ *     SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATE of less than 1 KiB)
+ *     past CTL_PER_SECOND a second each count one; past the budget: GOAWAY
+ *     ENHANCE_YOUR_CALM;
  *   - nghttp2's own limits as a second line: the RST_STREAM rate, SETTINGS
  *     entries, queued PING/SETTINGS acknowledgements;
  *   - output: while frames wait for the socket (the out buffer is full), the
@@ -172,7 +173,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     case NGHTTP2_PING:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) control_frame(hc, "PING");
         break;
-    case NGHTTP2_WINDOW_UPDATE: control_frame(hc, "WINDOW_UPDATE"); break;
+    case NGHTTP2_WINDOW_UPDATE:
+        /* a client that reads a large response fast sends many, each
+         * opening a useful amount; the flood is of tiny ones */
+        if (f->window_update.window_size_increment < 1024) control_frame(hc, "WINDOW_UPDATE");
+        break;
     case NGHTTP2_PRIORITY: control_frame(hc, "PRIORITY"); break;
     default: break;
     }

@@ -487,3 +487,35 @@ def test_backend_trailers_become_a_trailing_headers_frame(raw_backend, start_ush
         assert ("trailer", "x-sum") in st.headers and not any(k == "transfer-encoding" for k, _ in st.headers)
         q = c.streams[p]
         assert bytes(q.data) == b"abc" and q.trailers is None, vars(q)
+
+
+ENHANCE_YOUR_CALM = 11
+
+
+@pytest.mark.parametrize("kind", ["ping", "rapid-reset"])
+def test_glitches_past_the_threshold_end_the_connection(start_usher_file, backends, kind):
+    u = start_usher_file(
+        "listeners:\n  - bind: <L0>\n    pool: web\n"
+        "pools:\n  web:\n    backends: [%s]\n"
+        "h2:\n  glitches_threshold: 50\n" % backends[0].url
+    )
+    with H2Conn(u.ports[0]) as c:
+        c.settings()
+        for i in range(300 if kind == "ping" else 60):
+            if kind == "ping":
+                c.conn.ping(b"%08d" % i)
+            else:
+                sid = c.request("GET", "/slow?ms=500")
+                c.conn.reset_stream(sid, error_code=CANCEL)
+            c.flush()
+            if c.goaway:
+                break
+        c.pump(lambda: c.goaway, timeout=15)
+        assert c.goaway and c.goaway[0][0] == ENHANCE_YOUR_CALM, c.goaway
+        c.pump(lambda: c.closed, timeout=15)
+        assert c.closed
+    # another connection is served
+    with H2Conn(u.ports[0]) as c2:
+        sid = c2.request("GET", "/")
+        c2.wait_ended(sid)
+        assert c2.streams[sid].status == 200

@@ -118,6 +118,10 @@ struct h2_conn {
     uint8_t notice : 1;   /* the first GOAWAY (shutdown notice) went */
     uint8_t goaway : 1;   /* the final GOAWAY went: close when the streams are done */
     uint8_t fatal : 1;    /* a connection error: flush what nghttp2 has, then close */
+    uint8_t broken : 1;   /* nghttp2 gave up (a flood, a bad preface): its session is not
+                             used again; what was pending goes out, then tail (a GOAWAY) */
+    uint8_t tail_len;     /* bytes of tail not written yet */
+    uint8_t tail[17];     /* usher's own GOAWAY frame when nghttp2 is broken */
     uint8_t prefaced : 1; /* the client's preface and SETTINGS came */
     uint8_t stepping : 1; /* h2_progress is running (wake does not re-enter) */
 };

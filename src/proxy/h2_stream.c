@@ -763,7 +763,7 @@ static void x_abort(struct exchange *x)
 static void x_wake(struct exchange *x)
 {
     struct h2_stream *st = stream_of(x);
-    if (!st->hc->closed && !st->closed) h2_wake(st);
+    if (!st->hc->closed && !st->hc->broken && !st->closed) h2_wake(st);
 }
 
 const struct exchange_ops h2_exchange_ops = {

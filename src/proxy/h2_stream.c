@@ -241,6 +241,28 @@ static struct buf *body_room(struct h2_stream *st, uint32_t need)
     return b;
 }
 
+/* The buffer the next data byte goes to: with room for at least one, and
+ * chunked, in an open chunk whose closing CRLF still fits (a new chunk
+ * needs its size line too). NULL when the stream holds all it may. */
+static struct buf *data_room(struct h2_stream *st)
+{
+    struct buf *b = body_last(st);
+    uint32_t room = b ? buf_room(b) : 0;
+    int fits = !st->chunked ? room >= 1 : st->open ? room >= 3 : room >= CHUNK_HDR + 3;
+    if (!fits) {
+        seal(st); /* an open chunk's CRLF always has its 2 bytes */
+        if (st->nbody >= st->max_body || !(b = buf_get(&px_st(st)->bufs))) return NULL;
+        st->body[st->nbody++] = b;
+        if (st->nbody > 1 && st->x.req_head) st->x.body_released = 1; /* too much to keep */
+    }
+    if (st->chunked && !st->open) {
+        st->open = 1;
+        st->open_at = b->end;
+        b->end += CHUNK_HDR;
+    }
+    return b;
+}
+
 /* Framing bytes (not payload) at the end of the body. */
 static int body_put(struct h2_stream *st, const char *p, uint32_t n)
 {
@@ -285,7 +307,7 @@ int h2_stream_data(struct h2_stream *st, const uint8_t *p, size_t n)
         return 0;
     }
     while (n) {
-        struct buf *b = body_room(st, st->chunked && !st->open ? CHUNK_HDR + 1 : 1);
+        struct buf *b = data_room(st);
         if (!b) {
             /* more than the window allowed: nghttp2 would have refused it,
              * so this is usher out of buffers */
@@ -293,12 +315,7 @@ int h2_stream_data(struct h2_stream *st, const uint8_t *p, size_t n)
                          NGHTTP2_INTERNAL_ERROR);
             return 0;
         }
-        if (st->chunked && !st->open) {
-            st->open = 1;
-            st->open_at = b->end;
-            b->end += CHUNK_HDR;
-        }
-        uint32_t room = buf_room(b) - (st->chunked ? 2 : 0);
+        uint32_t room = buf_room(b) - (st->chunked ? 2 : 0); /* >= 1 */
         uint32_t k = n < room ? (uint32_t)n : room;
         memcpy(b->data + b->end, p, k);
         b->end += k;

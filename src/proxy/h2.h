@@ -80,6 +80,7 @@ struct h2_stream {
     uint8_t framed_end : 1;  /* chunked: the last chunk (and trailers) were written */
     uint8_t no_body : 1;     /* the final response has no DATA (HEAD, 204, 304) */
     uint8_t res_chunked : 1; /* the response body comes chunked: h2_unchunk takes it apart */
+    uint8_t tun_shut : 1;    /* tunnel: the client's END_STREAM went on as the backend's FIN */
     uint8_t open : 1;        /* chunked: a chunk is open at open_at */
     uint8_t req_done : 1;    /* END_STREAM from the client */
     uint8_t began : 1;       /* the exchange began (the head was mapped) */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "core/log.h"
 #include "proxy/h1_backend.h"
@@ -80,6 +81,7 @@ int h2_stream_header(struct h2_stream *st, const nghttp2_nv *nv)
     if (!st->area) {
         if (!(st->area = buf_get(&px_st(st)->bufs))) return NGHTTP2_ERR_CALLBACK_FAILURE;
         h2map_init(&st->map, st->area->data, BUF_SIZE, cfg_st(st)->max_headers, st->trailers);
+        st->map.extended_connect = 1; /* SETTINGS_ENABLE_CONNECT_PROTOCOL is sent */
     }
     h2map_field(&st->map, (const char *)nv->name, nv->namelen, (const char *)nv->value,
                 nv->valuelen);
@@ -108,6 +110,34 @@ static void reset(struct h2_stream *st, uint32_t code)
 static void refuse(struct h2_stream *st, int status, const char *msg)
 {
     st->x.ops->respond(&st->x, status, msg);
+}
+
+/* An extended CONNECT (RFC 8441) goes to the backend as an HTTP/1.1
+ * upgrade; for WebSocket, that needs the Sec-WebSocket-Key that HTTP/2
+ * leaves out (RFC 8441 5), made here and written into the area after the
+ * fields (h points into it). The client waits for the backend's 101 as for
+ * a 100 Continue: no body clock until then. 0 when it does not fit. */
+static int websocket_key(struct h2_stream *st, struct h1_head *h)
+{
+    st->expect_wait = 1;
+    struct span proto = h->h[h->upgrade_i].value;
+    if (proto.len != 9 || strncasecmp(proto.p, "websocket", 9)) return 1;
+    if (st->map.used + 24 > BUF_SIZE || h->nheaders >= H1_MAX_HEADERS) return 0;
+    uint8_t raw[16];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) return 0;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *k = st->area->data + st->map.used;
+    for (int i = 0, o = 0; i < 18; i += 3, o += 4) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < 16 ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < 16 ? raw[i + 2] : 0);
+        k[o] = b64[v >> 18 & 63];
+        k[o + 1] = b64[v >> 12 & 63];
+        k[o + 2] = i + 1 < 16 ? b64[v >> 6 & 63] : '=';
+        k[o + 3] = i + 2 < 16 ? b64[v & 63] : '=';
+    }
+    st->map.used += 24;
+    h->h[h->nheaders++] = (struct h1_header){{"Sec-WebSocket-Key", 17}, {k, 24}, 0};
+    return 1;
 }
 
 /* Appends the trailer fields of the client to the chunked body. */
@@ -184,6 +214,10 @@ void h2_stream_headers_done(struct h2_stream *st, int end_stream)
     }
     st->chunked = h->chunked;
     st->expect_wait = h->expect_continue;
+    if (h->upgrade_i >= 0 && !websocket_key(st, h)) {
+        refuse(st, 431, "Request header fields too large");
+        return;
+    }
     st->x.pool = session_route(s, h);
     int e = exchange_begin(&st->x, st->x.pool, h, &conn);
     if (e == -ENOMEM) {
@@ -299,7 +333,7 @@ int h2_stream_data(struct h2_stream *st, const uint8_t *p, size_t n)
     st->unconsumed += n;
     st->body_at = px_st(st)->loop->now;
     st->expect_wait = 0;
-    if (c->max_body_size && st->body_bytes > c->max_body_size) {
+    if (c->max_body_size && st->body_bytes > c->max_body_size && !st->x.upgrade_req) {
         log_debug("client %s: request body over the limit of %llu bytes", st->x.client_ip,
                   (unsigned long long)c->max_body_size);
         body_refused(st, 413, "Payload too large: the request body is larger than the limit",
@@ -631,6 +665,28 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *out, size_t l
         return (ssize_t)n;
     }
     struct buf *b = x->uin;
+    if (x->rs == RS_TUNNEL) {
+        /* the backend's bytes as they come; its FIN ends the stream */
+        size_t n = b ? buf_len(b) : 0;
+        if (n > len) n = len;
+        if (n) {
+            memcpy(out, b->data + b->start, n);
+            b->start += (uint32_t)n;
+            if (b->start == b->end) b->start = b->end = 0;
+            reqlog_bytes(st->logrec, n);
+            st->client_at = px_st(st)->loop->now;
+            return (ssize_t)n;
+        }
+        if (!x->up_eof) {
+            st->deferred = 1;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        exchange_release(x, 0);
+        st->finished = 1;
+        if (!st->req_done) st->end_rst = 1;
+        return 0;
+    }
     uint32_t avail = b && (x->rs == RS_BODY || x->rs == RS_DONE) ? x->uin_parsed - b->start : 0;
     size_t n = 0;
     if (avail) {
@@ -670,13 +726,25 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
 {
     struct h2_stream *st = stream_of(x);
     struct session *s = st->hc->s;
-    if (p->kind == H1_RES_UPGRADE) return -1; /* no upgrade is asked for over HTTP/2 */
     static __thread struct nvs v;
-    nv_status(&v, h->status);
+    int upgrade = p->kind == H1_RES_UPGRADE;
+    /* RFC 8441 5: the backend's 101 is a 200 on the stream, which becomes the tunnel */
+    nv_status(&v, upgrade ? 200 : h->status);
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct h1_header *hd = &h->h[i];
         if (hd->drop || !h2map_response_field_ok(hd->name)) continue;
+        if (upgrade && hd->name.len == 20 && !strncasecmp(hd->name.p, "sec-websocket-accept", 20))
+            continue;
         nv_add(&v, hd->name, hd->value, 1);
+    }
+    if (upgrade) {
+        st->expect_wait = 0;
+        st->body_at = px_st(st)->loop->now;
+        nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
+        if (nghttp2_submit_response(st->hc->ng, st->id, v.nv, v.n, &prd) < 0) return -1;
+        st->head_sent = 1;
+        reqlog_status(st->logrec, 101);
+        return 0;
     }
     if (p->kind == H1_RES_INTERIM) {
         /* RFC 9113 8.1: interim responses are HEADERS frames before the final one */
@@ -796,6 +864,36 @@ const struct exchange_ops h2_exchange_ops = {
 
 /* ---- driving, timing, the end ---------------------------------------------------- */
 
+/* After a 101: the backend's bytes into uin (the data source takes them
+ * as the client's window allows), the client's END_STREAM as a FIN. */
+static int h2_tunnel_step(struct h2_stream *st)
+{
+    struct exchange *x = &st->x;
+    struct upconn *u = x->up;
+    int p = 0;
+    if (st->req_done && !st->tun_shut && (!st->nbody || st->sent >= st->body[st->nbody - 1]->end)) {
+        conn_shutdown(&u->conn);
+        st->tun_shut = 1;
+        p = 1;
+    }
+    if (!u->conn.readable || x->up_eof) return p;
+    struct buf *b = x->uin;
+    if (!b && !(b = x->uin = buf_get(&px_st(st)->bufs))) return p;
+    if (buf_room(b) == 0) {
+        if (!b->start) return p; /* full: the client has not taken it yet */
+        buf_compact(b);
+    }
+    ssize_t n = conn_read(&u->conn, b->data + b->end, buf_room(b));
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        x->up_at = px_st(st)->loop->now;
+        return 1;
+    }
+    if (n == -EAGAIN) return p;
+    if (n != -EINTR) x->up_eof = 1;
+    return 1;
+}
+
 int h2_stream_step(struct h2_stream *st)
 {
     struct exchange *x = &st->x;
@@ -803,13 +901,22 @@ int h2_stream_step(struct h2_stream *st)
     int p = 0;
     if (x->up) {
         p |= h1_backend_io(x);
-        if (x->up) p |= h1_backend_response(x);
+        if (x->up && x->rs == RS_TUNNEL)
+            p |= h2_tunnel_step(st);
+        else if (x->up)
+            p |= h1_backend_response(x);
+    }
+    if (st->deferred && x->rs == RS_TUNNEL && ((x->uin && buf_len(x->uin)) || x->up_eof)) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->hc->ng, st->id);
+        p = 1;
     }
     if (st->head_sent && x->rs != RS_LOCAL && st->no_body && x->rs == RS_DONE && !st->finished) {
         response_done(st);
         p = 1;
     }
-    if (st->deferred && ((x->uin && x->uin_parsed > x->uin->start) || x->rs == RS_DONE)) {
+    if (st->deferred && x->rs != RS_TUNNEL &&
+        ((x->uin && x->uin_parsed > x->uin->start) || x->rs == RS_DONE)) {
         st->deferred = 0;
         nghttp2_session_resume_data(st->hc->ng, st->id);
         p = 1;
@@ -838,6 +945,11 @@ uint64_t h2_stream_due(const struct h2_stream *st)
     const struct exchange *x = &st->x;
     if (st->closed || st->finished) return UINT64_MAX;
     if (!st->began) return st->body_at + cfg_st(st)->client_header_ms;
+    if (x->rs == RS_TUNNEL) {
+        uint64_t last = st->body_at > st->client_at ? st->body_at : st->client_at;
+        if (x->up_at > last) last = x->up_at;
+        return last + cfg_st(st)->tunnel_idle_ms;
+    }
     if (waits_for_client(st)) return st->client_at + cfg_st(st)->client_idle_ms;
     if (waits_for_body(st)) return st->body_at + cfg_st(st)->client_body_ms;
     if (x->up && (x->rs == RS_CONNECTING || x->rs == RS_HEAD || x->rs == RS_BODY))
@@ -851,6 +963,8 @@ void h2_stream_timeout(struct h2_stream *st)
     if (!st->began) {
         reset(st, NGHTTP2_CANCEL);
         st->finished = 1;
+    } else if (x->rs == RS_TUNNEL) {
+        body_refused(st, 0, NULL, NGHTTP2_CANCEL); /* timeouts.tunnel_idle */
     } else if (waits_for_client(st)) {
         /* the client does not take the response (its window stays closed) */
         log_debug("client %s: stream %d: no window for the response within %u ms", x->client_ip,

@@ -560,3 +560,36 @@ def test_a_stream_is_retried_on_the_next_backend_with_its_body(raw_backend, star
     assert not probs, probs
     assert sorted(q.target for q in reqs) == [b"/r0", b"/r1"], reqs
     assert all(q.body == body for q in reqs), [len(q.body) for q in reqs]
+
+
+def ws_frame(payload, opcode=1):
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["prior-knowledge", "tls"])
+def test_websocket_over_h2_extended_connect(h2_usher, certs, tls):
+    """RFC 8441: CONNECT with :protocol websocket on a stream is an HTTP/1.1
+    upgrade to the backend (usher makes the Sec-WebSocket-Key); the backend's
+    101 is a 200 on the stream, then the stream is the tunnel both ways."""
+    with conn(h2_usher, certs, tls) as c:
+        assert c.settings().get(8) == 1  # SETTINGS_ENABLE_CONNECT_PROTOCOL
+        sid = c.request("CONNECT", "/ws", [(":protocol", "websocket"), ("sec-websocket-version", "13")], end=False)
+        c.pump(lambda: c.streams[sid].status is not None or c.streams[sid].reset is not None)
+        st = c.streams[sid]
+        assert st.status == 200 and not st.ended, vars(st)
+        assert st.header("sec-websocket-accept") is None and st.header("upgrade") is None, st.headers
+        c.conn.send_data(sid, ws_frame(b"hello over h2"))
+        c.flush()
+        c.pump(lambda: len(st.data) >= 15)
+        assert bytes(st.data[:15]) == bytes([0x81, 13]) + b"hello over h2", bytes(st.data)
+        # a close frame, then the client's END_STREAM: the backend closes, the stream ends
+        c.conn.send_data(sid, ws_frame(b"\x03\xe8", opcode=8), end_stream=True)
+        c.flush()
+        c.wait_ended(sid)
+        assert st.ended and st.reset is None, vars(st)
+        # the connection goes on
+        g = c.request("GET", "/")
+        c.wait_ended(g)
+        assert c.streams[g].status == 200

@@ -53,12 +53,16 @@ struct session {
     uint8_t rq;
     uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
         client_started : 1;
-    uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
-    uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
-    uint8_t http_extras : 1;   /* listener_extras(): the listener asks for more than proxying */
-    uint8_t settling : 1;      /* idle, to be closed at its deadline (graceful stop, reload) */
-    struct tunnel tun;         /* after a 101 */
-    struct exchange x;         /* the request in progress */
+    uint8_t listener_gone : 1;   /* a reload removed the listener: last request on this one */
+    uint8_t expect_wait : 1;     /* Expect: 100-continue: the client waits on the backend */
+    uint8_t http_extras : 1;     /* listener_extras(): the listener asks for more than proxying */
+    uint8_t settling : 1;        /* idle, to be closed at its deadline (graceful stop, reload) */
+    uint8_t h2_checked : 1;      /* the first bytes were looked at for HTTP/2 (h2_maybe_start) */
+    uint8_t h2_flush_queued : 1; /* h2_flush is in the loop's deferred list */
+    struct h2_conn *h2;          /* HTTP/2 was chosen: the connection is h2_client.c's */
+    struct loop_defer h2_flush;  /* HTTP/2: one write per loop iteration for every stream */
+    struct tunnel tun;           /* after a 101 */
+    struct exchange x;           /* the request in progress */
 };
 
 #define session_of(xp) ((struct session *)((char *)(xp)-offsetof(struct session, x)))
@@ -148,6 +152,13 @@ void session_respond_error(struct session *s, int status, const char *msg);
 void session_release_sent_body(struct session *s);
 /* Writes the request's access log line, if the log is on. */
 void session_log_end(struct session *s);
+
+/* The pool for request h: the first route of the session's listener that
+ * matches, else the listener's own pool. */
+struct pool *session_route(struct session *s, const struct h1_head *h);
+/* The mTLS headers the session's listener asks for, added to rw (their
+ * values in the worker's peer_text, valid until the next head). */
+void session_peer_headers(struct session *s, struct h1_request_rewrite *rw);
 
 /* h1_response.c */
 /* Writes res_out and the response body bytes ready; whether anything moved. */

@@ -113,6 +113,7 @@ void loop_timer_stop(struct loop *loop, struct loop_timer *t)
 
 void loop_timer_at(struct loop *loop, struct loop_timer *t, uint64_t when)
 {
+    if (loop->in_timers && when <= loop->now) when = loop->now + 1;
     if (t->heap_i) {
         uint64_t old = t->when;
         t->when = when;
@@ -142,11 +143,13 @@ void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t ms)
 
 static void run_timers(struct loop *loop)
 {
+    loop->in_timers = 1;
     while (loop->heap_len && loop->heap[0]->when <= loop->now) {
         struct loop_timer *t = loop->heap[0];
         loop_timer_stop(loop, t);
         t->cb(loop, t);
     }
+    loop->in_timers = 0;
 }
 
 void loop_defer(struct loop *loop, struct loop_defer *d)

@@ -38,7 +38,8 @@ struct loop_defer {
 struct loop {
     int epfd;
     int stop;
-    uint64_t now; /* monotonic ms, refreshed once per iteration */
+    int in_timers; /* run_timers is calling timer callbacks */
+    uint64_t now;  /* monotonic ms, refreshed once per iteration */
     /* where `now` comes from; NULL: loop_clock_ms (tests and fuzzers set
      * their own to reach timeouts without waiting) */
     uint64_t (*clock)(void *arg);
@@ -63,7 +64,10 @@ int loop_mod(struct loop *loop, struct loop_io *io, uint32_t events);
 /* Unregisters and closes io->fd and marks io closed (fd = -1). */
 void loop_close(struct loop *loop, struct loop_io *io);
 
-/* Arms (or re-arms) timer to fire ms milliseconds from loop->now. */
+/* Arms (or re-arms) timer to fire ms milliseconds from loop->now. A timer
+ * armed by a timer callback for now or earlier fires at the next iteration
+ * (1 ms later), never again in the same pass: a connection that keeps
+ * re-arming itself cannot keep the loop from epoll and other sockets. */
 void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t ms);
 /* Arms timer for an absolute deadline. */
 void loop_timer_at(struct loop *loop, struct loop_timer *t, uint64_t when);

@@ -137,6 +137,35 @@ static void deferred_frees_run_at_end_of_iteration(void **state)
     loop_destroy(&l);
 }
 
+static int rearms;
+
+static void rearm_now(struct loop *loop, struct loop_timer *t)
+{
+    rearms++;
+    loop_timer_set(loop, t, 0); /* again at once: a busy connection yielding */
+}
+
+static void a_timer_rearmed_at_once_runs_once_per_iteration(void **state)
+{
+    struct loop l;
+    assert_int_equal(loop_init(&l), 0);
+    fake_now = 5000;
+    loop_set_clock(&l, fake_clock, &fake_now);
+    loop_update_time(&l);
+    struct loop_timer t = {.cb = rearm_now};
+    rearms = 0;
+    loop_timer_set(&l, &t, 0);
+    loop_run_once(&l, 0);
+    assert_int_equal(rearms, 1); /* not an endless pass */
+    assert_true(loop_timer_armed(&t));
+    assert_int_equal(t.when, 5001);
+    fake_now += 1;
+    loop_run_once(&l, 0);
+    assert_int_equal(rearms, 2);
+    loop_timer_stop(&l, &t);
+    loop_destroy(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +173,7 @@ int main(void)
         cmocka_unit_test(heap_stays_ordered_under_random_use),
         cmocka_unit_test(timers_follow_a_set_clock),
         cmocka_unit_test(deferred_frees_run_at_end_of_iteration),
+        cmocka_unit_test(a_timer_rearmed_at_once_runs_once_per_iteration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -535,7 +535,7 @@ void h2_progress(struct session *s)
                 session_close(s);
                 goto out;
             }
-            if (!p) goto out;
+            if (!p) break; /* the linger's deadline is armed below (watch) */
             continue;
         }
         if (!hc->broken)
@@ -546,7 +546,7 @@ void h2_progress(struct session *s)
         free_dead(hc);
         if (!p) break;
     }
-    if (flushed(hc) &&
+    if (!s->lingering && flushed(hc) &&
         (s->c_eof || hc->fatal ||
          (!nghttp2_session_want_read(hc->ng) && !nghttp2_session_want_write(hc->ng)))) {
         /* GOAWAY went (or the client left) and no stream is open: the end */
@@ -596,7 +596,11 @@ void h2_on_timer(struct session *s)
     struct loop *l = px_of(s)->loop;
     if (s->resume) {
         s->resume = 0;
-        h2_progress(s);
+        /* a client that keeps sending while we linger is cut at the deadline */
+        if (s->lingering && l->now >= s->deadline)
+            session_close(s);
+        else
+            h2_progress(s);
         return;
     }
     if (s->lingering) {

@@ -424,19 +424,17 @@ static void post_backend(const struct admin_req *rq, struct admin_res *rs, int p
         api_error(rs, 409, "pool '%s' has %u backends, the most it can have", pool, p->n);
         return;
     }
+    /* a file backend the API removed comes back as the API's (the file's
+     * again at the next reload that names it) */
     struct ov *ov = ov_find(pool, bc.url);
-    if (ov && ov->removed) { /* a file backend removed before: back */
-        ov->removed = 0;
-    } else {
-        if (ov) ov_drop(ov);
-        bc.api = 1;
-        ov = ov_get(pool, &bc);
-        if (!ov) {
-            api_error(rs, 500, "out of memory");
-            return;
-        }
-        ov->api = 1;
+    if (ov) ov_drop(ov);
+    bc.api = 1;
+    ov = ov_get(pool, &bc);
+    if (!ov) {
+        api_error(rs, 500, "out of memory");
+        return;
     }
+    ov->api = 1;
     ov->has_weight = 1;
     ov->weight = bc.weight;
     char msg[300];
@@ -677,12 +675,14 @@ void api_handle(const struct admin_req *rq, struct admin_res *rs)
         char msg[300];
         log_info("admin: %s: reload asked for", rq->peer);
         int rc = admin_host.reload(msg, sizeof(msg));
+        if (rc != 1) admin_reloaded(rc == 0, msg);
         if (rc < 0) {
             api_error(rs, 422, "reload failed: %s", msg);
             return;
         }
         rs->status = 200;
-        jb_puts(&rs->body, "{\"result\":\"ok\",\"message\":");
+        jb_puts(&rs->body,
+                rc ? "{\"result\":\"unchanged\",\"message\":" : "{\"result\":\"ok\",\"message\":");
         jb_str(&rs->body, msg);
         jb_puts(&rs->body, "}\n");
         return;

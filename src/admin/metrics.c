@@ -82,6 +82,7 @@ enum {
     M_TRANS,
     M_BIN,
     M_BOUT,
+    M_IDLE,
     M_N
 };
 
@@ -103,6 +104,7 @@ static const struct {
     {"usher_backend_transitions_total", "counter", "Changes between up and down."},
     {"usher_backend_bytes_in_total", "counter", "Bytes read from the backend."},
     {"usher_backend_bytes_out_total", "counter", "Bytes written to the backend."},
+    {"usher_backend_idle_connections", "gauge", "Idle keep-alive connections to the backend."},
 };
 
 static void backends(struct jbuf *b, const struct generation *g)
@@ -150,14 +152,12 @@ static void backends(struct jbuf *b, const struct generation *g)
                 case M_TRANS: be_line(b, name, pool, nm, NULL, in.transitions); break;
                 case M_BIN: be_line(b, name, pool, nm, NULL, c.bytes_in); break;
                 case M_BOUT: be_line(b, name, pool, nm, NULL, c.bytes_out); break;
+                case M_IDLE: be_line(b, name, pool, nm, NULL, c.idle_opened - c.idle_closed); break;
                 }
             }
         }
     }
 }
-
-/* Idle pooled connections per backend are the workers' own lists: not
- * counted per worker yet, so this gauge is left out rather than made up. */
 
 static void listeners(struct jbuf *b, const struct generation *g)
 {

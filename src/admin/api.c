@@ -201,7 +201,7 @@ static void backend_json(struct jbuf *b, const struct pool *p, const struct back
     jb_printf(b, ",\"state\":\"%s\",\"since\":%.3f,\"reason\":", state_name(be), in.since);
     jb_str(b, in.reason);
     jb_printf(b, ",\"weight\":%u,\"inflight\":%llu,\"requests\":%llu,\"responses\":{",
-              be->conf->weight, (unsigned long long)(c.started - c.ended),
+              be->conf->weight, (unsigned long long)(c.requests - c.ended),
               (unsigned long long)c.requests);
     for (int k = 0; k < 5; k++)
         jb_printf(b, "%s\"%dxx\":%llu", k ? "," : "", k + 1, (unsigned long long)c.responses[k]);
@@ -513,7 +513,7 @@ static void finish_removals(void)
         uint32_t slot = stats_backend_slot(o->pool, o->url);
         struct stats_backend c;
         stats_backend_sum(slot, &c);
-        if (c.started != c.ended) continue;
+        if (c.requests != c.ended) continue;
         o->removing = 0;
         o->removed = 1;
         any = 1;

@@ -60,7 +60,7 @@ for _ in $(seq 1 "$S"); do
   times+=("$(curl -s -o "$W/metrics.txt" -w '%{time_total}' "http://127.0.0.1:$PA/metrics")")
 done
 T1=$(cpu_ticks)
-echo "usher's CPU time per scrape (user + system, /proc): $(( (T1 - T0) * 1000 / $(getconf CLK_TCK) / S )) ms"
+echo "usher's CPU time per scrape (user + system, /proc): $(( (T1 - T0) * 1000000 / $(getconf CLK_TCK) / S )) us"
 lines=$(grep -vc '^#' "$W/metrics.txt")
 bytes=$(wc -c <"$W/metrics.txt")
 printf '%s\n' "${times[@]}" | python3 -c '

@@ -19,6 +19,16 @@ class Admin:
     def __init__(self, port, token=None):
         self.base = "http://%s:%d" % (HOST, port)
         self.token = token
+        # the admin listener opens after the traffic listeners (slow under valgrind)
+        end = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(self.base + "/healthz", timeout=5, trust_env=False)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
 
     def call(self, method, path, body=None, token=None, raw=None, headers=None):
         h = dict(headers or {})

@@ -20,6 +20,16 @@ from http_raw import RawHTTPConnection
 
 
 def scrape(admin_port):
+    # the admin listener opens after the traffic listeners (slow under valgrind)
+    end = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get("http://%s:%d/healthz" % (HOST, admin_port), timeout=5, trust_env=False)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
     r = httpx.get("http://%s:%d/metrics" % (HOST, admin_port), timeout=10, trust_env=False)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")

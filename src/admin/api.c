@@ -1,15 +1,5 @@
-/* api: the JSON API, /healthz and /readyz, and the runtime overlay.
- * See docs/API.md for every call and its answers.
- *
- * The overlay is what the API changed, per (pool, URL): a weight, a state
- * (drain, maint, ready), a backend the API added, one being removed (it
- * drains first) or removed. It is applied to every configuration before it
- * becomes a generation: an API change (built from the generation in force)
- * and a reload (built from the file), so that an operator's change is not
- * undone by a SIGHUP. A backend the API added stays until the API removes
- * it, across reloads, unless the file drops its whole pool; if the file
- * names the same URL in the pool, it becomes the file's backend (and keeps
- * the runtime values). */
+/* api: the JSON API, /healthz and /readyz. See docs/API.md for every call
+ * and its answers; what the API changed is kept in the overlay (overlay.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,31 +7,12 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "admin/overlay.h"
 #include "admin/series.h"
 #include "core/log.h"
 #include "upstream/events.h"
 #include "upstream/stats.h"
 #include "version.h"
-
-enum ov_state { OV_READY, OV_DRAIN, OV_MAINT };
-
-struct ov {
-    char pool[64], url[256], name[64];
-    uint8_t api;      /* added by the API */
-    uint8_t removing; /* DELETE: drains, then goes */
-    uint8_t removed;  /* a file backend the API removed */
-    uint8_t has_weight, has_state;
-    uint8_t state; /* enum ov_state */
-    uint32_t weight;
-    uint8_t in_file; /* the file (last read) has it */
-    uint32_t file_weight;
-    uint8_t file_drain;
-};
-
-static struct {
-    struct ov *v;
-    uint32_t n, cap;
-} ovs;
 
 static struct {
     double time;
@@ -51,102 +22,8 @@ static struct {
 
 void api_free(void)
 {
-    free(ovs.v);
-    ovs.v = NULL;
-    ovs.n = ovs.cap = 0;
+    ov_free();
     series_free();
-}
-
-static struct ov *ov_find(const char *pool, const char *url)
-{
-    for (uint32_t i = 0; i < ovs.n; i++)
-        if (!strcmp(ovs.v[i].pool, pool) && !strcmp(ovs.v[i].url, url)) return &ovs.v[i];
-    return NULL;
-}
-
-static struct ov *ov_get(const char *pool, const struct backend_conf *bc)
-{
-    struct ov *o = ov_find(pool, bc->url);
-    if (o) return o;
-    if (ovs.n == ovs.cap) {
-        uint32_t cap = ovs.cap ? ovs.cap * 2 : 16;
-        struct ov *v = realloc(ovs.v, cap * sizeof(*v));
-        if (!v) return NULL;
-        ovs.v = v;
-        ovs.cap = cap;
-    }
-    o = &ovs.v[ovs.n++];
-    memset(o, 0, sizeof(*o));
-    snprintf(o->pool, sizeof(o->pool), "%s", pool);
-    snprintf(o->url, sizeof(o->url), "%s", bc->url);
-    snprintf(o->name, sizeof(o->name), "%s", bc->name);
-    o->in_file = !bc->api;
-    o->file_weight = bc->weight;
-    o->file_drain = bc->drain;
-    return o;
-}
-
-static void ov_drop(struct ov *o)
-{
-    *o = ovs.v[--ovs.n];
-}
-
-void admin_overlay(struct config *c, int from_file)
-{
-    for (uint32_t i = 0; i < ovs.n; i++) {
-        struct ov *o = &ovs.v[i];
-        struct pool_conf *p = NULL;
-        for (uint32_t k = 0; k < c->npools && !p; k++)
-            if (!strcmp(c->pools[k].name, o->pool)) p = &c->pools[k];
-        if (!p) {
-            if (from_file && o->api)
-                log_info("admin: pool '%s' is gone from the file: backend %s (added by the API) "
-                         "goes with it",
-                         o->pool, o->url);
-            ov_drop(o);
-            i--;
-            continue;
-        }
-        struct backend_conf *bc = NULL;
-        for (uint32_t k = 0; k < p->nbackends && !bc; k++)
-            if (!strcmp(p->backends[k].url, o->url)) bc = &p->backends[k];
-        if (from_file) {
-            o->in_file = bc != NULL;
-            if (bc) {
-                o->file_weight = bc->weight, o->file_drain = bc->drain;
-                o->api = 0;       /* the file names it now */
-            } else if (!o->api) { /* a file backend the file dropped: nothing to keep */
-                ov_drop(o);
-                i--;
-                continue;
-            }
-        }
-        if (!bc && o->api && !o->removed) { /* added by the API: append */
-            if (p->nbackends >= CONFIG_MAX_BACKENDS) continue;
-            struct backend_conf *grown = realloc(p->backends, (p->nbackends + 1) * sizeof(*bc));
-            char why[160];
-            if (!grown) continue;
-            p->backends = grown;
-            bc = &p->backends[p->nbackends];
-            if (config_parse_backend(o->url, bc, why, sizeof(why)) < 0) continue;
-            snprintf(bc->name, sizeof(bc->name), "%s", o->name);
-            bc->api = 1;
-            p->nbackends++;
-        }
-        if (!bc) continue;
-        bc->api = o->api;
-        if (o->has_weight) bc->weight = o->weight;
-        if (o->has_state) {
-            bc->drain = o->state == OV_DRAIN;
-            bc->maint = o->state == OV_MAINT;
-        }
-        if (o->removing) bc->drain = 1;
-        if (o->removed && p->nbackends > 1) {
-            size_t at = (size_t)(bc - p->backends);
-            memmove(bc, bc + 1, (p->nbackends - at - 1) * sizeof(*bc));
-            p->nbackends--;
-        }
-    }
 }
 
 /* ---- lookups and the backend's JSON ----------------------------------------------- */
@@ -507,8 +384,8 @@ static void delete_backend(const struct admin_req *rq, struct admin_res *rs, int
 static void finish_removals(void)
 {
     int any = 0;
-    for (uint32_t i = 0; i < ovs.n; i++) {
-        struct ov *o = &ovs.v[i];
+    for (uint32_t i = 0; i < ov_count(); i++) {
+        struct ov *o = ov_at(i);
         if (!o->removing) continue;
         uint32_t slot = stats_backend_slot(o->pool, o->url);
         struct stats_backend c;
@@ -525,8 +402,8 @@ static void finish_removals(void)
     if (!any) return;
     char msg[300];
     if (rebuild(msg, sizeof(msg)) < 0) log_warn("admin: could not remove backends: %s", msg);
-    for (uint32_t i = 0; i < ovs.n; i++) /* an API backend removed is forgotten */
-        if (ovs.v[i].removed && ovs.v[i].api) ov_drop(&ovs.v[i]), i--;
+    for (uint32_t i = 0; i < ov_count(); i++) /* an API backend removed is forgotten */
+        if (ov_at(i)->removed && ov_at(i)->api) ov_drop(ov_at(i)), i--;
 }
 
 void api_tick(void)

@@ -267,7 +267,7 @@ static void usage(FILE *f)
             "                            off by default; SIGUSR1 reopens the file\n"
             "  --access-log-format F     combined (default) or json\n"
             "  -c FILE                   read a YAML configuration file (docs/CONFIG.md);\n"
-            "                            only --threads and -t may be added\n"
+            "                            only --threads, --admin and -t may be added\n"
             "  -t                        check the configuration, print 'configuration ok'\n"
             "                            or the errors; exit 0, or 1 for errors in a file\n"
             "  --version                 print the version and exit\n"
@@ -440,7 +440,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     free(tmpl.certs);
     if (quick_err) return quick_err;
     if (file && quick_flags)
-        return fail("-c %s cannot be mixed with quick-mode flags (only --threads)%s", file, "");
+        return fail("-c %s cannot be mixed with quick-mode flags (only --threads and --admin)%s",
+                    file, "");
     if (!file && any_tls && !tmpl.ncerts)
         return fail("--listen https://... needs a certificate: add --cert FILE [--key FILE]%s%s",
                     "", "");

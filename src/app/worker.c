@@ -199,11 +199,13 @@ int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t 
     w->px.gen = gen;
     w->px.loop = &w->loop;
     w->px.bufs.max = 4096;
+    w->px.stats = stats_worker(id);
     w->wake.fd = -1;
     int err = loop_init(&w->loop);
     if (err < 0) return err;
     if (upconn_pool_init(&w->px.ups, &w->loop, gen->nbackends, cfg->upstream_idle_ms) < 0)
         return -ENOMEM;
+    w->px.ups.stats = w->px.stats;
     w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
     if (!w->listeners) return -ENOMEM;
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {

@@ -153,6 +153,7 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
         return -EINVAL;
     }
     snprintf(b->authority, sizeof(b->authority), "%.*s", (int)alen, auth);
+    snprintf(b->name, sizeof(b->name), "%.63s", hostport); /* numeric: at most 47 */
     return 0;
 }
 
@@ -259,6 +260,8 @@ static void usage(FILE *f)
             "  --slow-start DUR          a backend that comes back UP gets its share of\n"
             "                            requests ramped up over DUR (default 0: at once;\n"
             "                            off is 0 too)\n"
+            "  --admin HOST:PORT         the admin API, /metrics and the dashboard on\n"
+            "                            HOST:PORT (loopback unless a token is set)\n"
             "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
             "  --access-log PATH         one line per request to PATH ('-' for stdout);\n"
             "                            off by default; SIGUSR1 reopens the file\n"
@@ -270,9 +273,9 @@ static void usage(FILE *f)
             "                            then run as NAME (default: stay root, warned)\n"
             "  --group NAME              with --user: this group (default: NAME's own)\n"
             "  -c FILE                   read a YAML configuration file (docs/CONFIG.md);\n"
-            "                            only --threads, --log-level, --log-format,\n"
-            "                            --user, --group and -t may be added (they win\n"
-            "                            over the file)\n"
+            "                            only --threads, --admin, --log-level,\n"
+            "                            --log-format, --user, --group and -t may be\n"
+            "                            added (they win over the file)\n"
             "  -t                        check the configuration, print 'configuration ok'\n"
             "                            or the errors; exit 0, or 1 for errors in a file\n"
             "  --version                 print the version and exit\n"
@@ -370,7 +373,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             if (i + 1 >= argc) FAIL("%s needs a value%s", name, "");
             val = argv[++i];
         }
-        if (strcmp(name, "-c") && strcmp(name, "--threads") &&
+        if (strcmp(name, "-c") && strcmp(name, "--threads") && strcmp(name, "--admin") &&
             !(set && (set->flags & SETTING_WITH_FILE)))
             quick_flags = 1;
 
@@ -467,8 +470,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     free(tmpl.certs);
     if (quick_err) return quick_err;
     if (file && quick_flags)
-        return fail("-c %s cannot be mixed with quick-mode flags (only --threads, --log-level, "
-                    "--log-format, --user and --group)%s",
+        return fail("-c %s cannot be mixed with quick-mode flags (only --threads, --admin, "
+                    "--log-level, --log-format, --user and --group)%s",
                     file, "");
     if (!file && any_tls && !tmpl.ncerts)
         return fail("--listen https://... needs a certificate: add --cert FILE [--key FILE]%s%s",
@@ -477,6 +480,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         return fail("--cert is given but no --listen https://HOST:PORT uses it%s%s", "", "");
     if (file) {
         uint32_t threads = c->threads;
+        char admin[sizeof(c->admin_bind)];
+        snprintf(admin, sizeof(admin), "%s", c->admin_bind);
         config_free(c);
         config_defaults(c);
         snprintf(c->file, sizeof(c->file), "%s", file);
@@ -485,6 +490,14 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         config_apply_overrides(c);               /* and so do --log-level, --user... */
         if (!errors && c->group[0] && !c->user[0])
             return fail("--group needs --user (or user: in %s)%s", file, "");
+        if (admin[0]) {                          /* --admin overrides the file's admin.bind */
+            char why[256];
+            snprintf(c->admin_bind, sizeof(c->admin_bind), "%s", admin);
+            if (!errors && config_check_admin(c, why, sizeof(why)) < 0) {
+                fprintf(stderr, "usher: --admin: %s\n", why);
+                errors++;
+            }
+        }
         if (errors) {
             fprintf(stderr, "usher: %s: %d error%s; %s\n", file, errors, errors == 1 ? "" : "s",
                     *check_only ? "configuration not ok" : "not started");
@@ -495,6 +508,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     if (c->group[0] && !c->user[0])
         return fail("--group needs --user (usher changes its group only along with its user)%s%s",
                     "", "");
+    char awhy[256];
+    if (config_check_admin(c, awhy, sizeof(awhy)) < 0) return fail("--admin: %s%s", awhy, "");
     if (p->nbackends == 0)
         return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
     int any_https = 0;

@@ -1,5 +1,6 @@
 /* upconn: backend connections and the per-worker idle pool. See upconn.h. */
 #include "upstream/upconn.h"
+#include "upstream/stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ static void idle_unlink(struct upconn *u)
     u->next = u->prev = NULL;
     u->idle = 0;
     l->count--;
+    if (u->st) STATS_ADD(u->st->idle_closed, 1);
 }
 
 void upconn_close(struct upconn *u)
@@ -152,6 +154,7 @@ struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_c
     u->defer.fn = upconn_free;
     u->pool = p;
     u->be = b;
+    u->st = p->stats ? stats_backend_of(p->stats, b->slot) : NULL;
     u->cb = cb;
     u->owner = owner;
     u->epoch = p->epoch;
@@ -193,6 +196,7 @@ void upconn_release(struct upconn *u)
     if (l->head) l->head->prev = u;
     l->head = u;
     l->count++;
+    if (u->st) STATS_ADD(u->st->idle_opened, 1);
     loop_timer_set(p->loop, &u->idle_timer, p->idle_ms);
 }
 

@@ -46,6 +46,7 @@ struct upconn_pool {
     uint32_t idle_ms; /* an idle connection is closed after this */
     uint32_t epoch;   /* counts resets: a connection of an older one has no list */
     struct upconn *free;
+    struct stats_worker *stats; /* the worker's counters (idle connections), or NULL */
 };
 
 struct upconn {
@@ -54,6 +55,7 @@ struct upconn {
     struct loop_defer defer;
     struct upconn_pool *pool;
     struct backend *be;
+    struct stats_backend *st; /* be's counters on the pool's worker (idle count), or NULL */
     upconn_cb cb;
     void *owner;                /* NULL while idle */
     struct upconn *next, *prev; /* idle list, or the pool's free list */

@@ -490,7 +490,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         config_apply_overrides(c);               /* and so do --log-level, --user... */
         if (!errors && c->group[0] && !c->user[0])
             return fail("--group needs --user (or user: in %s)%s", file, "");
-        if (admin[0]) {                          /* --admin overrides the file's admin.bind */
+        if (admin[0]) { /* --admin overrides the file's admin.bind */
             char why[256];
             snprintf(c->admin_bind, sizeof(c->admin_bind), "%s", admin);
             if (!errors && config_check_admin(c, why, sizeof(why)) < 0) {

@@ -264,6 +264,7 @@ int h2_response_head(struct exchange *x, const struct h1_head *h, const struct h
         if (nghttp2_submit_response(st->hc->ng, st->id, v.nv, v.n, &prd) < 0) return -1;
         st->head_sent = 1;
         reqlog_status(st->logrec, 101);
+        exchange_client_status(s->lstats, 200); /* what the client saw (RFC 8441) */
         return 0;
     }
     if (p->kind == H1_RES_INTERIM) {
@@ -293,6 +294,7 @@ int h2_response_head(struct exchange *x, const struct h1_head *h, const struct h
         return -1;
     st->head_sent = 1;
     reqlog_status(st->logrec, h->status);
+    exchange_client_status(s->lstats, h->status);
     return 0;
 }
 
@@ -323,6 +325,8 @@ static void local(struct h2_stream *st, struct nvs *v, int status, const char *b
     if (!st->req_done) st->end_rst = 1;
     if (nghttp2_submit_response(st->hc->ng, st->id, v->nv, v->n, len ? &prd : NULL) < 0)
         h2_stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+    else
+        exchange_client_status(st->hc->s->lstats, status);
     if (st->logrec) {
         reqlog_of(st->logrec)->status = (uint16_t)status;
         reqlog_of(st->logrec)->bytes = len;

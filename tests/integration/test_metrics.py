@@ -156,3 +156,48 @@ pools:
     assert value(s, "usher_config_reloads_total", result="ok") == 1
     assert value(s, "usher_config_reloads_total", result="failed") == 1
     assert value(s, "usher_config_last_reload_success_timestamp_seconds") == t1
+
+
+def h2_statuses(port, paths):
+    """Every path as one stream of one HTTP/2 connection (prior knowledge),
+    one after the other; the statuses in order."""
+    from harness.h2conn import H2Conn
+
+    out = []
+    with H2Conn(port) as c:
+        for p in paths:
+            sid = c.request("GET", p)
+            c.wait_ended(sid)
+            out.append(c.streams[sid].status)
+    return out
+
+
+def test_http2_streams_are_counted_like_http1_requests(start_backend, start_usher):
+    b1, b2 = start_backend("m1"), start_backend("m2")
+    admin = free_port()
+    u = start_usher([b1, b2], "--admin", "%s:%d" % (HOST, admin), "--balance", "round-robin",
+                    "--health-interval", "off", "--max-fails", "0", "--retries", "0")
+    listener = "%s:%d" % (HOST, u.port)
+    s0 = scrape(admin)
+    conns0 = value(s0, "usher_listener_connections_total", listener=listener)
+    assert h2_statuses(u.port, ["/"] * 8 + ["/nope"] * 2) == [200] * 8 + [404] * 2
+    s = scrape(admin)
+    assert value(s, "usher_listener_responses_total", listener=listener, code="2xx") == 8
+    assert value(s, "usher_listener_responses_total", listener=listener, code="4xx") == 2
+    assert value(s, "usher_listener_connections_total", listener=listener) == conns0 + 1
+    total = 0
+    for b in (b1, b2):
+        lab = dict(pool="default", backend="%s:%d" % (HOST, b.port))
+        total += value(s, "usher_backend_requests_total", **lab)
+        assert value(s, "usher_backend_total_time_seconds_count", **lab) == value(
+            s, "usher_backend_requests_total", **lab)
+    assert total == 10
+
+
+def test_http2_usher_own_503_is_counted(start_usher):
+    admin = free_port()
+    u = start_usher([free_port()], "--admin", "%s:%d" % (HOST, admin), "--health-interval", "off",
+                    "--max-fails", "0", "--retries", "0")
+    assert h2_statuses(u.port, ["/a", "/b"]) == [503, 503]
+    s = scrape(admin)
+    assert value(s, "usher_listener_responses_total", listener="%s:%d" % (HOST, u.port), code="5xx") == 2

@@ -440,6 +440,7 @@ void admin_stop(void)
 {
     if (!ad.on) return;
     while (ad.conns) aconn_close(ad.conns);
+    loop_run_deferred(admin_host.loop); /* the control loop has stopped: no iteration frees them */
     loop_timer_stop(admin_host.loop, &ad.tick);
     loop_close(admin_host.loop, &ad.lis);
     jb_free(&ad.spare);

@@ -166,7 +166,7 @@ void loop_defer(struct loop *loop, struct loop_defer *d)
     loop->deferred = d;
 }
 
-static void run_deferred(struct loop *loop)
+void loop_run_deferred(struct loop *loop)
 {
     while (loop->deferred) {
         struct loop_defer *d = loop->deferred;
@@ -192,11 +192,11 @@ void loop_run_once(struct loop *loop, int max_wait_ms)
         io->cb(loop, io, evs[i].events);
     }
     run_timers(loop);
-    run_deferred(loop);
+    loop_run_deferred(loop);
 }
 
 void loop_run(struct loop *loop)
 {
     while (!loop->stop) loop_run_once(loop, 1000);
-    run_deferred(loop);
+    loop_run_deferred(loop);
 }

@@ -80,6 +80,9 @@ static inline int loop_timer_armed(const struct loop_timer *t)
 
 /* Queues d->fn(d) to run at the end of the current iteration. */
 void loop_defer(struct loop *loop, struct loop_defer *d);
+/* Runs the deferred frees now: for an owner that closes its objects after
+ * the loop stopped (no iteration will come to free them). */
+void loop_run_deferred(struct loop *loop);
 
 /* Refreshes loop->now from CLOCK_MONOTONIC. */
 void loop_update_time(struct loop *loop);

@@ -17,8 +17,8 @@ for w in "${want[@]}"; do
     # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
     # man -l, logrotate -d)
     test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl
-                  systemd man-db logrotate) ;;
-    bench) pkgs+=(wrk haproxy nginx-light curl procps) ;;
+                  systemd man-db logrotate python3-prometheus-client) ;;
+    bench) pkgs+=(wrk haproxy nginx-light curl procps prometheus) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     # make deb: dpkg-buildpackage and dh, then lintian on the result
     pkg)   pkgs+=(dpkg-dev debhelper fakeroot lintian) ;;

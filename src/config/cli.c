@@ -153,6 +153,7 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
         return -EINVAL;
     }
     snprintf(b->authority, sizeof(b->authority), "%.*s", (int)alen, auth);
+    snprintf(b->name, sizeof(b->name), "%s", hostport);
     return 0;
 }
 
@@ -259,6 +260,8 @@ static void usage(FILE *f)
             "  --slow-start DUR          a backend that comes back UP gets its share of\n"
             "                            requests ramped up over DUR (default 0: at once;\n"
             "                            off is 0 too)\n"
+            "  --admin HOST:PORT         the admin API, /metrics and the dashboard on\n"
+            "                            HOST:PORT (loopback unless a token is set)\n"
             "  --threads N               worker threads, 1..256 (default: one per CPU)\n"
             "  --access-log PATH         one line per request to PATH ('-' for stdout);\n"
             "                            off by default; SIGUSR1 reopens the file\n"
@@ -346,7 +349,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             if (i + 1 >= argc) FAIL("%s needs a value%s", name, "");
             val = argv[++i];
         }
-        if (strcmp(name, "-c") && strcmp(name, "--threads")) quick_flags = 1;
+        if (strcmp(name, "-c") && strcmp(name, "--threads") && strcmp(name, "--admin"))
+            quick_flags = 1;
 
         if (set) {
             /* the table's check, as for the file's key; the message names the flag */
@@ -444,11 +448,21 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         return fail("--cert is given but no --listen https://HOST:PORT uses it%s%s", "", "");
     if (file) {
         uint32_t threads = c->threads;
+        char admin[sizeof(c->admin_bind)];
+        snprintf(admin, sizeof(admin), "%s", c->admin_bind);
         config_free(c);
         config_defaults(c);
         snprintf(c->file, sizeof(c->file), "%s", file);
         int errors = config_load_file(c, file, stderr);
         if (threads_given) c->threads = threads; /* --threads overrides the file */
+        if (admin[0]) {                          /* --admin overrides the file's admin.bind */
+            char why[256];
+            snprintf(c->admin_bind, sizeof(c->admin_bind), "%s", admin);
+            if (!errors && config_check_admin(c, why, sizeof(why)) < 0) {
+                fprintf(stderr, "usher: --admin %s\n", why);
+                errors++;
+            }
+        }
         if (errors) {
             fprintf(stderr, "usher: %s: %d error%s; %s\n", file, errors, errors == 1 ? "" : "s",
                     *check_only ? "configuration not ok" : "not started");
@@ -456,6 +470,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         }
         return 0;
     }
+    char awhy[256];
+    if (config_check_admin(c, awhy, sizeof(awhy)) < 0) return fail("--admin %s%s", awhy, "");
     if (p->nbackends == 0)
         return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
     int any_https = 0;

@@ -18,6 +18,9 @@ struct backend_conf {
     uint32_t weight; /* 1..1000, default 1 */
     uint8_t drain;   /* 1: takes no new requests (in-flight ones finish) */
     uint8_t tls;     /* https:// (the pool's tls settings say how) */
+    char name[64];   /* its name: the file's name:, else the URL's HOST:PORT */
+    uint8_t maint;   /* the admin API's maintenance: out of rotation, health checks paused */
+    uint8_t api;     /* added through the admin API, not by the file */
 };
 
 /* One pool: a set of backends and how to spread requests over them. */
@@ -127,6 +130,10 @@ struct config {
     /* access log */
     char access_log[256];      /* "" = off, "-" or "stdout", or a file path */
     uint8_t access_log_format; /* enum accesslog_format */
+
+    /* admin listener (src/admin/): "" = off */
+    char admin_bind[80];
+    char admin_token[128]; /* "" = changes need no token (loopback only) */
 };
 
 /* Fills c with the documented defaults, from settings.c's table (no listener, no pool). */
@@ -158,6 +165,11 @@ int config_parse_duration(const char *s, uint32_t *ms);
  * "https://..." (TLS, port 443 by default) into b. Returns 0, or -EINVAL with
  * an explanation written into why. */
 int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap);
+
+/* Checks the admin listener's settings (after USHER_ADMIN_TOKEN fills an
+ * empty token): the address parses, and one that is not loopback has a
+ * token. 0, or -EINVAL with why written. Nothing to check when it is off. */
+int config_check_admin(struct config *c, char *why, size_t why_cap);
 
 /* Parses argv: quick-mode flags build one listener and one pool named
  * "default"; -c FILE reads the file instead. Returns 0 to run, -1 when it

@@ -3,6 +3,7 @@
  * knows it when it has a flag (and --help and docs/CONFIG.md should say so). */
 #include "config/settings.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "balance/balance.h"
 #include "balance/common.h"
 #include "config/config.h"
+#include "core/sock.h"
 
 #define TOP(f)                                                                                     \
     .scope = SETTING_TOP, .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
@@ -70,6 +72,12 @@ const struct setting settings_table[] = {
     /* the previous key still decrypts, so a ticket lives one to two periods */
     {.key = "tls.ticket_rotation", .flag = "--tls-ticket-rotation", .type = SETTING_DURATION,
      .min = 1000, .max = 7 * 24 * 3600 * 1000U, TOP(tls_ticket_rotation_ms), .def = "1h"},
+    /* "" is the default: no admin listener; checked by config_check_admin */
+    {.key = "admin.bind", .flag = "--admin", .type = SETTING_STRING, .min = 0, .max = 79,
+     TOP(admin_bind), .expect = "HOST:PORT, such as 127.0.0.1:9000"},
+    /* the value is never echoed in a message: it is a secret */
+    {.key = "admin.token", .type = SETTING_STRING, .min = 0, .max = 127, TOP(admin_token),
+     .expect = "a bearer token for the admin API's changes"},
 
     /* a listener: struct listener_conf (bind, pool, routes and certificates apart);
      * in quick mode a flag applies to every --listen */
@@ -168,6 +176,9 @@ const struct setting settings_table[] = {
     /* a backend of a pool's list: struct backend_conf (the URL is parsed apart) */
     {.key = "weight", .type = SETTING_UINT, .min = 1, .max = 1000, BACKEND(weight), .def = "1"},
     {.key = "drain", .type = SETTING_BOOL, BACKEND(drain), .def = "false"},
+    /* "" is the default: the URL's HOST:PORT */
+    {.key = "name", .type = SETTING_STRING, .min = 0, .max = 63, BACKEND(name),
+     .expect = "a backend name for metrics and the admin API"},
     {.key = NULL},
 };
 /* clang-format on */
@@ -440,6 +451,46 @@ void settings_defaults(enum setting_scope scope, void *base)
          * every one, so here it is only left unset */
         settings_parse(s, s->def, base, why, sizeof(why));
     }
+}
+
+/* Loopback: 127.0.0.0/8, ::1, or IPv4-mapped 127.x. */
+static int loopback(const struct sock_addr *a)
+{
+    if (a->sa.sa_family == AF_INET) return (ntohl(a->in.sin_addr.s_addr) >> 24) == 127;
+    if (a->sa.sa_family != AF_INET6) return 0;
+    const uint8_t *b = a->in6.sin6_addr.s6_addr;
+    static const uint8_t one[16] = {[15] = 1};
+    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+    return !memcmp(b, one, 16) || (!memcmp(b, mapped, 12) && b[12] == 127);
+}
+
+int config_check_admin(struct config *c, char *why, size_t why_cap)
+{
+    if (!c->admin_bind[0]) return 0;
+    const char *env = getenv("USHER_ADMIN_TOKEN");
+    if (!c->admin_token[0] && env && *env) {
+        if (strlen(env) >= sizeof(c->admin_token)) {
+            snprintf(why, why_cap, "USHER_ADMIN_TOKEN: at most %zu characters",
+                     sizeof(c->admin_token) - 1);
+            return -EINVAL;
+        }
+        snprintf(c->admin_token, sizeof(c->admin_token), "%s", env);
+    }
+    struct sock_addr a;
+    const char *perr;
+    if (sock_parse_addr(c->admin_bind, &a, &perr) < 0) {
+        snprintf(why, why_cap, "'%s': %s (expected HOST:PORT, such as 127.0.0.1:9000)",
+                 c->admin_bind, perr);
+        return -EINVAL;
+    }
+    if (!loopback(&a) && !c->admin_token[0]) {
+        snprintf(why, why_cap,
+                 "'%s' is not a loopback address: the admin API there needs a token "
+                 "(admin.token, or USHER_ADMIN_TOKEN), or bind it to 127.0.0.1",
+                 c->admin_bind);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 void config_defaults(struct config *c)

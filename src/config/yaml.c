@@ -301,6 +301,15 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
         }
         bc->weight = opts.weight;
         bc->drain = opts.drain;
+        if (opts.name[0]) snprintf(bc->name, sizeof(bc->name), "%s", opts.name);
+        int dup = 0;
+        for (uint32_t k = 0; k < p->nbackends && !dup; k++)
+            dup = !strcmp(p->backends[k].name, bc->name);
+        if (dup) {
+            err(w, b, "pool '%s': two backends are named '%s' (give one another name:)", pool_name,
+                bc->name);
+            continue;
+        }
         p->nbackends++;
     }
 }
@@ -477,6 +486,13 @@ static void read_top(struct walk *w, const yaml_node_t *root)
             c->npools++;
             read_pool(w, pc->name, node(w, p->value), pc);
         }
+    }
+    yaml_node_t *adm = get(w, root, "admin");
+    if (adm && adm->type == YAML_MAPPING_NODE && w->errors == 0) {
+        char why[256];
+        yaml_node_t *at = get(w, adm, "bind");
+        if (config_check_admin(c, why, sizeof(why)) < 0)
+            err(w, at ? at : adm, "admin.bind %s", why);
     }
     v = get(w, root, "listeners");
     if (!v) {

@@ -60,9 +60,10 @@ def build(webdir, chartjs):
                   chartjs, index)
     page = inline(page, '<script src="app.js"></script>', "<script>", read(app_path), "</script>",
                   app_path, index)
-    # Nothing may be fetched from elsewhere: no src= or href= left but in-page anchors.
+    # Nothing may be fetched from elsewhere: no src= or href= left but in-page
+    # anchors and the empty icon (data:,: no request for /favicon.ico).
     for m in re.finditer(r'<[a-z]+[^>]*\s(src|href)\s*=\s*["\']?([^"\'\s>]*)', page, re.I):
-        if not (m.group(2).startswith("#")):
+        if not (m.group(2).startswith("#") or m.group(2) == "data:,"):
             fail("%s still refers to %r (every file must be inlined)" % (index, m.group(2)))
     return page.encode("utf-8")
 

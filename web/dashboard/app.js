@@ -454,8 +454,27 @@
     return out;
   }
 
+  // The charts span the last 10 minutes, or less when usher has been up for
+  // less (from its first sample, at least a minute), so a young usher's
+  // traffic is not a sliver at the right edge.
+  function oldestSample(pool) {
+    const bmap = model.series.pools.get(pool.name);
+    let oldest = null;
+    if (!bmap) return null;
+    for (const m of bmap.values()) {
+      for (const k of METRICS) {
+        const hit = m[k].find((p) => p.y !== null);
+        if (hit && (oldest === null || hit.x < oldest)) oldest = hit.x;
+      }
+    }
+    return oldest;
+  }
+
   function updateCharts(pool, view) {
     const end = model.series.end;
+    const oldest = oldestSample(pool);
+    const start = end === null ? null
+      : Math.min(end - 60, Math.max(end - WINDOW_S, oldest === null ? end - WINDOW_S : oldest));
     for (const [kind, chart] of Object.entries(view.charts)) {
       const sets = datasetsFor(pool, kind);
       // keep the dataset objects (and Chart.js's state) when the backends did not change
@@ -464,7 +483,7 @@
       if (same) sets.forEach((s, i) => { chart.data.datasets[i].data = s.data; });
       else chart.data.datasets = sets;
       if (end !== null) {
-        chart.options.scales.x.min = end - WINDOW_S;
+        chart.options.scales.x.min = start;
         chart.options.scales.x.max = end;
       }
       chart.update("none");

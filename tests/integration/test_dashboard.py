@@ -16,7 +16,6 @@ Skipped only when Chromium itself is not installed (scripts/deps.sh test
 installs it); with Chromium there, a missing driver or selenium is an error.
 """
 
-import threading
 import time
 
 import httpx

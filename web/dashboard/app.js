@@ -48,6 +48,12 @@
     return e;
   }
 
+  // A path segment: ':' and '@' may stay as they are (RFC 3986 3.3 pchar), so a
+  // HOST:PORT name reads as itself; the rest is percent-encoded.
+  function segment(s) {
+    return encodeURIComponent(s).replace(/%3A/gi, ":").replace(/%40/g, "@");
+  }
+
   function pad2(n) { return String(n).padStart(2, "0"); }
 
   function clock(unix) {
@@ -558,7 +564,7 @@
 
   // Sends one PATCH; resolves to true when usher accepted it.
   async function change(poolName, backendName, body, what) {
-    const path = "/pools/" + encodeURIComponent(poolName) + "/backends/" + encodeURIComponent(backendName);
+    const path = "/pools/" + segment(poolName) + "/backends/" + segment(backendName);
     const headers = { "Content-Type": "application/json", Accept: "application/json" };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = "Bearer " + token;

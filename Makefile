@@ -1,7 +1,8 @@
 # usher: build, run, test. See README.md.
 #
 #   make                 build/usher and build/demo-backend
-#   make run             two demo backends on 8001/8002 and usher on 8000 (foreground)
+#   make run             two demo backends on 8001/8002 and usher on 8000, its
+#                        dashboard on http://127.0.0.1:9000/ (foreground)
 #   make test            unit tests (cmocka) and integration tests (pytest)
 #   make SANITIZE=address,undefined test     the same under ASan/UBSan (in build/san/)
 #   make bench           ../shared/bench/peers.sh against HAProxy and nginx

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "app/notify.h"
 #include "app/worker.h"
 #include "config/config.h"
@@ -19,6 +20,7 @@
 #include "tls/tls.h"
 #include "upstream/backend.h"
 #include "upstream/health.h"
+#include "upstream/stats.h"
 #include "version.h"
 
 /* The control loop's view of the process. */
@@ -102,7 +104,7 @@ static int reload_tls(const struct config *next, struct gen_tls *out)
     return rc;
 }
 
-static void reload(void);
+static int reload(char *msg, size_t cap);
 
 static void on_tick(struct loop *loop, struct loop_timer *t)
 {
@@ -136,7 +138,9 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
         if (si.ssi_signo == SIGHUP) {
             if (ctl.shutting_down) continue;
             notify_reloading();
-            reload();
+            char msg[300];
+            int rc = reload(msg, sizeof(msg));
+            if (rc != 1) admin_reloaded(rc == 0, msg);
             notify_ready(); /* after a failed reload too: the previous configuration serves */
             continue;
         }
@@ -221,67 +225,26 @@ static int start_health(struct generation *g)
     return 0;
 }
 
-/* SIGHUP: read the file again; if it is valid, switch every worker to it,
- * else keep serving with what is in force and say why. */
-static void reload(void)
+/* Switches every worker to a generation built from next (taken over) and
+ * tls (given to it): 0, or -1 with msg (the previous one still serves). */
+static int switch_to(struct config *next, struct gen_tls *tls, const char *what, char *msg,
+                     size_t cap)
 {
-    /* a copy: the generation that holds the name may be freed below */
-    char file[sizeof(ctl.gen->cfg->file)];
-    snprintf(file, sizeof(file), "%s", ctl.gen->cfg->file);
-    struct config next;
-    struct gen_tls tls = {0};
-    if (!file[0]) {
-        /* quick mode: the command line stays what it was; certificates are files */
-        if (!any_tls(ctl.gen->cfg)) {
-            log_warn("received SIGHUP: nothing to reload (started without -c FILE)");
-            return;
-        }
-        log_info("received SIGHUP: reading the certificates again");
-        if (config_copy(&next, ctl.gen->cfg) < 0 || reload_tls(&next, &tls) < 0) {
-            log_warn("reload failed: still serving with the previous certificates");
-            config_free(&next);
-            return;
-        }
-        goto build;
-    }
-    log_info("received SIGHUP: reloading %s", file);
-    config_defaults(&next);
-    snprintf(next.file, sizeof(next.file), "%s", file);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *errs = open_memstream(&text, &len);
-    int errors = errs ? config_load_file(&next, file, errs) : 1;
-    if (errs) fclose(errs);
-    if (errors) {
-        for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
-            log_warn("reload: %s", line);
-        log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
-                 file, errors, errors == 1 ? "" : "s");
-        free(text);
-        config_free(&next);
-        return;
-    }
-    free(text);
-    int terrs = 0;
-    if (any_tls(&next) && (tls_init() < 0 || (terrs = reload_tls(&next, &tls)) < 0)) {
-        terrs = -terrs;
-        log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
-                 file, terrs, terrs == 1 ? "" : "s");
-        config_free(&next);
-        return;
-    }
-build:
-    if (next.threads && next.threads != ctl.nworkers)
+    if (next->threads && next->threads != ctl.nworkers)
         log_warn("reload: threads stays %u until a restart", ctl.nworkers);
-    next.threads = ctl.gen->cfg->threads;
-    struct generation *g = gen_new(&next, ctl.gen);
+    next->threads = ctl.gen->cfg->threads;
+    if (strcmp(next->admin_bind, ctl.gen->cfg->admin_bind))
+        log_warn("reload: the admin listener stays on %s until a restart",
+                 ctl.gen->cfg->admin_bind[0] ? ctl.gen->cfg->admin_bind : "(off)");
+    struct generation *g = gen_new(next, ctl.gen);
     if (!g) {
-        config_free(&next);
-        gen_tls_free(&tls);
-        log_warn("reload of %s failed: still serving with the previous configuration", file);
-        return;
+        config_free(next);
+        gen_tls_free(tls);
+        snprintf(msg, cap, "%s failed: still serving with the previous configuration", what);
+        log_warn("%s", msg);
+        return -1;
     }
-    gen_tls_give(g, &tls);
+    gen_tls_give(g, tls);
     if (strcmp(g->cfg->access_log, ctl.gen->cfg->access_log) ||
         g->cfg->access_log_format != ctl.gen->cfg->access_log_format) {
         int aerr =
@@ -299,9 +262,89 @@ build:
     }
     start_health(g);
     gen_release(old);
-    log_info("reloaded %s", file[0] ? file : "the certificates");
-    describe(g, ctl.nworkers);
     loop_timer_set(ctl.loop, &ctl.rotate, g->cfg->tls_ticket_rotation_ms);
+    snprintf(msg, cap, "%s", what);
+    return 0;
+}
+
+/* The admin API: a configuration built from the one in force. */
+static int admin_apply(struct config *next, char *msg, size_t cap)
+{
+    struct gen_tls tls = {0};
+    if (any_tls(next) && (tls_init() < 0 || reload_tls(next, &tls) < 0)) {
+        config_free(next);
+        snprintf(msg, cap, "the TLS side could not be set up (see the log)");
+        return -1;
+    }
+    return switch_to(next, &tls, "runtime change applied", msg, cap);
+}
+
+/* SIGHUP or the API: read the file again; if it is valid, switch every
+ * worker to it, else keep serving with what is in force and say why.
+ * Returns 0 (reloaded), -1 (failed) or 1 (nothing to reload); msg says it. */
+static int reload(char *msg, size_t cap)
+{
+    /* a copy: the generation that holds the name may be freed below */
+    char file[sizeof(ctl.gen->cfg->file)];
+    snprintf(file, sizeof(file), "%s", ctl.gen->cfg->file);
+    struct config next;
+    struct gen_tls tls = {0};
+    if (!file[0]) {
+        /* quick mode: the command line stays what it was; certificates are files */
+        if (!any_tls(ctl.gen->cfg)) {
+            snprintf(msg, cap, "nothing to reload (started without -c FILE)");
+            log_warn("received SIGHUP: %s", msg);
+            return 1;
+        }
+        log_info("received SIGHUP: reading the certificates again");
+        if (config_copy(&next, ctl.gen->cfg) < 0 || reload_tls(&next, &tls) < 0) {
+            snprintf(msg, cap, "reload failed: still serving with the previous certificates");
+            log_warn("%s", msg);
+            config_free(&next);
+            return -1;
+        }
+        goto build;
+    }
+    log_info("received SIGHUP: reloading %s", file);
+    config_defaults(&next);
+    snprintf(next.file, sizeof(next.file), "%s", file);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *errs = open_memstream(&text, &len);
+    int errors = errs ? config_load_file(&next, file, errs) : 1;
+    if (errs) fclose(errs);
+    if (errors) {
+        /* the first error is the answer's; every one is logged */
+        size_t first = text ? strcspn(text, "\n") : 0;
+        snprintf(msg, cap, "reload of %s failed (%d error%s): %.*s", file, errors,
+                 errors == 1 ? "" : "s", (int)first, text ? text : "");
+        for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            log_warn("reload: %s", line);
+        log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
+                 file, errors, errors == 1 ? "" : "s");
+        free(text);
+        config_free(&next);
+        return -1;
+    }
+    free(text);
+    admin_overlay(&next, 1); /* the API's changes stay */
+    int terrs = 0;
+    if (any_tls(&next) && (tls_init() < 0 || (terrs = reload_tls(&next, &tls)) < 0)) {
+        terrs = -terrs;
+        snprintf(msg, cap, "reload of %s failed (%d TLS error%s, see the log)", file, terrs,
+                 terrs == 1 ? "" : "s");
+        log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
+                 file, terrs, terrs == 1 ? "" : "s");
+        config_free(&next);
+        return -1;
+    }
+build:;
+    char what[300];
+    snprintf(what, sizeof(what), "reloaded %s", file[0] ? file : "the certificates");
+    if (switch_to(&next, &tls, what, msg, cap) < 0) return -1;
+    log_info("%s", what);
+    describe(ctl.gen, ctl.nworkers);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -368,11 +411,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    uint32_t nthreads = cfg.threads ? cfg.threads : cpu_count();
+    if (stats_init(nthreads) < 0) return 1; /* before the first generation: it takes slots */
     struct generation *gen = gen_new(&cfg, NULL);
     if (!gen) return 1;
     gen_tls_give(gen, &tls);
     int err;
-    uint32_t nthreads = gen->cfg->threads ? gen->cfg->threads : cpu_count();
     struct worker *workers = calloc(nthreads, sizeof(*workers));
     if (!workers) return 1;
     for (uint32_t i = 0; i < nthreads; i++) {
@@ -404,6 +448,11 @@ int main(int argc, char **argv)
     ctl.gen = gen;
     describe(gen, nthreads);
     if (start_health(gen) < 0) return 1;
+    if (gen->cfg->admin_bind[0]) {
+        struct admin_host host = {
+            .loop = &control, .gen = &ctl.gen, .reload = reload, .apply = admin_apply};
+        if (admin_start(&host, gen->cfg) < 0) return 1;
+    }
     ctl.rotate.cb = on_rotate;
     ctl.failures.cb = on_failures;
     loop_timer_set(&control, &ctl.rotate, gen->cfg->tls_ticket_rotation_ms);
@@ -411,6 +460,7 @@ int main(int argc, char **argv)
     notify_start(&control, &ctl.gen, workers, nthreads); /* READY=1: listeners open, workers run */
     loop_run(&control);
     notify_stop(&control);
+    admin_stop();
     stop_health();
     loop_timer_stop(&control, &ctl.tick);
     loop_timer_stop(&control, &ctl.rotate);
@@ -423,6 +473,7 @@ int main(int argc, char **argv)
     loop_close(&control, &sig);
     loop_destroy(&control);
     gen_release(ctl.gen);
+    stats_free();
     log_info("stopped");
     return 0;
 }

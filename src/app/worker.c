@@ -199,6 +199,7 @@ int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t 
     w->px.gen = gen;
     w->px.loop = &w->loop;
     w->px.bufs.max = 4096;
+    w->px.stats = stats_worker(id);
     w->wake.fd = -1;
     int err = loop_init(&w->loop);
     if (err < 0) return err;

@@ -459,7 +459,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             char why[256];
             snprintf(c->admin_bind, sizeof(c->admin_bind), "%s", admin);
             if (!errors && config_check_admin(c, why, sizeof(why)) < 0) {
-                fprintf(stderr, "usher: --admin %s\n", why);
+                fprintf(stderr, "usher: --admin: %s\n", why);
                 errors++;
             }
         }
@@ -471,7 +471,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         return 0;
     }
     char awhy[256];
-    if (config_check_admin(c, awhy, sizeof(awhy)) < 0) return fail("--admin %s%s", awhy, "");
+    if (config_check_admin(c, awhy, sizeof(awhy)) < 0) return fail("--admin: %s%s", awhy, "");
     if (p->nbackends == 0)
         return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
     int any_https = 0;

@@ -492,7 +492,7 @@ static void read_top(struct walk *w, const yaml_node_t *root)
         char why[256];
         yaml_node_t *at = get(w, adm, "bind");
         if (config_check_admin(c, why, sizeof(why)) < 0)
-            err(w, at ? at : adm, "admin.bind %s", why);
+            err(w, at ? at : adm, "admin.bind: %s", why);
     }
     v = get(w, root, "listeners");
     if (!v) {

@@ -22,6 +22,32 @@ static uint64_t now_us(void)
 
 #include "proxy/h1_backend.h"
 
+/* be's counters on this worker, or NULL when counting is off (unit tests). */
+static inline struct stats_backend *bstats(const struct exchange *x, const struct backend *be)
+{
+    return x->px->stats ? stats_backend_of(x->px->stats, be->slot) : NULL;
+}
+
+void exchange_client_status(struct exchange *x, uint32_t listener, int status)
+{
+    struct stats_worker *w = x->px->stats;
+    if (!w) return;
+    STATS_ADD(w->listeners[x->gen->listener_slot[listener]].responses[stats_class(status)], 1);
+}
+
+uint32_t exchange_client_conn(struct proxy_worker *px, const struct generation *g,
+                              uint32_t listener, uint32_t slot, int opened)
+{
+    struct stats_worker *w = px->stats;
+    if (opened) slot = g->listener_slot[listener];
+    if (!w) return slot;
+    if (opened)
+        STATS_ADD(w->listeners[slot].opened, 1);
+    else
+        STATS_ADD(w->listeners[slot].closed, 1);
+    return slot;
+}
+
 /* Tells the balancer how the attempt on x->be ended (once per attempt). */
 static void report_done(struct exchange *x, enum balance_outcome outcome)
 {
@@ -37,9 +63,14 @@ static void report_done(struct exchange *x, enum balance_outcome outcome)
 
 /* A final response head arrived: the attempt succeeded, as far as the
  * balancer's latency goes. */
-void exchange_report_ok(struct exchange *x)
+void exchange_report_ok(struct exchange *x, int status)
 {
     report_done(x, BALANCE_OK);
+    struct stats_backend *st = bstats(x, x->be);
+    if (!st) return;
+    STATS_ADD(st->responses[stats_class(status)], 1);
+    uint64_t t = now_us();
+    stats_hist_add(&st->response_time, t > x->attempt_us ? t - x->attempt_us : 0);
 }
 
 void exchange_release(struct exchange *x, int reusable)
@@ -48,7 +79,11 @@ void exchange_release(struct exchange *x, int reusable)
     if (!u) return;
     x->up = NULL;
     report_done(x, reusable ? BALANCE_OK : BALANCE_FAILED);
-    if (x->be) atomic_fetch_sub_explicit(&x->be->inflight, 1, memory_order_relaxed);
+    if (x->be) {
+        atomic_fetch_sub_explicit(&x->be->inflight, 1, memory_order_relaxed);
+        struct stats_backend *st = bstats(x, x->be);
+        if (st) STATS_ADD(st->ended, 1);
+    }
     if (reusable)
         upconn_release(u);
     else
@@ -101,6 +136,7 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     x->attempts = x->stale_retries = 0;
     x->sent_any = x->body_released = x->resp_bytes = 0;
     x->req_abandoned = x->saw_timeout = x->truncated = x->dechunk = 0;
+    x->begin_us = now_us();
     return 0;
 }
 
@@ -140,12 +176,20 @@ void exchange_start(struct exchange *x, const struct h1_head *h)
                 return;
             }
             log_warn("backend %s: connect failed (%s)", be->conf->url, strerror(-err));
+            struct stats_backend *cst = bstats(x, be);
+            if (cst) STATS_ADD(cst->connect_errors, 1);
             backend_failed_at(x, be, strerror(-err));
             continue;
         }
         x->be = be;
         x->up = u;
         atomic_fetch_add_explicit(&be->inflight, 1, memory_order_relaxed);
+        struct stats_backend *st = bstats(x, be);
+        if (st) {
+            STATS_ADD(st->requests, 1);
+            STATS_ADD(st->started, 1);
+            x->attempt_us = now_us();
+        }
         if (pool->ops->on_request_start) pool->ops->on_request_start(pool->balancer, be);
         x->sent_us = pool->ops->on_request_done ? now_us() : 0;
         x->up_eof = 0;
@@ -224,6 +268,11 @@ void exchange_failed_why(struct exchange *x, int err, const char *why)
     x->uin = NULL;
     x->req_abandoned = 0;
     enum exchange_retry r = exchange_retry_decision(&a);
+    struct stats_backend *st = bstats(x, be);
+    if (st) {
+        if (a.connecting) STATS_ADD(st->connect_errors, 1);
+        if (r != RETRY_NONE) STATS_ADD(st->retries, 1);
+    }
     if (r == RETRY_NEXT) {
         log_warn("backend %s: connect failed (%s)", be->conf->url, words);
         backend_failed_at(x, be, words);
@@ -276,5 +325,10 @@ void exchange_finish(struct exchange *x)
     int reusable = x->up_keepalive && !x->up_eof && !x->req_abandoned && x->gen == x->px->gen &&
                    (!x->uin || x->uin_parsed == x->uin->end);
     health_passive_success(x->be); /* a whole response: failures in a row start again */
+    struct stats_backend *st = bstats(x, x->be);
+    if (st) {
+        uint64_t t = now_us();
+        stats_hist_add(&st->total_time, t > x->begin_us ? t - x->begin_us : 0);
+    }
     exchange_release(x, reusable);
 }

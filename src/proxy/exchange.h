@@ -80,6 +80,8 @@ struct exchange {
     uint64_t up_at;         /* the attempt started, or the backend last took or sent bytes */
     uint64_t hash;          /* balancer's hash key for this request (0: not computed) */
     uint64_t sent_us;       /* when the request went up, for latency-aware balancers */
+    uint64_t begin_us;      /* the request head was read (usher_backend_total_time_seconds) */
+    uint64_t attempt_us;    /* the attempt in progress got its connection (response_time) */
     struct balance_tried tried;
     uint16_t uin_parsed, uin_scan; /* offsets in uin (BUF_SIZE < 64 KiB) */
     int up_err;                    /* -errno seen on the backend socket */
@@ -120,8 +122,22 @@ uint64_t exchange_due(const struct exchange *x);
 /* The backend-side deadline passed: retry a connect, or answer 504. */
 void exchange_timeout(struct exchange *x);
 
-/* A final response head arrived: tells a latency-aware balancer. */
-void exchange_report_ok(struct exchange *x);
+/* A final response head with status arrived: tells a latency-aware
+ * balancer, and counts it for the backend (responses by class, response time). */
+void exchange_report_ok(struct exchange *x, int status);
+
+/* The client side sends a final status to its client, whether a backend's
+ * or usher's own (400, 408, 503, ...): counted for the listener (index in
+ * x->gen's config) in usher_listener_responses_total. Every client side
+ * calls it once per response it sends: HTTP/1 connections
+ * (session_respond_error, x_response_head, the https redirect) and, the same
+ * way, each HTTP/2 stream. */
+void exchange_client_status(struct exchange *x, uint32_t listener, int status);
+/* A client connection on listener (index in g's config) opened (1) or
+ * closed (0): usher_listener_connections_current and _total. Returns the
+ * listener's counter slot to give back at the close. */
+uint32_t exchange_client_conn(struct proxy_worker *px, const struct generation *g,
+                              uint32_t listener, uint32_t slot, int opened);
 /* The response was passed on whole: reports success, gives the backend
  * connection back to the pool when it can carry another request. */
 void exchange_finish(struct exchange *x);

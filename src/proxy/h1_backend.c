@@ -37,6 +37,7 @@ static int backend_write(struct exchange *x)
         return 1;
     }
     size_t left = (size_t)w;
+    if (x->px->stats) STATS_ADD(stats_backend_of(x->px->stats, x->be->slot)->bytes_out, left);
     x->sent_any = 1;
     x->up_at = x->px->loop->now;
     if (rh && rh->start < rh->end) {
@@ -67,6 +68,7 @@ static int backend_read(struct exchange *x)
     ssize_t n = conn_read(&u->conn, b->data + b->end, buf_room(b));
     if (n > 0) {
         b->end += (uint32_t)n;
+        if (x->px->stats) STATS_ADD(stats_backend_of(x->px->stats, x->be->slot)->bytes_in, n);
         x->resp_bytes = 1;
         x->up_at = x->px->loop->now;
         return 1;
@@ -161,7 +163,7 @@ static int response_head(struct exchange *x)
         x->ops->respond(x, 502, "Bad gateway: invalid response from the backend");
         return 1;
     }
-    if (plan.kind == H1_RES_FINAL) exchange_report_ok(x);
+    if (plan.kind == H1_RES_FINAL) exchange_report_ok(x, h->status);
     if (plan.kind == H1_RES_FINAL) body_init(&x->res_body, plan.body, h->content_length);
     if (x->ops->response_head(x, h, &plan) < 0) {
         x->ops->respond(x, 502, "Bad gateway: response head too large");

@@ -16,6 +16,7 @@
 #include "core/loop.h"
 #include "http/h1.h"
 #include "upstream/generation.h"
+#include "upstream/stats.h"
 #include "upstream/upconn.h"
 
 struct session;
@@ -26,6 +27,7 @@ struct proxy_worker {
     int draining;           /* shutting down: no next request on any connection */
     uint32_t settle_seq;    /* spreads the settle times of idle connections (session_settle) */
     struct buf_cache bufs;
+    struct stats_worker *stats; /* this worker's counters (stats.h); NULL: not counted */
     struct upconn_pool ups;
     struct session *sessions; /* open client connections */
     struct session *free_sessions;

@@ -50,6 +50,7 @@ struct session {
     uint64_t body_at;
     uint16_t cin_parsed, cin_sent, cin_scan; /* offsets in cin (BUF_SIZE < 64 KiB) */
     uint16_t listener;                       /* index in config.listeners */
+    uint16_t lslot;                          /* the listener's counters (stats.h) */
     uint8_t rq;
     uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
         client_started : 1;

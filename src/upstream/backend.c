@@ -19,7 +19,9 @@ int pool_init(struct pool *p, const struct pool_conf *c, uint32_t gbase)
         atomic_init(&p->backends[i].state, BACKEND_UP);
         atomic_init(&p->backends[i].inflight, 0);
         atomic_init(&p->backends[i].fails, 0);
-        atomic_init(&p->backends[i].drain, c->backends[i].drain);
+        atomic_init(&p->backends[i].drain, c->backends[i].maint   ? BACKEND_MAINT
+                                           : c->backends[i].drain ? BACKEND_DRAIN
+                                                                  : 0);
         atomic_init(&p->backends[i].ramp_from_ms, 0);
     }
     p->ops = balance_find(c->balance);

@@ -12,7 +12,10 @@
 #include "config/config.h"
 
 /* Health, as the checks see it. Draining is separate (an operator's choice,
- * from the configuration): a draining backend is still checked. */
+ * from the configuration or the admin API): a draining backend is still
+ * checked; one in maintenance (drain == BACKEND_MAINT) is not. */
+#define BACKEND_DRAIN 1
+#define BACKEND_MAINT 2
 enum backend_state { BACKEND_UP = 0, BACKEND_DOWN = 1 };
 
 struct tls_client;
@@ -22,10 +25,11 @@ struct backend {
     struct tls_client *tls;    /* https://: the pool's TLS client side (the generation's) */
     uint32_t index;            /* position in pool->backends */
     uint32_t gindex;           /* position among the backends of all pools */
+    uint32_t slot;             /* its counters (stats.h): the same across generations */
     _Atomic int state;         /* enum backend_state, written by health checks */
     _Atomic uint32_t inflight; /* requests being served right now, all workers */
     _Atomic uint32_t fails;    /* failures in a row on live traffic (passive checks) */
-    _Atomic int drain;         /* 1: no new requests; those in flight finish */
+    _Atomic int drain; /* BACKEND_DRAIN: no new requests, those in flight finish; BACKEND_MAINT */
     /* slow start: when it came back UP (balance_now_ms), 0 once it has its
      * full share; set by the health checks (balance_slow_start), cleared by
      * the first pick that finds the ramp over */
@@ -52,9 +56,15 @@ static inline int backend_state(const struct backend *b)
     return atomic_load_explicit(&b->state, memory_order_relaxed);
 }
 
+/* Draining or in maintenance: takes no new requests. */
 static inline int backend_draining(const struct backend *b)
 {
     return atomic_load_explicit(&b->drain, memory_order_relaxed);
+}
+
+static inline int backend_maint(const struct backend *b)
+{
+    return backend_draining(b) == BACKEND_MAINT;
 }
 
 /* Whether b takes new requests: UP and not draining. */

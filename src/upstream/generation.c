@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "upstream/stats.h"
 
 void gen_release(struct generation *g)
 {
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
     for (uint32_t i = 0; i < g->cfg->npools; i++) pool_destroy(&g->pools[i]);
     free(g->pools);
+    free(g->listener_slot);
     struct gen_tls t = {g->tls, g->tls_clients, g->cfg->nlisteners, g->cfg->npools};
     gen_tls_free(&t);
     config_free(g->cfg);
@@ -68,6 +70,24 @@ struct generation *gen_new(struct config *cfg, const struct generation *prev)
             return NULL;
         }
         carry_state(&pools[i], &c->pools[i], prev);
+        for (uint32_t b = 0; b < pools[i].n; b++) {
+            uint32_t slot = stats_backend_slot(c->pools[i].name, c->pools[i].backends[b].url);
+            /* out of slots: shares slot 0's counters rather than failing a reload */
+            pools[i].backends[b].slot = slot == UINT32_MAX ? 0 : slot;
+        }
+    }
+    g->listener_slot = calloc(c->nlisteners ? c->nlisteners : 1, sizeof(*g->listener_slot));
+    if (!g->listener_slot) {
+        for (uint32_t k = 0; k < c->npools; k++) pool_destroy(&pools[k]);
+        free(pools);
+        config_free(c);
+        free(c);
+        free(g);
+        return NULL;
+    }
+    for (uint32_t l = 0; l < c->nlisteners; l++) {
+        uint32_t slot = stats_listener_slot(c->listeners[l].bind);
+        g->listener_slot[l] = slot == UINT32_MAX ? 0 : slot;
     }
     g->cfg = c;
     g->pools = pools;

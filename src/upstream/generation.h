@@ -22,6 +22,7 @@ struct generation {
     /* indexed like cfg->pools: NULL for a pool without https:// backends
      * (each such backend's tls points to its pool's) */
     struct tls_client **tls_clients;
+    uint32_t *listener_slot; /* indexed like cfg->listeners: its counters (stats.h) */
     _Atomic uint32_t refs;
 };
 

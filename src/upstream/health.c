@@ -1,5 +1,7 @@
 /* health: active and passive health checks. See health.h. */
 #include "upstream/health.h"
+#include "upstream/events.h"
+#include "upstream/stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,6 +68,12 @@ static int transition(struct pool *p, struct backend *b, int from, int to, const
     if (!atomic_compare_exchange_strong(&b->state, &expected, to)) return 0;
     char up[1024];
     health_list_up(p, up, sizeof(up));
+    uint32_t nup = 0;
+    for (uint32_t i = 0; i < p->n; i++) nup += backend_state(&p->backends[i]) == BACKEND_UP;
+    stats_note_state(b->slot, why, 1);
+    events_add(to == BACKEND_DOWN ? "down" : "up", p->cfg->name, b->conf->name,
+               "backend %s is %s: %s (%u of %u backends up)", b->conf->name,
+               to == BACKEND_DOWN ? "down" : "up", why, nup, p->n);
     if (to == BACKEND_DOWN)
         log_warn("backend %s is DOWN (%s); healthy: %s", b->conf->url, why, up);
     else if (p->cfg->slow_start_ms)
@@ -122,6 +130,7 @@ static void check_done(struct check *c, int ok, const char *why)
     const struct pool_conf *cfg = h->cfg;
     check_close(c);
     loop_timer_stop(h->loop, &c->timer);
+    stats_note_check(c->be->slot, ok, why);
     int state = backend_state(c->be);
     if (state == BACKEND_DOWN && !c->seen_down) c->ok_streak = 0; /* taken down passively */
     if (ok) {
@@ -270,6 +279,10 @@ static void on_check_timer(struct loop *loop, struct loop_timer *t)
     }
     if (c->phase != CHECK_IDLE) {
         check_done(c, 0, "timed out");
+        return;
+    }
+    if (backend_maint(c->be)) { /* maintenance: checks pause, the state stays */
+        check_schedule(c, c->h->cfg->health_interval_ms);
         return;
     }
     int fd = sock_connect(&c->be->conf->addr);

@@ -156,9 +156,10 @@ def row(b, name):
 
 def click_action(b, name, action):
     btn = b.js(
-        "var tr = Array.from(document.querySelectorAll('tr[data-backend]')).find(function (t) {"
-        " return t.dataset.backend === arguments[0]; });"
-        " return tr && tr.querySelector('button[data-action=\"' + arguments[1] + '\"]');",
+        "var name = arguments[0], action = arguments[1];"
+        " var tr = Array.from(document.querySelectorAll('tr[data-backend]')).find(function (t) {"
+        " return t.dataset.backend === name; });"
+        " return tr && tr.querySelector('button[data-action=\"' + action + '\"]');",
         name, action)
     assert btn is not None, "no %s button for %s" % (action, name)
     b.wait("the %s button of %s to be enabled" % (action, name), lambda: btn.is_enabled())
@@ -273,10 +274,10 @@ def test_drain_button_takes_a_backend_out(browser, backends, start_usher, traffi
 
 TOKEN_CONFIG = """
 listeners:
-  - bind: 127.0.0.1:<L0>
+  - bind: <L0>
     pool: web
 admin:
-  bind: 127.0.0.1:<L1>
+  bind: <L1>
   token: %s
 pools:
   web:

@@ -6,9 +6,9 @@
 
 Starts two demo backends (backend1, backend2) and usher in front of them with
 the admin on, sends traffic through usher from a few client threads (keep-alive
-GETs), kills backend2 after --warm seconds, waits until the admin API marks it
-down, lets the charts show --after more seconds, and saves a PNG of the page
-from headless Chromium (tests/integration/harness/browser.py). Before saving it
+GETs) with the page open in headless Chromium, kills backend2 after --warm
+seconds, waits until the admin API marks it down, lets the charts show --after
+more seconds, and saves a PNG of the page (tests/integration/harness/browser.py). Before saving it
 checks that the page shows backend2 DOWN with the reason the API gives and that
 its request-rate line has dropped; it exits 1 otherwise. Everything runs on
 loopback ports picked free, and every process is stopped by its PID.
@@ -57,6 +57,14 @@ def api(port, path):
         return json.load(r)
 
 
+COUNT_LOCK = threading.Lock()
+
+
+def count(counts, key):
+    with COUNT_LOCK:
+        counts[key] = counts.get(key, 0) + 1
+
+
 def load(port, stop, counts, pause):
     """Keep-alive GETs until stop is set; counts[X-Backend] += 1 per 200."""
     conn = None
@@ -68,12 +76,12 @@ def load(port, stop, counts, pause):
             r = conn.getresponse()
             r.read()
             key = r.getheader("X-Backend") if r.status == 200 else str(r.status)
-            counts[key] = counts.get(key, 0) + 1
+            count(counts, key)
             if r.getheader("Connection", "").lower() == "close":
                 conn.close()
                 conn = None
         except (OSError, http.client.HTTPException):
-            counts["error"] = counts.get("error", 0) + 1
+            count(counts, "error")
             if conn is not None:
                 conn.close()
             conn = None
@@ -123,6 +131,10 @@ def main():
                    "--health-interval", "1s", "--admin", "%s:%d" % (HOST, admin)])
         wait_port(listen, u)
         wait_port(admin, u)
+        # the page is open before the load starts: the browser's start takes the
+        # CPU for a moment, which would be a dip on the charts
+        b = _browser.Browser(a.width, 900)
+        b.open("http://%s:%d/" % (HOST, admin))
         counts = {}
         for _ in range(a.clients):
             t = threading.Thread(target=load, args=(listen, stop, counts, 0.002), daemon=True)
@@ -145,9 +157,6 @@ def main():
             raise SystemExit("dashboard_shot: the API never marked %s down: %r" % (name2, down))
         print("dashboard_shot: %s down after %.2f s: %s" % (name2, time.time() - t_kill, down["reason"]), flush=True)
         time.sleep(a.after)
-
-        b = _browser.Browser(a.width, 900)
-        b.open("http://%s:%d/" % (HOST, admin))
         b.wait("the page to show %s DOWN" % name2, lambda: b.js(
             "var tr = document.querySelector('tr[data-backend=\"' + arguments[0] + '\"]');"
             " return tr && tr.dataset.state === 'down' && tr.querySelector('td.why').textContent;", name2))

@@ -8,7 +8,6 @@
   const API = "/api/v1";
   const WINDOW_S = 600; // the charts show the last 10 minutes
   const REFRESH_MS = 1000;
-  const STATUS_EVERY = 5; // /status every 5 refreshes
   const MAX_EVENTS = 200;
   const TOKEN_KEY = "usher-admin-token";
   const STATES = ["up", "down", "drain", "maint"];
@@ -306,6 +305,7 @@
   // -- drawing: a pool ---------------------------------------------------------------------
   function chartOptions(kind) {
     const isLatency = kind === "latency";
+    const stacked = kind === "rps"; // the total and each backend's share
     return {
       animation: false,
       responsive: true,
@@ -327,10 +327,16 @@
       scales: {
         x: {
           type: "linear",
-          ticks: { maxTicksLimit: 6, color: "#545b64", callback: (v) => clock(v).slice(0, 5) },
+          ticks: {
+            maxTicksLimit: 6,
+            color: "#545b64",
+            // HH:MM over more than 5 minutes, HH:MM:SS over less
+            callback: function (v) { return this.max - this.min > 300 ? clock(v).slice(0, 5) : clock(v); },
+          },
           grid: { color: "#e6e9ed" },
         },
         y: {
+          stacked: stacked,
           beginAtZero: true,
           ticks: { color: "#545b64", maxTicksLimit: 5 },
           grid: { color: "#e6e9ed" },
@@ -423,8 +429,8 @@
     const p50 = latest(poolName, b.name, "p50_ms");
     const p95 = latest(poolName, b.name, "p95_ms");
     const p99 = latest(poolName, b.name, "p99_ms");
-    c.lat.textContent = num(p50 !== null ? p50 : b.p50_ms, 1) + " / " + num(p95, 1) + " / " +
-      num(p99 !== null ? p99 : b.p99_ms, 1);
+    // the last second's, as the rates are (a backend without traffic has none)
+    c.lat.textContent = num(p50, 1) + " / " + num(p95, 1) + " / " + num(p99, 1);
     c.inflight.textContent = num(b.inflight, 0);
     c.weight.textContent = num(b.weight, 0);
     row.input.placeholder = String(b.weight !== undefined ? b.weight : "");
@@ -447,7 +453,13 @@
         label: label, data: data, borderColor: colour, backgroundColor: colour,
         borderDash: dash || [], pointRadius: 0,
       });
-      if (kind === "rps") out.push(line(b.name, m.rps));
+      if (kind === "rps") {
+        // stacked areas: the top edge is the pool's total
+        const l = line(b.name, m.rps);
+        l.fill = out.length ? "-1" : "origin";
+        l.backgroundColor = colour + "40";
+        out.push(l);
+      }
       else if (kind === "inflight") out.push(line(b.name, m.inflight));
       else if (kind === "errors") {
         out.push(line(b.name + " 5xx", m.rate_5xx));
@@ -544,11 +556,14 @@
     list.dataset.last = String(model.eventsLast);
     list.replaceChildren();
     for (const ev of shown) {
-      const who = [ev.pool, ev.backend].filter(Boolean).join(" / ");
+      // usher's message names the backend already, most of the time
+      const msg = ev.message || "";
+      const who = ev.backend && msg.includes(ev.backend) ? (ev.pool ? "pool " + ev.pool : "")
+        : [ev.pool, ev.backend].filter(Boolean).join(" / ");
       list.append(el("li", { "data-kind": ev.kind || "" },
         el("span", { class: "event-time", text: typeof ev.time === "number" ? clock(ev.time) : "" }),
         el("span", { class: "event-kind kind-" + (ev.kind || ""), text: String(ev.kind || "").toUpperCase() }),
-        el("span", { class: "event-msg", text: (who ? who + ": " : "") + (ev.message || "") })));
+        el("span", { class: "event-msg", text: (who ? who + ": " : "") + msg })));
     }
   }
 
@@ -643,8 +658,7 @@
     clearTimeout(timer);
     const started = Date.now();
     try {
-      const jobs = [loadPools(), loadSeries(), loadEvents()];
-      if (model.ticks % STATUS_EVERY === 0) jobs.push(loadStatus());
+      const jobs = [loadPools(), loadSeries(), loadEvents(), loadStatus()];
       const results = await Promise.allSettled(jobs);
       const failed = results.find((r) => r.status === "rejected");
       model.failing = failed ? failed.reason.message : null;

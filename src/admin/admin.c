@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "admin/admin_int.h"
@@ -35,8 +36,9 @@ struct admin_conn {
     struct admin_conn *next, *prev;
     char *in;
     size_t in_len;
-    struct jbuf out;
-    size_t out_off;
+    struct jbuf head, body; /* the answer being sent: head, then body (no copy) */
+    size_t out_off;         /* bytes of head + body sent */
+    int head_only;
     int keep_alive, closed;
     char peer[64];
 };
@@ -54,7 +56,32 @@ static struct {
     struct h1_head head; /* large: one, used while a head is parsed */
     llhttp_t parser;
     int on;
+    struct jbuf spare; /* the last answer's body buffer, kept for the next (a big scrape
+                          then costs no page faults); at most SPARE_MAX bytes */
 } ad;
+
+#define SPARE_MAX (32u << 20)
+
+/* A body buffer for the next answer: the spare one, emptied. */
+static struct jbuf take_spare(void)
+{
+    struct jbuf b = ad.spare;
+    ad.spare = (struct jbuf){0};
+    b.len = 0;
+    b.oom = 0;
+    if (b.p) b.p[0] = 0;
+    return b;
+}
+
+static void give_spare(struct jbuf *b)
+{
+    if (!ad.spare.p && b->cap <= SPARE_MAX && !b->oom) {
+        ad.spare = *b;
+        *b = (struct jbuf){0};
+    } else {
+        jb_free(b);
+    }
+}
 
 static void aconn_free(struct loop_defer *d)
 {
@@ -69,7 +96,8 @@ static void aconn_close(struct admin_conn *c)
     loop_timer_stop(admin_host.loop, &c->timer);
     loop_close(admin_host.loop, &c->io);
     free(c->in);
-    jb_free(&c->out);
+    jb_free(&c->head);
+    jb_free(&c->body);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -186,9 +214,10 @@ static void route(const struct admin_req *rq, const struct h1_head *h, struct ad
     api_handle(rq, rs);
 }
 
+/* The answer goes out: its head is written, its body moves to c (rs->body is left empty). */
 static void respond(struct admin_conn *c, struct admin_res *rs, int head_only, const char *www)
 {
-    struct jbuf *o = &c->out;
+    struct jbuf *o = &c->head;
     o->len = 0;
     c->out_off = 0;
     int html = rs->type && !strncmp(rs->type, "text/html", 9);
@@ -204,7 +233,10 @@ static void respond(struct admin_conn *c, struct admin_res *rs, int head_only, c
     if (rs->allow) jb_printf(o, "Allow: %s\r\n", rs->allow);
     if (www) jb_printf(o, "WWW-Authenticate: %s\r\n", www);
     jb_puts(o, "\r\n");
-    if (!head_only) jb_putn(o, rs->body.p ? rs->body.p : "", rs->body.len);
+    jb_free(&c->body);
+    c->body = rs->body;
+    rs->body = (struct jbuf){0};
+    c->head_only = head_only;
 }
 
 /* A whole request is in c->in: 1 when one was answered, 0 when more bytes are needed. */
@@ -212,7 +244,7 @@ static int serve(struct admin_conn *c)
 {
     size_t scanned = 0;
     size_t head_len = h1_find_head_end(c->in, c->in_len, &scanned);
-    struct admin_res rs = {.status = 500};
+    struct admin_res rs = {.status = 500, .body = take_spare()};
     const char *www = NULL;
     if (!head_len) {
         if (c->in_len < ADMIN_MAX_REQUEST) return 0;
@@ -264,29 +296,34 @@ static int serve(struct admin_conn *c)
     c->in_len -= total;
     if (rs.body.oom) api_error(&rs, 500, "out of memory");
     respond(c, &rs, head_only, www);
-    jb_free(&rs.body);
     return 1;
 answer:
     respond(c, &rs, 0, www);
-    jb_free(&rs.body);
     return 1;
 }
 
 static void aconn_step(struct admin_conn *c)
 {
     for (;;) {
-        if (c->out_off < c->out.len) {
-            ssize_t w =
-                send(c->io.fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        size_t blen = c->head_only ? 0 : c->body.len, total = c->head.len + blen;
+        if (c->out_off < total) {
+            struct iovec iov[2];
+            int n = 0;
+            if (c->out_off < c->head.len)
+                iov[n++] = (struct iovec){c->head.p + c->out_off, c->head.len - c->out_off};
+            size_t boff = c->out_off > c->head.len ? c->out_off - c->head.len : 0;
+            if (boff < blen) iov[n++] = (struct iovec){c->body.p + boff, blen - boff};
+            struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            ssize_t w = sendmsg(c->io.fd, &m, MSG_NOSIGNAL);
             if (w < 0 && (errno == EAGAIN || errno == EINTR)) return;
             if (w < 0) {
                 aconn_close(c);
                 return;
             }
             c->out_off += (size_t)w;
-            if (c->out_off < c->out.len) continue;
-            c->out.len = c->out_off = 0;
-            if (c->out.cap > 1 << 20) jb_free(&c->out); /* a big scrape: give it back */
+            if (c->out_off < total) continue;
+            c->head.len = c->out_off = 0;
+            give_spare(&c->body);
             if (!c->keep_alive) {
                 aconn_close(c);
                 return;
@@ -399,6 +436,7 @@ void admin_stop(void)
     while (ad.conns) aconn_close(ad.conns);
     loop_timer_stop(admin_host.loop, &ad.tick);
     loop_close(admin_host.loop, &ad.lis);
+    jb_free(&ad.spare);
     api_free();
     ad.on = 0;
 }

@@ -44,14 +44,24 @@ void jb_puts(struct jbuf *b, const char *s)
 
 void jb_printf(struct jbuf *b, const char *fmt, ...)
 {
+    if (grow(b, 256) < 0) return; /* most fit at once: one vsnprintf */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
-    if (n < 0 || grow(b, (size_t)n) < 0) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if (n < 0) {
+        b->p[b->len] = 0;
+        return;
+    }
+    if ((size_t)n >= b->cap - b->len) {
+        if (grow(b, (size_t)n) < 0) {
+            b->p[b->len] = 0;
+            return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 
@@ -90,6 +100,30 @@ void jb_u64(struct jbuf *b, uint64_t v)
         v /= 10;
     } while (v);
     jb_putn(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+void jb_fixed(struct jbuf *b, double v, unsigned decimals)
+{
+    static const uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    if (decimals > 6) decimals = 6;
+    if (v != v || v > 1e15 || v < -1e15) {
+        jb_putn(b, "null", 4);
+        return;
+    }
+    if (v < 0) {
+        jb_putn(b, "-", 1);
+        v = -v;
+    }
+    uint64_t n = (uint64_t)(v * (double)scale[decimals] + 0.5);
+    jb_u64(b, n / scale[decimals]);
+    uint64_t frac = n % scale[decimals];
+    if (!frac) return;
+    char d[8];
+    unsigned k = decimals;
+    while (frac % 10 == 0) frac /= 10, k--; /* no trailing zeros */
+    for (unsigned i = k; i > 0; i--) d[i - 1] = (char)('0' + frac % 10), frac /= 10;
+    jb_putn(b, ".", 1);
+    jb_putn(b, d, k);
 }
 
 /* ---- reader ---------------------------------------------------------------------- */

@@ -23,6 +23,9 @@ void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(print
 void jb_str(struct jbuf *b, const char *s);
 /* A number, or null when v is NaN or infinite. */
 void jb_num(struct jbuf *b, double v);
+/* v rounded to at most decimals (<= 6) places, no trailing zeros, fast;
+ * null for NaN or beyond 1e15. */
+void jb_fixed(struct jbuf *b, double v, unsigned decimals);
 /* An unsigned integer in decimal, fast (the metrics' counters). */
 void jb_u64(struct jbuf *b, uint64_t v);
 

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,7 +20,9 @@ static void help(struct jbuf *b, const char *name, const char *type, const char 
 /* A label value: \ " and newline escaped (text format 0.0.4). */
 static void label(struct jbuf *b, const char *v)
 {
-    for (const char *p = v; *p; p++) {
+    size_t n = strcspn(v, "\\\"\n");
+    jb_putn(b, v, n); /* the usual case: nothing to escape */
+    for (const char *p = v + n; *p; p++) {
         if (*p == '\\' || *p == '"')
             jb_putn(b, "\\", 1), jb_putn(b, p, 1);
         else if (*p == '\n')
@@ -29,43 +32,52 @@ static void label(struct jbuf *b, const char *v)
     }
 }
 
-/* name{pool="..",backend=".."[,extra]} value */
-static void be_line(struct jbuf *b, const char *name, const char *pool, const char *be,
-                    const char *extra, uint64_t v)
+/* What one scrape knows of one backend: its labels and counters. */
+struct be_snap {
+    struct jbuf labels; /* pool="..",backend=".." */
+    struct stats_backend c;
+    struct stats_info in;
+    int up, state;
+};
+
+/* name{LABELS[,extra]} value */
+static void line(struct jbuf *b, const char *name, size_t nlen, const struct be_snap *s,
+                 const char *extra, size_t elen, uint64_t v)
 {
-    jb_puts(b, name);
-    jb_puts(b, "{pool=\"");
-    label(b, pool);
-    jb_puts(b, "\",backend=\"");
-    label(b, be);
-    jb_putn(b, "\"", 1);
-    if (extra) jb_puts(b, extra);
-    jb_puts(b, "} ");
+    jb_putn(b, name, nlen);
+    jb_putn(b, "{", 1);
+    jb_putn(b, s->labels.p, s->labels.len);
+    if (extra) jb_putn(b, extra, elen);
+    jb_putn(b, "} ", 2);
     jb_u64(b, v);
     jb_putn(b, "\n", 1);
 }
 
-static void hist(struct jbuf *b, const char *name, const char *pool, const char *be,
+static const char *const les[STATS_NBUCKETS] = {
+    ",le=\"0.0005\"", ",le=\"0.001\"", ",le=\"0.0025\"", ",le=\"0.005\"",
+    ",le=\"0.01\"",   ",le=\"0.025\"", ",le=\"0.05\"",   ",le=\"0.1\"",
+    ",le=\"0.25\"",   ",le=\"0.5\"",   ",le=\"1\"",      ",le=\"2.5\"",
+    ",le=\"5\"",      ",le=\"10\"",    ",le=\"30\"",     ",le=\"+Inf\""};
+
+static void hist(struct jbuf *b, const char *name, const struct be_snap *s,
                  const struct stats_hist *h)
 {
-    char n[96], extra[48];
+    char n[96];
+    size_t len = strlen(name);
     uint64_t cum = 0;
-    snprintf(n, sizeof(n), "%s_bucket", name);
+    int nl = snprintf(n, sizeof(n), "%s_bucket", name);
     for (int i = 0; i < STATS_NBUCKETS; i++) {
         cum += h->bucket[i];
-        if (i < STATS_NBOUNDS)
-            snprintf(extra, sizeof(extra), ",le=\"%g\"", stats_bounds[i]);
-        else
-            snprintf(extra, sizeof(extra), ",le=\"+Inf\"");
-        be_line(b, n, pool, be, extra, cum);
+        line(b, n, (size_t)nl, s, les[i], strlen(les[i]), cum);
     }
-    jb_printf(b, "%s_sum{pool=\"", name);
-    label(b, pool);
-    jb_puts(b, "\",backend=\"");
-    label(b, be);
-    jb_printf(b, "\"} %.6f\n", (double)h->sum_us / 1e6);
-    snprintf(n, sizeof(n), "%s_count", name);
-    be_line(b, n, pool, be, NULL, cum);
+    jb_putn(b, name, len);
+    jb_puts(b, "_sum{");
+    jb_putn(b, s->labels.p, s->labels.len);
+    jb_putn(b, "} ", 2);
+    jb_fixed(b, (double)h->sum_us / 1e6, 6);
+    jb_putn(b, "\n", 1);
+    nl = snprintf(n, sizeof(n), "%s_count", name);
+    line(b, n, (size_t)nl, s, NULL, 0, cum);
 }
 
 enum {
@@ -82,6 +94,7 @@ enum {
     M_TRANS,
     M_BIN,
     M_BOUT,
+    M_IDLE,
     M_N
 };
 
@@ -103,61 +116,73 @@ static const struct {
     {"usher_backend_transitions_total", "counter", "Changes between up and down."},
     {"usher_backend_bytes_in_total", "counter", "Bytes read from the backend."},
     {"usher_backend_bytes_out_total", "counter", "Bytes written to the backend."},
+    {"usher_backend_idle_connections", "gauge", "Idle keep-alive connections to the backend."},
 };
 
 static void backends(struct jbuf *b, const struct generation *g)
 {
-    static const char *const states[4] = {"up", "down", "drain", "maint"};
-    for (int m = 0; m < M_N; m++) {
-        help(b, defs[m].name, defs[m].type, defs[m].help);
-        for (uint32_t p = 0; p < g->cfg->npools; p++) {
-            const char *pool = g->cfg->pools[p].name;
-            for (uint32_t i = 0; i < g->pools[p].n; i++) {
-                const struct backend *be = &g->pools[p].backends[i];
-                const char *nm = be->conf->name, *name = defs[m].name;
-                struct stats_backend c;
-                struct stats_info in;
-                if (m != M_UP && m != M_STATE && m != M_CHECKF && m != M_TRANS)
-                    stats_backend_sum(be->slot, &c);
-                if (m == M_CHECKF || m == M_TRANS) stats_info_get(be->slot, &in);
-                char extra[32];
-                switch (m) {
-                case M_REQ: be_line(b, name, pool, nm, NULL, c.requests); break;
-                case M_RESP:
-                    for (int k = 0; k < 5; k++) {
-                        snprintf(extra, sizeof(extra), ",code=\"%s\"", classes[k]);
-                        be_line(b, name, pool, nm, extra, c.responses[k]);
-                    }
-                    break;
-                case M_RT: hist(b, name, pool, nm, &c.response_time); break;
-                case M_TT: hist(b, name, pool, nm, &c.total_time); break;
-                case M_CUR: be_line(b, name, pool, nm, NULL, c.started - c.ended); break;
-                case M_UP: be_line(b, name, pool, nm, NULL, backend_state(be) == BACKEND_UP); break;
-                case M_STATE: {
-                    int cur = backend_maint(be)                 ? 3
-                              : backend_draining(be)            ? 2
-                              : backend_state(be) == BACKEND_UP ? 0
-                                                                : 1;
-                    for (int k = 0; k < 4; k++) {
-                        snprintf(extra, sizeof(extra), ",state=\"%s\"", states[k]);
-                        be_line(b, name, pool, nm, extra, k == cur);
-                    }
-                    break;
-                }
-                case M_CONNERR: be_line(b, name, pool, nm, NULL, c.connect_errors); break;
-                case M_RETRY: be_line(b, name, pool, nm, NULL, c.retries); break;
-                case M_CHECKF: be_line(b, name, pool, nm, NULL, in.check_failures); break;
-                case M_TRANS: be_line(b, name, pool, nm, NULL, in.transitions); break;
-                case M_BIN: be_line(b, name, pool, nm, NULL, c.bytes_in); break;
-                case M_BOUT: be_line(b, name, pool, nm, NULL, c.bytes_out); break;
-                }
+    static const char *const classes_l[5] = {",code=\"1xx\"", ",code=\"2xx\"", ",code=\"3xx\"",
+                                             ",code=\"4xx\"", ",code=\"5xx\""};
+    static const char *const states_l[4] = {",state=\"up\"", ",state=\"down\"", ",state=\"drain\"",
+                                            ",state=\"maint\""};
+    uint32_t n = 0;
+    for (uint32_t p = 0; p < g->cfg->npools; p++) n += g->pools[p].n;
+    struct be_snap *snap = calloc(n ? n : 1, sizeof(*snap));
+    if (!snap) {
+        b->oom = 1;
+        return;
+    }
+    /* one pass over the workers' counters per backend, then one per family */
+    uint32_t k = 0;
+    for (uint32_t p = 0; p < g->cfg->npools; p++)
+        for (uint32_t i = 0; i < g->pools[p].n; i++, k++) {
+            const struct backend *be = &g->pools[p].backends[i];
+            struct be_snap *s = &snap[k];
+            jb_puts(&s->labels, "pool=\"");
+            label(&s->labels, g->cfg->pools[p].name);
+            jb_puts(&s->labels, "\",backend=\"");
+            label(&s->labels, be->conf->name);
+            jb_putn(&s->labels, "\"", 1);
+            if (s->labels.oom) b->oom = 1;
+            stats_backend_sum(be->slot, &s->c);
+            stats_info_get(be->slot, &s->in);
+            s->up = backend_state(be) == BACKEND_UP;
+            s->state = backend_maint(be) ? 3 : backend_draining(be) ? 2 : s->up ? 0 : 1;
+        }
+    for (int m = 0; m < M_N && !b->oom; m++) {
+        const char *name = defs[m].name;
+        size_t nl = strlen(name);
+        help(b, name, defs[m].type, defs[m].help);
+        for (uint32_t i = 0; i < n; i++) {
+            const struct be_snap *s = &snap[i];
+            const struct stats_backend *c = &s->c;
+            switch (m) {
+            case M_REQ: line(b, name, nl, s, NULL, 0, c->requests); break;
+            case M_RESP:
+                for (int q = 0; q < 5; q++)
+                    line(b, name, nl, s, classes_l[q], strlen(classes_l[q]), c->responses[q]);
+                break;
+            case M_RT: hist(b, name, s, &c->response_time); break;
+            case M_TT: hist(b, name, s, &c->total_time); break;
+            case M_CUR: line(b, name, nl, s, NULL, 0, c->started - c->ended); break;
+            case M_UP: line(b, name, nl, s, NULL, 0, (uint64_t)s->up); break;
+            case M_STATE:
+                for (int q = 0; q < 4; q++)
+                    line(b, name, nl, s, states_l[q], strlen(states_l[q]), q == s->state);
+                break;
+            case M_CONNERR: line(b, name, nl, s, NULL, 0, c->connect_errors); break;
+            case M_RETRY: line(b, name, nl, s, NULL, 0, c->retries); break;
+            case M_CHECKF: line(b, name, nl, s, NULL, 0, s->in.check_failures); break;
+            case M_TRANS: line(b, name, nl, s, NULL, 0, s->in.transitions); break;
+            case M_BIN: line(b, name, nl, s, NULL, 0, c->bytes_in); break;
+            case M_BOUT: line(b, name, nl, s, NULL, 0, c->bytes_out); break;
+            case M_IDLE: line(b, name, nl, s, NULL, 0, c->idle_opened - c->idle_closed); break;
             }
         }
     }
+    for (uint32_t i = 0; i < n; i++) jb_free(&snap[i].labels);
+    free(snap);
 }
-
-/* Idle pooled connections per backend are the workers' own lists: not
- * counted per worker yet, so this gauge is left out rather than made up. */
 
 static void listeners(struct jbuf *b, const struct generation *g)
 {

@@ -90,17 +90,19 @@ static void sample_one(struct track *k, const struct stats_backend *c, int64_t n
 void series_sample(const struct generation *g, int64_t now)
 {
     if (now <= se.end) return;
+    /* every track first: growing the table moves it */
+    for (uint32_t p = 0; p < g->cfg->npools; p++)
+        for (uint32_t b = 0; b < g->pools[p].n; b++) track_of(g->pools[p].backends[b].slot);
     /* backends not in g: no sample in this second */
     uint8_t *seen = calloc(se.n + 1, 1);
     for (uint32_t p = 0; p < g->cfg->npools; p++)
         for (uint32_t b = 0; b < g->pools[p].n; b++) {
             uint32_t slot = g->pools[p].backends[b].slot;
-            struct track *k = track_of(slot);
-            if (!k) continue;
+            if (slot >= se.n || !se.t[slot]) continue;
             struct stats_backend c;
             stats_backend_sum(slot, &c);
-            sample_one(k, &c, now);
-            if (seen && slot < se.n) seen[slot] = 1;
+            sample_one(se.t[slot], &c, now);
+            if (seen) seen[slot] = 1;
         }
     for (uint32_t i = 0; seen && i < se.n; i++)
         if (se.t[i] && !seen[i]) {
@@ -136,11 +138,9 @@ static void series_array(struct jbuf *b, const char *name, const struct track *k
         if (t > from) jb_putn(b, ",", 1);
         float v = k ? k->v[s][t % SERIES_LEN] : NAN;
         if (isnan(v))
-            jb_puts(b, "null");
-        else if (s == S_INFLIGHT)
-            jb_printf(b, "%.0f", v);
+            jb_putn(b, "null", 4);
         else
-            jb_printf(b, "%.3g", v);
+            jb_fixed(b, v, s == S_INFLIGHT ? 0 : v >= 100 ? 1 : 3);
     }
     jb_putn(b, "]", 1);
 }

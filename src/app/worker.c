@@ -205,6 +205,7 @@ int worker_init(struct worker *w, uint32_t id, struct generation *gen, uint32_t 
     if (err < 0) return err;
     if (upconn_pool_init(&w->px.ups, &w->loop, gen->nbackends, cfg->upstream_idle_ms) < 0)
         return -ENOMEM;
+    w->px.ups.stats = w->px.stats;
     w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
     if (!w->listeners) return -ENOMEM;
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {

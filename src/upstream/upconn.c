@@ -1,5 +1,6 @@
 /* upconn: backend connections and the per-worker idle pool. See upconn.h. */
 #include "upstream/upconn.h"
+#include "upstream/stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ static void idle_unlink(struct upconn *u)
     u->next = u->prev = NULL;
     u->idle = 0;
     l->count--;
+    if (u->pool->stats) STATS_ADD(stats_backend_of(u->pool->stats, u->be->slot)->idle_closed, 1);
 }
 
 void upconn_close(struct upconn *u)
@@ -193,6 +195,7 @@ void upconn_release(struct upconn *u)
     if (l->head) l->head->prev = u;
     l->head = u;
     l->count++;
+    if (p->stats) STATS_ADD(stats_backend_of(p->stats, u->be->slot)->idle_opened, 1);
     loop_timer_set(p->loop, &u->idle_timer, p->idle_ms);
 }
 

@@ -46,6 +46,7 @@ struct upconn_pool {
     uint32_t idle_ms; /* an idle connection is closed after this */
     uint32_t epoch;   /* counts resets: a connection of an older one has no list */
     struct upconn *free;
+    struct stats_worker *stats; /* the worker's counters (idle connections), or NULL */
 };
 
 struct upconn {

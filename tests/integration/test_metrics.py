@@ -44,7 +44,8 @@ def test_counts_per_backend_code_and_listener(start_backend, start_usher):
     dead = free_port()
     admin = free_port()
     u = start_usher([b1, b2], "--admin", "%s:%d" % (HOST, admin), "--balance", "round-robin",
-                    "--health-interval", "off", "--max-fails", "0", "--retries", "0")
+                    "--health-interval", "off", "--max-fails", "0", "--retries", "0",
+                    "--threads", "2")
     listener = "%s:%d" % (HOST, u.port)
     # the harness's readiness probe connected already: counted from here
     conns0 = value(scrape(admin), "usher_listener_connections_total", listener=listener)
@@ -79,6 +80,8 @@ def test_counts_per_backend_code_and_listener(start_backend, start_usher):
         assert value(s, "usher_backend_state", state="up", **lab) == 1
         assert value(s, "usher_backend_state", state="drain", **lab) == 0
         assert value(s, "usher_backend_current_requests", **lab) == 0
+        # keep-alive to the backend: one pooled connection per worker that used it
+        assert 1 <= value(s, "usher_backend_idle_connections", **lab) <= 2
         assert value(s, "usher_backend_bytes_out_total", **lab) > 0
         assert value(s, "usher_backend_bytes_in_total", **lab) > 0
     assert value(s, "usher_listener_responses_total", listener=listener, code="2xx") == 2 * n

@@ -247,7 +247,10 @@ static int serve(struct admin_conn *c)
     struct admin_res rs = {.status = 500, .body = take_spare()};
     const char *www = NULL;
     if (!head_len) {
-        if (c->in_len < ADMIN_MAX_REQUEST) return 0;
+        if (c->in_len < ADMIN_MAX_REQUEST) {
+            give_spare(&rs.body); /* not answering yet */
+            return 0;
+        }
         c->keep_alive = 0;
         api_error(&rs, 431, "request head too large");
         goto answer;
@@ -273,7 +276,10 @@ static int serve(struct admin_conn *c)
         goto answer;
     }
     size_t total = head_len + (size_t)h->content_length;
-    if (c->in_len < total) return 0;
+    if (c->in_len < total) {
+        give_spare(&rs.body);
+        return 0;
+    }
     c->keep_alive = !h->conn_close && (h->minor == 1 || h->conn_keep_alive);
     char method[16], path[512], query[512];
     snprintf(method, sizeof(method), "%.*s", (int)(h->method.len < 15 ? h->method.len : 15),

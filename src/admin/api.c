@@ -407,7 +407,7 @@ static void post_backend(const struct admin_req *rq, struct admin_res *rs, int p
             api_error(rs, 422, "invalid name: expected 1 to %zu characters", sizeof(bc.name) - 1);
             return;
         }
-        snprintf(bc.name, sizeof(bc.name), "%s", fn->str);
+        memcpy(bc.name, fn->str, strlen(fn->str) + 1); /* length checked above */
     }
     struct pool *p = &cur()->pools[pi];
     char pool[64];

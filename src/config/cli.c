@@ -153,7 +153,7 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
         return -EINVAL;
     }
     snprintf(b->authority, sizeof(b->authority), "%.*s", (int)alen, auth);
-    snprintf(b->name, sizeof(b->name), "%s", hostport);
+    snprintf(b->name, sizeof(b->name), "%.63s", hostport); /* numeric: at most 47 */
     return 0;
 }
 

@@ -103,62 +103,23 @@ static int load_client_cert(SSL_CTX *ctx, const struct config *cfg, const struct
 {
     const char *ckey = cfg->file[0] ? "tls.cert" : "--backend-tls-cert";
     const char *kkey = cfg->file[0] ? "tls.key" : "--backend-tls-key";
-    const char *kfile = p->tls_key[0] ? p->tls_key : p->tls_cert;
-    char why[300];
-    if (!readable_file(p->tls_cert, why, sizeof(why))) {
+    char why[600];
+    struct tls_cert c;
+    if (tls_cert_load(p->tls_cert, p->tls_key, kkey, &c, why, sizeof(why)) < 0) {
         fprintf(errs, "%s%s %s: %s\n", where, ckey, p->tls_cert, why);
         return -1;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, p->tls_cert) != 1) {
-        fprintf(errs, "%s%s %s: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)\n",
-                where, ckey, p->tls_cert);
-        return -1;
-    }
-    if (p->tls_key[0] && !readable_file(p->tls_key, why, sizeof(why))) {
-        fprintf(errs, "%s%s %s: %s\n", where, kkey, p->tls_key, why);
-        return -1;
-    }
-    BIO *b = BIO_new_file(kfile, "r");
-    EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
-    BIO_free(b);
-    if (!key) {
-        if (p->tls_key[0])
-            fprintf(errs,
-                    "%s%s %s: no PEM private key in it (an encrypted key cannot be used: "
-                    "usher asks for no password)\n",
-                    where, kkey, p->tls_key);
-        else
-            fprintf(errs,
-                    "%s%s %s: no private key in it (add it to the file, or name its file with "
-                    "%s)\n",
-                    where, ckey, p->tls_cert, kkey);
-        return -1;
-    }
-    X509 *x = SSL_CTX_get0_certificate(ctx);
-    if (X509_check_private_key(x, key) != 1) {
-        fprintf(errs, "%s%s %s: the key in %s does not match the certificate\n", where, ckey,
-                p->tls_cert, kfile);
-        EVP_PKEY_free(key);
-        return -1;
-    }
-    int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1;
-    EVP_PKEY_free(key);
-    if (!ok) {
-        fprintf(errs, "%s%s %s: OpenSSL refused the key: %s\n", where, kkey, kfile,
+    if (SSL_CTX_use_cert_and_key(ctx, c.x, c.key, c.chain, 1) != 1) {
+        fprintf(errs, "%s%s %s: OpenSSL refused it: %s\n", where, ckey, p->tls_cert,
                 tls_ssl_reason());
+        tls_cert_free(&c);
         return -1;
     }
-    const ASN1_TIME *end = X509_get0_notAfter(x);
-    tls_time_words(end, until, ucap);
-    if (X509_cmp_current_time(end) <= 0) {
-        fprintf(errs, "%s%s %s: expired on %s\n", where, ckey, p->tls_cert, until);
-        return -1;
-    }
-    int days = 0, secs = 0;
-    ASN1_TIME_diff(&days, &secs, NULL, end);
-    if (days < EXPIRY_WARN_DAYS)
-        fprintf(warns, "%s%s %s: expires in %d day%s (on %s)\n", where, ckey, p->tls_cert, days,
-                days == 1 ? "" : "s", until);
+    snprintf(until, ucap, "%s", c.until);
+    if (c.days_left < EXPIRY_WARN_DAYS)
+        fprintf(warns, "%s%s %s: expires in %d day%s (on %s)\n", where, ckey, p->tls_cert,
+                c.days_left, c.days_left == 1 ? "" : "s", c.until);
+    tls_cert_free(&c);
     return 0;
 }
 

@@ -73,40 +73,17 @@ static void make_index(void)
 /* ---- reading certificates --------------------------------------------------------- */
 
 struct loaded {
-    X509 *x;
-    STACK_OF(X509) * chain;
-    EVP_PKEY *key;
+    struct tls_cert cert;
     char *names[MAX_NAMES];
     uint32_t nnames;
-    char kind[80];  /* "ECDSA P-256", "RSA 2048" */
-    char until[40]; /* the end of validity, in words */
-    int days_left;
+    char kind[80]; /* "ECDSA P-256", "RSA 2048" */
 };
 
 static void loaded_free(struct loaded *c)
 {
-    X509_free(c->x);
-    sk_X509_pop_free(c->chain, X509_free);
-    EVP_PKEY_free(c->key);
+    tls_cert_free(&c->cert);
     for (uint32_t i = 0; i < c->nnames; i++) free(c->names[i]);
     memset(c, 0, sizeof(*c));
-}
-
-const char *tls_ssl_reason(void)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    return r ? r : "unknown error";
-}
-
-void tls_time_words(const ASN1_TIME *t, char *out, size_t cap)
-{
-    struct tm tm;
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) {
-        snprintf(out, cap, "(unreadable date)");
-        return;
-    }
-    strftime(out, cap, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
 static int add_name(struct loaded *c, const char *s, size_t n)
@@ -133,7 +110,7 @@ static int cmp_names(const void *a, const void *b)
 
 static void read_names(struct loaded *c)
 {
-    GENERAL_NAMES *sans = X509_get_ext_d2i(c->x, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *sans = X509_get_ext_d2i(c->cert.x, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
         if (g->type != GEN_DNS) continue;
@@ -143,8 +120,8 @@ static void read_names(struct loaded *c)
     GENERAL_NAMES_free(sans);
     if (!c->nnames) { /* no DNS names: the common name, as clients once did */
         char cn[256];
-        int n =
-            X509_NAME_get_text_by_NID(X509_get_subject_name(c->x), NID_commonName, cn, sizeof(cn));
+        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(c->cert.x), NID_commonName, cn,
+                                          sizeof(cn));
         if (n > 0) add_name(c, cn, (size_t)n);
     }
     qsort(c->names, c->nnames, sizeof(c->names[0]), cmp_names);
@@ -152,18 +129,18 @@ static void read_names(struct loaded *c)
 
 static void describe_key(struct loaded *c)
 {
-    int id = EVP_PKEY_get_base_id(c->key);
+    int id = EVP_PKEY_get_base_id(c->cert.key);
     if (id == EVP_PKEY_EC) {
         char group[64] = "";
         size_t len = 0;
-        EVP_PKEY_get_group_name(c->key, group, sizeof(group), &len);
+        EVP_PKEY_get_group_name(c->cert.key, group, sizeof(group), &len);
         const char *nice = !strcmp(group, "prime256v1")  ? "P-256"
                            : !strcmp(group, "secp384r1") ? "P-384"
                            : !strcmp(group, "secp521r1") ? "P-521"
                                                          : group;
         snprintf(c->kind, sizeof(c->kind), "ECDSA %s", nice);
     } else if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS) {
-        snprintf(c->kind, sizeof(c->kind), "RSA %d", EVP_PKEY_get_bits(c->key));
+        snprintf(c->kind, sizeof(c->kind), "RSA %d", EVP_PKEY_get_bits(c->cert.key));
     } else {
         snprintf(c->kind, sizeof(c->kind), "%s", OBJ_nid2sn(id));
     }
@@ -173,61 +150,8 @@ static void describe_key(struct loaded *c)
 static int load(const struct cert_conf *cc, struct loaded *c, char *why, size_t cap)
 {
     memset(c, 0, sizeof(*c));
-    ERR_clear_error();
-    BIO *b = BIO_new_file(cc->cert, "r");
-    if (!b) {
-        snprintf(why, cap, "cannot read it: %s", strerror(errno ? errno : ENOENT));
+    if (tls_cert_load(cc->cert, cc->key, cc->line ? "key:" : "--key", &c->cert, why, cap) < 0)
         return -1;
-    }
-    c->x = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
-    if (!c->x) {
-        BIO_free(b);
-        snprintf(why, cap, "no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
-        return -1;
-    }
-    c->chain = sk_X509_new_null();
-    X509 *ca;
-    while (c->chain && (ca = PEM_read_bio_X509(b, NULL, NULL, NULL)))
-        if (!sk_X509_push(c->chain, ca)) X509_free(ca);
-    ERR_clear_error(); /* the end of the file */
-    const char *kfile = cc->key[0] ? cc->key : cc->cert;
-    if (cc->key[0]) {
-        BIO_free(b);
-        b = BIO_new_file(cc->key, "r");
-        if (!b) {
-            snprintf(why, cap, "cannot read the key %s: %s", cc->key,
-                     strerror(errno ? errno : ENOENT));
-            return -1;
-        }
-    } else {
-        BIO_reset(b);
-    }
-    c->key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-    BIO_free(b);
-    if (!c->key) {
-        if (cc->key[0])
-            snprintf(why, cap, "no PEM private key in %s", kfile);
-        else
-            snprintf(why, cap,
-                     "no private key in it (add it to the file, or name its file with "
-                     "%s)",
-                     cc->line ? "key:" : "--key");
-        return -1;
-    }
-    if (X509_check_private_key(c->x, c->key) != 1) {
-        snprintf(why, cap, "the key in %s does not match the certificate", kfile);
-        return -1;
-    }
-    ERR_clear_error();
-    const ASN1_TIME *end = X509_get0_notAfter(c->x);
-    tls_time_words(end, c->until, sizeof(c->until));
-    if (X509_cmp_current_time(end) <= 0) {
-        snprintf(why, cap, "expired on %s", c->until);
-        return -1;
-    }
-    int days = 0, secs = 0;
-    ASN1_TIME_diff(&days, &secs, NULL, end);
-    c->days_left = days;
     read_names(c);
     describe_key(c);
     return 0;
@@ -486,7 +410,7 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
         struct tls_group *g = NULL;
         for (uint32_t k = 0; k < srv->ngroups && !g; k++)
             if (same_names(&srv->groups[k], &c)) g = &srv->groups[k];
-        int type = EVP_PKEY_get_base_id(c.key);
+        int type = EVP_PKEY_get_base_id(c.cert.key);
         if (g) {
             for (uint32_t k = 0; k < g->nkeys; k++)
                 if (g->key_types[k] == type) {
@@ -517,7 +441,7 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
             sid_of(l, g, sid);
             SSL_CTX_set_session_id_context(g->ctx, sid, sizeof(sid));
         }
-        if (SSL_CTX_use_cert_and_key(g->ctx, c.x, c.key, c.chain, 1) != 1) {
+        if (SSL_CTX_use_cert_and_key(g->ctx, c.cert.x, c.cert.key, c.cert.chain, 1) != 1) {
             fprintf(errs, "%s: OpenSSL refused it: %s\n", cwhere, tls_ssl_reason());
             loaded_free(&c);
             bad = 1;
@@ -525,9 +449,9 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
         }
         g->key_types[g->nkeys] = type;
         g->key_files[g->nkeys++] = cc->cert;
-        if (c.days_left < EXPIRY_WARN_DAYS)
-            fprintf(warns, "%s: expires in %d day%s (on %s)\n", cwhere, c.days_left,
-                    c.days_left == 1 ? "" : "s", c.until);
+        if (c.cert.days_left < EXPIRY_WARN_DAYS)
+            fprintf(warns, "%s: expires in %d day%s (on %s)\n", cwhere, c.cert.days_left,
+                    c.cert.days_left == 1 ? "" : "s", c.cert.until);
         if (log_loaded) {
             char names[1024];
             size_t off = 0;
@@ -535,7 +459,7 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
                 off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", k ? ", " : "",
                                         g->names[k]);
             log_info("listener %s: certificate %s (%s) for %s, valid until %s", l->bind, cc->cert,
-                     c.kind, names, c.until);
+                     c.kind, names, c.cert.until);
         }
         loaded_free(&c);
     }

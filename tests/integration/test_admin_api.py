@@ -168,6 +168,21 @@ def test_errors_are_json_with_reasons(two):
     assert a.call("DELETE", "/api/v1/pools/default/backends/" + name_of(b2)).status_code == 202
     r = a.call("DELETE", "/api/v1/pools/default/backends/" + n1)
     assert r.status_code == 409 and "last of pool 'default'" in r.json()["error"]
+    # a request whose body comes in a second packet is answered once it is whole
+    import socket
+    with socket.create_connection((HOST, int(a.base.rsplit(":", 1)[1])), timeout=10) as sk:
+        body = b'{"weight": 2}'
+        sk.sendall(b"PATCH /api/v1/pools/default/backends/%s HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (n1.encode(), len(body)))
+        time.sleep(0.2)
+        sk.sendall(body)
+        got = b""
+        while not got.endswith(b"}") or b"\r\n\r\n" not in got:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200 ") and b'"weight":2' in got
     # a malformed request line
     with RawHTTPConnection(HOST, int(a.base.rsplit(":", 1)[1]), timeout=10) as c:
         c.sock.sendall(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")

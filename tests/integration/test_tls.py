@@ -1090,7 +1090,16 @@ BAD = {
     "cannot read": lambda c, d: (os.path.join(str(d), "missing.pem"), c.a_ec.key),
     "does not match": lambda c, d: (c.mismatch.cert, c.mismatch.key),
     "expired": lambda c, d: (c.expired.cert, c.expired.key),
+    "is encrypted": lambda c, d: (c.a_ec.cert, encrypted_key(c.a_ec.key, d)),
 }
+
+
+def encrypted_key(key, directory):
+    """A copy of key under a passphrase: usher must refuse it in words, not
+    ask for the passphrase."""
+    out = os.path.join(str(directory), "encrypted.key")
+    openssl("pkey", "-in", key, "-aes256", "-passout", "pass:secret", "-out", out)
+    return out
 
 
 @pytest.mark.parametrize("problem", sorted(BAD))

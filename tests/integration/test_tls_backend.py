@@ -15,6 +15,7 @@ import httpx
 import pytest
 import usher_log
 from harness.backends import SilentBackend
+from harness.certs import openssl
 from harness.tls_backend import TLSBackend, make_backend_certs
 
 QUIET = ("--threads", "1", "--health-interval", "off")
@@ -266,6 +267,8 @@ def test_check_reports_unusable_files(run_usher, bcerts, tmp_path):
     garbage.write_text("not a certificate\n")
     be = ["--backend", "https://127.0.0.1:9"]
     cert, key = bcerts.client.cert, bcerts.client.key
+    encrypted = str(tmp_path / "encrypted.key")
+    openssl("pkey", "-in", key, "-aes256", "-passout", "pass:secret", "-out", encrypted)
     cases = [
         (
             ["--backend-tls-ca", "/nonexistent/ca.pem"],
@@ -279,6 +282,10 @@ def test_check_reports_unusable_files(run_usher, bcerts, tmp_path):
             "--backend-tls-cert %s: the key in %s does not match the certificate" % (cert, bcerts.server.key),
         ),
         (["--backend-tls-key", key], "--backend-tls-key %s is given without --backend-tls-cert" % key),
+        (
+            ["--backend-tls-cert", cert, "--backend-tls-key", encrypted],
+            "--backend-tls-cert %s: the key in %s is encrypted, and usher asks for no password" % (cert, encrypted),
+        ),
     ]
     for flags, message in cases:
         p = run_usher("-t", *be, *flags)

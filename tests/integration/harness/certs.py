@@ -181,12 +181,13 @@ class Authority:
         )
         self.name = name
 
-    def issue(self, stem, names=(), subject=None, kind="ec", days=365, start_days=-1, client=False, directory=None):
+    def issue(self, stem, names=(), subject=None, kind="ec", days=365, start_days=-1, client=False, directory=None,
+              ips=()):
         """A leaf certificate stem.pem with its key stem.key (in directory,
         default the CA's): DNS names `names` (the first is also the CN unless
-        subject is given, e.g. "/O=Example/CN=alice"), valid from start_days
-        to days from now (negative: in the past), for servers or (client=True)
-        for clients."""
+        subject is given, e.g. "/O=Example/CN=alice") and IP addresses `ips`,
+        valid from start_days to days from now (negative: in the past), for
+        servers or (client=True) for clients."""
         directory = Path(directory or self.dir)
         key = make_key(directory / (stem + ".key"), kind)
         csr = directory / (stem + ".csr")
@@ -197,8 +198,8 @@ class Authority:
                  "subjectKeyIdentifier = hash", "authorityKeyIdentifier = keyid"]
         lines.append("keyUsage = critical,digitalSignature%s" % (",keyEncipherment" if kind == "rsa" else ""))
         lines.append("extendedKeyUsage = %s" % ("clientAuth" if client else "serverAuth"))
-        if names:
-            lines.append("subjectAltName = " + ", ".join("DNS:" + n for n in names))
+        if names or ips:
+            lines.append("subjectAltName = " + ", ".join(["IP:" + a for a in ips] + ["DNS:" + n for n in names]))
         ext.write_text("\n".join(lines) + "\n")
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         start = now + datetime.timedelta(days=start_days)
@@ -212,6 +213,33 @@ class Authority:
         rfc2253 = openssl("x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253").strip()
         rfc2253 = rfc2253.partition("subject=")[2].strip()
         return Cert(cert, key, names, KEY_TYPES[kind], end, rfc2253)
+
+
+_SELF_SIGNED_CONF = """\
+[req]
+distinguished_name = dn
+[dn]
+[leaf]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = {san}
+"""
+
+
+def self_signed(directory, stem, ips=(), names=(), days=2):
+    """A self-signed server certificate stem.pem (key stem.key) for the IP
+    addresses and DNS names given: one no CA vouches for."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / (stem + ".cnf")
+    conf.write_text(_SELF_SIGNED_CONF.format(san=", ".join(["IP:" + a for a in ips] + ["DNS:" + n for n in names])))
+    key = make_key(d / (stem + ".key"))
+    cert = d / (stem + ".pem")
+    cn = (list(ips) + list(names) + [stem])[0]
+    openssl("req", "-x509", "-new", "-config", conf, "-extensions", "leaf", "-key", key, "-subj", "/CN=" + cn,
+            "-days", days, "-out", cert)
+    return Cert(cert, key, names, KEY_TYPES["ec"])
 
 
 def bundle(cert, directory, stem, chain=()):

@@ -2,7 +2,7 @@
 (test_tls_backend.py), and the certificates they use.
 
 make_backend_certs(directory) -> BackendCerts, made at run time with the
-`openssl` command line (ECDSA P-256, valid for two days):
+`openssl` command line by harness.certs (ECDSA P-256):
 
   ca_pem              the CA that issued `server` and `named`
   server              a Cert for IP:127.0.0.1, DNS:backend.test and
@@ -13,7 +13,7 @@ make_backend_certs(directory) -> BackendCerts, made at run time with the
   client              a client Cert, CN=usher, from client_ca
   client_bundle       client's certificate and key in one file
 
-A Cert is the paths of its PEM certificate and its PEM key.
+A Cert (harness.certs) has the paths of its PEM certificate and its PEM key.
 
 TLSBackend(cert, client_ca=None, close=False, max_version=None) is an
 HTTP/1.1 server over Python's ssl on 127.0.0.1:<free port> (.port, .url is
@@ -32,109 +32,33 @@ Nothing here talks to usher; every openssl run and every socket operation
 is bounded in time."""
 
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 from harness.backends import IO_TIMEOUT, TCPBackend
-
-OPENSSL_TIMEOUT = 60.0
-
-# A config of our own: nothing from the system's openssl.cnf is added.
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = ${ENV::SAN}
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
-
-
-def openssl(*args, cwd=None, env=None):
-    """Runs `openssl ARGS`; a failure raises with openssl's stderr."""
-    path = shutil.which("openssl")
-    if path is None:
-        raise RuntimeError("the openssl command is not installed (scripts/deps.sh test)")
-    p = subprocess.run(
-        [path] + [str(a) for a in args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=OPENSSL_TIMEOUT,
-    )
-    if p.returncode != 0:
-        raise RuntimeError("openssl %s failed: %s" % (" ".join(map(str, args)), p.stderr.decode("utf-8", "replace")))
-    return p.stdout.decode("utf-8", "replace")
-
-
-class Cert:
-    def __init__(self, cert, key):
-        self.cert = str(cert)
-        self.key = str(key)
+from harness.certs import Authority, bundle, self_signed
 
 
 class BackendCerts:
     pass
 
 
-def _key_args(key):
-    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key]
-
-
 def make_backend_certs(directory):
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    cnf = d / "openssl.cnf"
-    cnf.write_text(OPENSSL_CNF)
-    env = {"PATH": "/usr/bin:/bin", "SAN": "DNS:unused"}
-
-    def ca(name, cn):
-        openssl("req", "-x509", "-config", cnf, "-extensions", "ca", "-subj", "/CN=" + cn, "-days", 2,
-                *_key_args(d / (name + ".key")), "-out", d / (name + ".pem"), env=env)
-        return d / (name + ".pem"), d / (name + ".key")
-
-    def leaf(name, cn, ext, issuer, san="DNS:unused"):
-        e = dict(env, SAN=san)
-        key, csr, pem = d / (name + ".key"), d / (name + ".csr"), d / (name + ".pem")
-        openssl("req", "-new", "-config", cnf, "-subj", "/CN=" + cn, *_key_args(key), "-out", csr, env=e)
-        openssl("x509", "-req", "-in", csr, "-CA", issuer[0], "-CAkey", issuer[1], "-CAcreateserial", "-days", 2,
-                "-extfile", cnf, "-extensions", ext, "-out", pem, env=e)
-        return Cert(pem, key)
-
     c = BackendCerts()
-    ca_files = ca("ca", "usher test backend CA")
-    client_ca = ca("client-ca", "usher test client CA")
-    c.ca_pem = str(ca_files[0])
-    c.client_ca_pem = str(client_ca[0])
-    c.server = leaf("server", "backend", "server", ca_files, "IP:127.0.0.1,DNS:backend.test,DNS:localhost")
-    c.named = leaf("named", "backend.test", "server", ca_files, "DNS:backend.test")
-    c.client = leaf("client", "usher", "client", client_ca)
-    bundle = d / "client-bundle.pem"
-    bundle.write_text(Path(c.client.cert).read_text() + Path(c.client.key).read_text())
-    c.client_bundle = str(bundle)
-    e = dict(env, SAN="IP:127.0.0.1")
-    key, pem = d / "self-signed.key", d / "self-signed.pem"
-    openssl("req", "-x509", "-config", cnf, "-extensions", "server", "-subj", "/CN=127.0.0.1", "-days", 2,
-            *_key_args(key), "-out", pem, env=e)
-    c.self_signed = Cert(pem, key)
+    ca = Authority(d, "usher test backend CA")
+    client_ca = Authority(d, "usher test client CA")
+    c.ca_pem = ca.cert
+    c.client_ca_pem = client_ca.cert
+    c.server = ca.issue("server", ["backend.test", "localhost"], subject="/CN=backend", ips=["127.0.0.1"], days=2,
+                        directory=d)
+    c.named = ca.issue("named", ["backend.test"], days=2, directory=d)
+    c.client = client_ca.issue("client", subject="/CN=usher", client=True, days=2, directory=d)
+    c.client_bundle = str(bundle(c.client, d, "client-bundle").cert)
+    c.self_signed = self_signed(d, "self-signed", ips=["127.0.0.1"])
     return c
 
 

@@ -1,16 +1,18 @@
 #!/usr/bin/python3
 """The dashboard screenshot of docs/dashboard.png: a backend killed under load.
 
-    bench/dashboard_shot.py [--out docs/dashboard.png] [--warm 45] [--after 20]
+    bench/dashboard_shot.py [--out docs/dashboard.png] [--warm 45] [--after 20] [--pause 0.005]
                             [--usher build/usher] [--demo build/demo-backend]
 
 Starts two demo backends (backend1, backend2) and usher in front of them with
-the admin on, sends traffic through usher from a few client threads (keep-alive
-GETs) with the page open in headless Chromium, kills backend2 after --warm
-seconds, waits until the admin API marks it down, lets the charts show --after
-more seconds, and saves a PNG of the page (tests/integration/harness/browser.py). Before saving it
-checks that the page shows backend2 DOWN with the reason the API gives and that
-its request-rate line has dropped; it exits 1 otherwise. Everything runs on
+the admin on, opens the page in headless Chromium
+(tests/integration/harness/browser.py), sends traffic through usher from a few
+client threads (keep-alive GETs, each client pausing --pause seconds between
+two, so that the rate is steady on a shared machine), kills backend2 after
+--warm seconds, waits until the admin API marks it down, lets the charts show
+--after more seconds, and saves a PNG of the page. Before saving it checks that
+the page shows backend2 DOWN with the reason the API gives and that its
+request-rate line has dropped; it exits 1 otherwise. Everything runs on
 loopback ports picked free, and every process is stopped by its PID.
 """
 
@@ -100,6 +102,7 @@ def main():
     ap.add_argument("--warm", type=float, default=45.0, help="seconds of load before the kill")
     ap.add_argument("--after", type=float, default=20.0, help="seconds charted after the backend is down")
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--pause", type=float, default=0.005, help="seconds each client waits between requests")
     ap.add_argument("--width", type=int, default=1200)
     a = ap.parse_args()
     why = _browser.missing() or _browser.incomplete()
@@ -137,7 +140,7 @@ def main():
         b.open("http://%s:%d/" % (HOST, admin))
         counts = {}
         for _ in range(a.clients):
-            t = threading.Thread(target=load, args=(listen, stop, counts, 0.002), daemon=True)
+            t = threading.Thread(target=load, args=(listen, stop, counts, a.pause), daemon=True)
             t.start()
             threads.append(t)
         print("dashboard_shot: load for %.0f s, then backend2 is killed" % a.warm, flush=True)

@@ -79,8 +79,8 @@ def traffic():
     second, bounded), stopped at teardown."""
     started = []
 
-    def start(port, pause=0.02):
-        c = LoadClient(port, name="dash-load", pause=pause, max_seconds=180.0, timeout=5.0)
+    def start(port, pause=0.02, target="/"):
+        c = LoadClient(port, name="dash-load", pause=pause, target=target, max_seconds=180.0, timeout=5.0)
         c.start()
         started.append(c)
         return c
@@ -172,9 +172,12 @@ def click_action(b, name, action):
 def test_page_shows_backends_states_and_charts(browser, backends, start_usher, traffic):
     u, admin = quick_usher(start_usher, backends)
     load = traffic(u.port)
+    # and some 404 and 500 answers from the backends (answers, not failures:
+    # the backends stay up)
+    bad = traffic(u.port, pause=0.05, target=lambda i: "/status/404" if i % 2 else "/status/500")
     # traffic for a few seconds before the page is opened: those seconds must be
     # charted at once (the page reads the last 10 minutes from /api/v1/series)
-    browser.wait("requests through usher", lambda: load.count() >= 30, timeout=WAIT)
+    browser.wait("requests through usher", lambda: load.count() >= 30 and len(bad.records()) >= 20, timeout=WAIT)
     time.sleep(3)
     opened = time.time()
     browser.open(admin.url + "/")
@@ -199,11 +202,22 @@ def test_page_shows_backends_states_and_charts(browser, backends, start_usher, t
     for kind in ("rps", "latency", "inflight", "errors"):
         assert charts["default/" + kind]["points"] > 0, charts
     assert charts["default/latency"]["nonzero"] > 0, charts
+    assert charts["default/errors"]["nonzero"] > 0 and charts["default/errors"]["coloured"] > 20, charts
 
     # the table's rate is what the chart's newest sample says, a number > 0
     rate = browser.js("return Array.from(document.querySelectorAll('tr[data-backend] td[data-label=\"Req/s\"]'))"
                       ".map(function (td) { return parseFloat(td.textContent); })")
     assert len(rate) == 2 and all(r > 0 for r in rate), rate
+    # 4xx and 5xx rates: what the backends answered, counted per class
+    for label in ("4xx/s", "5xx/s"):
+        got_rates = browser.wait(
+            "a %s rate > 0 in the table" % label,
+            lambda: (lambda v: v if any(x > 0 for x in v) else None)(browser.js(
+                "return Array.from(document.querySelectorAll('tr[data-backend] td[data-label=\"' + arguments[0] +"
+                " '\"]')).map(function (td) { return parseFloat(td.textContent) || 0; })", label)))
+        assert len(got_rates) == 2, got_rates
+    pools = admin.get("/api/v1/pools")["pools"][0]["backends"]
+    assert sum(b["responses"]["4xx"] for b in pools) > 0 and sum(b["responses"]["5xx"] for b in pools) > 0, pools
     summary = browser.js("return document.getElementById('summary-text').textContent")
     assert summary == "All 2 backends are up.", summary
     assert "version" in browser.js("return document.getElementById('status-line').textContent")

@@ -242,6 +242,9 @@ def test_killed_backend_shows_down_with_its_reason(browser, start_backend, start
                      lambda: (lambda r: r if r and r["badge"] == "DOWN" else None)(row(browser, n1)))
     assert api["reason"] in r["why"], (api, r)
     assert row(browser, n2)["state"] == "up"
+    # said to screen readers once, when it happened
+    said = browser.js("return document.getElementById('announce').textContent")
+    assert said == "%s is DOWN: %s." % (n1, api["reason"]), said
     summary = browser.js("return document.getElementById('summary').textContent")
     assert "1 of 2 DOWN" in summary and n1 in summary and api["reason"] in summary, summary
     browser.wait("a down event in the list",

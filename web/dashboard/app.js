@@ -16,6 +16,11 @@
   const PALETTE = ["#0550ae", "#bc4c00", "#116329", "#8250df", "#a40e26", "#1b7c83",
     "#6e5600", "#bf3989", "#24292f", "#953800"];
 
+  const CHART_WORDS = {
+    rps: "Requests per second", errors: "4xx and 5xx answers per second",
+    latency: "Latency in milliseconds", inflight: "Requests in flight",
+  };
+
   const $ = (id) => document.getElementById(id);
 
   // -- what the page knows -------------------------------------------------------------
@@ -289,7 +294,29 @@
     line.textContent = parts.join(" \u00b7 ");
   }
 
+  // Tells screen readers what changed since the last refresh, not the whole
+  // page every second.
+  let wasDown = null;
+  let wasFailing = false;
+  function announce() {
+    const parts = [];
+    const down = new Map();
+    for (const p of model.pools) {
+      for (const b of p.backends || []) if (b.state === "down") down.set(p.name + "/" + b.name, b);
+    }
+    if (wasDown !== null) {
+      for (const [k, b] of down) if (!wasDown.has(k)) parts.push(b.name + " is DOWN" + (b.reason ? ": " + b.reason : ""));
+      for (const k of wasDown.keys()) if (!down.has(k)) parts.push(k.split("/").slice(1).join("/") + " is no longer down");
+    }
+    if (model.failing && !wasFailing) parts.push("The dashboard is not updating: " + model.failing);
+    if (!model.failing && wasFailing) parts.push("The dashboard is updating again");
+    if (!model.failing) wasDown = down;
+    wasFailing = !!model.failing;
+    if (parts.length) $("announce").textContent = parts.join(". ") + ".";
+  }
+
   function renderLive() {
+    announce();
     const live = $("live");
     if (model.failing) {
       live.textContent = model.lastOk
@@ -356,7 +383,7 @@
     $("pools").append(section);
     for (const canvas of section.querySelectorAll("canvas")) {
       const kind = canvas.dataset.chart;
-      canvas.setAttribute("aria-label", kind + " chart of pool " + pool.name);
+      canvas.setAttribute("aria-label", CHART_WORDS[kind] + " of pool " + pool.name + ", last 10 minutes");
       view.charts[kind] = new Chart(canvas, { type: "line", data: { datasets: [] }, options: chartOptions(kind) });
     }
     return view;

@@ -201,7 +201,7 @@ static void backend_json(struct jbuf *b, const struct pool *p, const struct back
     jb_printf(b, ",\"state\":\"%s\",\"since\":%.3f,\"reason\":", state_name(be), in.since);
     jb_str(b, in.reason);
     jb_printf(b, ",\"weight\":%u,\"inflight\":%llu,\"requests\":%llu,\"responses\":{",
-              be->conf->weight, (unsigned long long)(c.started - c.ended),
+              be->conf->weight, (unsigned long long)(c.requests - c.ended),
               (unsigned long long)c.requests);
     for (int k = 0; k < 5; k++)
         jb_printf(b, "%s\"%dxx\":%llu", k ? "," : "", k + 1, (unsigned long long)c.responses[k]);
@@ -332,6 +332,11 @@ static void patch_backend(const struct admin_req *rq, struct admin_res *rs, int 
     }
     uint32_t w = 0;
     if (fw && weight_of(fw, rs, &w) < 0) return;
+    const struct ov *old = ov_find(p->cfg->name, be->conf->url);
+    if (old && old->removing) {
+        api_error(rs, 409, "backend %s is being removed (it drains): it cannot be changed", name);
+        return;
+    }
     struct ov *ov = ov_get(p->cfg->name, be->conf);
     if (!ov) {
         api_error(rs, 500, "out of memory");
@@ -508,7 +513,7 @@ static void finish_removals(void)
         uint32_t slot = stats_backend_slot(o->pool, o->url);
         struct stats_backend c;
         stats_backend_sum(slot, &c);
-        if (c.started != c.ended) continue;
+        if (c.requests != c.ended) continue;
         o->removing = 0;
         o->removed = 1;
         any = 1;
@@ -619,6 +624,35 @@ void admin_reloaded_note(int ok, const char *msg)
 
 /* ---- routing ------------------------------------------------------------------------- */
 
+/* Decodes %XX in a path segment [s, s + n) into out[cap]: 0, or -1 (a bad
+ * escape, a NUL, or too long). */
+static int segment(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            unsigned v = 0;
+            for (int j = 1; j <= 2; j++) {
+                char h = i + (size_t)j < n ? s[i + (size_t)j] : 0;
+                unsigned d = h >= '0' && h <= '9'   ? (unsigned)(h - '0')
+                             : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10)
+                             : h >= 'A' && h <= 'F' ? (unsigned)(h - 'A' + 10)
+                                                    : 16u;
+                if (d == 16) return -1;
+                v = v * 16 + d;
+            }
+            if (!v) return -1;
+            c = (char)v;
+            i += 2;
+        }
+        if (k + 1 >= cap) return -1;
+        out[k++] = c;
+    }
+    out[k] = 0;
+    return 0;
+}
+
 int api_is_change(const struct admin_req *rq)
 {
     return strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD");
@@ -704,13 +738,12 @@ void api_handle(const struct admin_req *rq, struct admin_res *rs)
         return;
     }
     path += 6;
-    char pool[64], rest[256];
+    char pool[64], rest[256], name[64];
     size_t n = strcspn(path, "/");
-    if (n == 0 || n >= sizeof(pool)) {
+    if (n == 0 || segment(path, n, pool, sizeof(pool)) < 0) {
         api_error(rs, 404, "no such pool");
         return;
     }
-    snprintf(pool, sizeof(pool), "%.*s", (int)n, path);
     snprintf(rest, sizeof(rest), "%s", path + n);
     int pi = pool_index(pool);
     if (pi < 0) {
@@ -732,7 +765,10 @@ void api_handle(const struct admin_req *rq, struct admin_res *rs)
         api_error(rs, 404, "no such path: %s", rq->path);
         return;
     }
-    const char *name = rest + 10;
+    if (segment(rest + 10, strlen(rest + 10), name, sizeof(name)) < 0) {
+        api_error(rs, 404, "pool '%s' has no such backend (a bad %%-escape)", pool);
+        return;
+    }
     if (!strcmp(rq->method, "PATCH")) {
         patch_backend(rq, rs, pi, name);
     } else if (!strcmp(rq->method, "DELETE")) {

@@ -164,7 +164,7 @@ static void backends(struct jbuf *b, const struct generation *g)
                 break;
             case M_RT: hist(b, name, s, &c->response_time); break;
             case M_TT: hist(b, name, s, &c->total_time); break;
-            case M_CUR: line(b, name, nl, s, NULL, 0, c->started - c->ended); break;
+            case M_CUR: line(b, name, nl, s, NULL, 0, c->requests - c->ended); break;
             case M_UP: line(b, name, nl, s, NULL, 0, (uint64_t)s->up); break;
             case M_STATE:
                 for (int q = 0; q < 4; q++)

@@ -74,7 +74,7 @@ static void sample_one(struct track *k, const struct stats_backend *c, int64_t n
     } else if (k->last_t != now) {
         for (int s = 0; s < S_INFLIGHT; s++) k->v[s][pos] = NAN; /* the first: no rate yet */
     }
-    k->v[S_INFLIGHT][pos] = (float)(c->started - c->ended);
+    k->v[S_INFLIGHT][pos] = (float)(c->requests - c->ended);
     k->last_req = c->requests;
     k->last_4xx = c->responses[3];
     k->last_5xx = c->responses[4];

@@ -18,7 +18,15 @@ uint64_t loop_clock_ms(void)
 
 void loop_update_time(struct loop *loop)
 {
-    loop->now = loop->clock ? loop->clock(loop->clock_arg) : loop_clock_ms();
+    if (loop->clock) {
+        loop->now = loop->clock(loop->clock_arg);
+        loop->now_us = loop->now * 1000;
+        return;
+    }
+    struct timespec ts; /* one reading for both */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    loop->now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    loop->now = loop->now_us / 1000;
 }
 
 void loop_set_clock(struct loop *loop, uint64_t (*clock)(void *arg), void *arg)

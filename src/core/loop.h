@@ -38,7 +38,8 @@ struct loop_defer {
 struct loop {
     int epfd;
     int stop;
-    uint64_t now; /* monotonic ms, refreshed once per iteration */
+    uint64_t now;    /* monotonic ms, refreshed once per iteration */
+    uint64_t now_us; /* the same instant in microseconds (latency metrics) */
     /* where `now` comes from; NULL: loop_clock_ms (tests and fuzzers set
      * their own to reach timeouts without waiting) */
     uint64_t (*clock)(void *arg);

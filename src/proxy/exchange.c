@@ -28,24 +28,13 @@ static inline struct stats_backend *bstats(const struct exchange *x, const struc
     return x->px->stats ? stats_backend_of(x->px->stats, be->slot) : NULL;
 }
 
-void exchange_client_status(struct exchange *x, uint32_t listener, int status)
+struct stats_listener *exchange_client_conn(struct proxy_worker *px, const struct generation *g,
+                                            uint32_t listener)
 {
-    struct stats_worker *w = x->px->stats;
-    if (!w) return;
-    STATS_ADD(w->listeners[x->gen->listener_slot[listener]].responses[stats_class(status)], 1);
-}
-
-uint32_t exchange_client_conn(struct proxy_worker *px, const struct generation *g,
-                              uint32_t listener, uint32_t slot, int opened)
-{
-    struct stats_worker *w = px->stats;
-    if (opened) slot = g->listener_slot[listener];
-    if (!w) return slot;
-    if (opened)
-        STATS_ADD(w->listeners[slot].opened, 1);
-    else
-        STATS_ADD(w->listeners[slot].closed, 1);
-    return slot;
+    if (!px->stats) return NULL;
+    struct stats_listener *l = &px->stats->listeners[g->listener_slot[listener]];
+    STATS_ADD(l->opened, 1);
+    return l;
 }
 
 /* Tells the balancer how the attempt on x->be ended (once per attempt). */
@@ -66,10 +55,10 @@ static void report_done(struct exchange *x, enum balance_outcome outcome)
 void exchange_report_ok(struct exchange *x, int status)
 {
     report_done(x, BALANCE_OK);
-    struct stats_backend *st = bstats(x, x->be);
+    struct stats_backend *st = x->st;
     if (!st) return;
     STATS_ADD(st->responses[stats_class(status)], 1);
-    uint64_t t = now_us();
+    uint64_t t = x->px->loop->now_us;
     stats_hist_add(&st->response_time, t > x->attempt_us ? t - x->attempt_us : 0);
 }
 
@@ -81,8 +70,7 @@ void exchange_release(struct exchange *x, int reusable)
     report_done(x, reusable ? BALANCE_OK : BALANCE_FAILED);
     if (x->be) {
         atomic_fetch_sub_explicit(&x->be->inflight, 1, memory_order_relaxed);
-        struct stats_backend *st = bstats(x, x->be);
-        if (st) STATS_ADD(st->ended, 1);
+        if (x->st) STATS_ADD(x->st->ended, 1);
     }
     if (reusable)
         upconn_release(u);
@@ -136,7 +124,7 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     x->attempts = x->stale_retries = 0;
     x->sent_any = x->body_released = x->resp_bytes = 0;
     x->req_abandoned = x->saw_timeout = x->truncated = x->dechunk = 0;
-    x->begin_us = now_us();
+    x->begin_us = x->px->loop->now_us;
     return 0;
 }
 
@@ -184,11 +172,12 @@ void exchange_start(struct exchange *x, const struct h1_head *h)
         x->be = be;
         x->up = u;
         atomic_fetch_add_explicit(&be->inflight, 1, memory_order_relaxed);
-        struct stats_backend *st = bstats(x, be);
+        struct stats_backend *st = x->st = bstats(x, be);
         if (st) {
             STATS_ADD(st->requests, 1);
-            STATS_ADD(st->started, 1);
-            x->attempt_us = now_us();
+            /* the loop's time of this event (one clock reading per iteration, as
+             * HAProxy's timers): no clock_gettime per request */
+            x->attempt_us = x->px->loop->now_us;
         }
         if (pool->ops->on_request_start) pool->ops->on_request_start(pool->balancer, be);
         x->sent_us = pool->ops->on_request_done ? now_us() : 0;
@@ -325,9 +314,9 @@ void exchange_finish(struct exchange *x)
     int reusable = x->up_keepalive && !x->up_eof && !x->req_abandoned && x->gen == x->px->gen &&
                    (!x->uin || x->uin_parsed == x->uin->end);
     health_passive_success(x->be); /* a whole response: failures in a row start again */
-    struct stats_backend *st = bstats(x, x->be);
+    struct stats_backend *st = x->st;
     if (st) {
-        uint64_t t = now_us();
+        uint64_t t = x->px->loop->now_us;
         stats_hist_add(&st->total_time, t > x->begin_us ? t - x->begin_us : 0);
     }
     exchange_release(x, reusable);

@@ -24,6 +24,7 @@
 #include "http/body.h"
 #include "http/h1.h"
 #include "http/policy.h"
+#include "upstream/stats.h"
 #include "upstream/upconn.h"
 
 _Static_assert(BUF_SIZE < 65536, "exchange offsets are 16 bits");
@@ -80,8 +81,11 @@ struct exchange {
     uint64_t up_at;         /* the attempt started, or the backend last took or sent bytes */
     uint64_t hash;          /* balancer's hash key for this request (0: not computed) */
     uint64_t sent_us;       /* when the request went up, for latency-aware balancers */
-    uint64_t begin_us;      /* the request head was read (usher_backend_total_time_seconds) */
-    uint64_t attempt_us;    /* the attempt in progress got its connection (response_time) */
+    /* loop->now_us (the event loop's time of the iteration) when the request
+     * head was read (usher_backend_total_time_seconds) and when the attempt
+     * in progress began (usher_backend_response_time_seconds) */
+    uint64_t begin_us, attempt_us;
+    struct stats_backend *st; /* the counters of be on this worker (NULL: not counted) */
     struct balance_tried tried;
     uint16_t uin_parsed, uin_scan; /* offsets in uin (BUF_SIZE < 64 KiB) */
     int up_err;                    /* -errno seen on the backend socket */
@@ -126,18 +130,26 @@ void exchange_timeout(struct exchange *x);
  * balancer, and counts it for the backend (responses by class, response time). */
 void exchange_report_ok(struct exchange *x, int status);
 
-/* The client side sends a final status to its client, whether a backend's
- * or usher's own (400, 408, 503, ...): counted for the listener (index in
- * x->gen's config) in usher_listener_responses_total. Every client side
- * calls it once per response it sends: HTTP/1 connections
- * (session_respond_error, x_response_head, the https redirect) and, the same
- * way, each HTTP/2 stream. */
-void exchange_client_status(struct exchange *x, uint32_t listener, int status);
-/* A client connection on listener (index in g's config) opened (1) or
- * closed (0): usher_listener_connections_current and _total. Returns the
- * listener's counter slot to give back at the close. */
-uint32_t exchange_client_conn(struct proxy_worker *px, const struct generation *g,
-                              uint32_t listener, uint32_t slot, int opened);
+/* Client-side counters (usher_listener_*), for every client side: HTTP/1
+ * connections today, HTTP/2 connections and their streams the same way.
+ * At accept, exchange_client_conn() counts the connection on its listener
+ * (index in g's config) and returns the listener's counters on this worker
+ * (NULL when counting is off), which the client side keeps; at the close
+ * it gives them to exchange_client_closed(). Whenever it sends a final
+ * status to its client, a backend's or usher's own (400, 408, 503, ...),
+ * once per response (each HTTP/2 stream), it calls exchange_client_status()
+ * with them: usher_listener_responses_total. */
+struct stats_listener *exchange_client_conn(struct proxy_worker *px, const struct generation *g,
+                                            uint32_t listener);
+static inline void exchange_client_closed(struct stats_listener *l)
+{
+    if (l) STATS_ADD(l->closed, 1);
+}
+static inline void exchange_client_status(struct stats_listener *l, int status)
+{
+    if (l) STATS_ADD(l->responses[stats_class(status)], 1);
+}
+
 /* The response was passed on whole: reports success, gives the backend
  * connection back to the pool when it can carry another request. */
 void exchange_finish(struct exchange *x);

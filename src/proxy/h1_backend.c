@@ -37,7 +37,7 @@ static int backend_write(struct exchange *x)
         return 1;
     }
     size_t left = (size_t)w;
-    if (x->px->stats) STATS_ADD(stats_backend_of(x->px->stats, x->be->slot)->bytes_out, left);
+    if (x->st) STATS_ADD(x->st->bytes_out, left);
     x->sent_any = 1;
     x->up_at = x->px->loop->now;
     if (rh && rh->start < rh->end) {
@@ -68,7 +68,7 @@ static int backend_read(struct exchange *x)
     ssize_t n = conn_read(&u->conn, b->data + b->end, buf_room(b));
     if (n > 0) {
         b->end += (uint32_t)n;
-        if (x->px->stats) STATS_ADD(stats_backend_of(x->px->stats, x->be->slot)->bytes_in, n);
+        if (x->st) STATS_ADD(x->st->bytes_in, n);
         x->resp_bytes = 1;
         x->up_at = x->px->loop->now;
         return 1;

@@ -109,7 +109,7 @@ void session_close(struct session *s)
     drop_buf(s, &s->res_out);
     loop_timer_stop(px->loop, &s->timer);
     conn_close(&s->c);
-    exchange_client_conn(px, s->x.gen, s->listener, s->lslot, 0);
+    exchange_client_closed(s->lstats);
     gen_release(s->x.gen);
     if (s->prev)
         s->prev->next = s->next;
@@ -174,7 +174,7 @@ static void local_end(struct session *s, long n, int status, uint64_t body, int 
         return;
     }
     s->res_out->end = (uint32_t)n;
-    exchange_client_status(&s->x, s->listener, status);
+    exchange_client_status(s->lstats, status);
     if (s->logrec) {
         reqlog_of(s->logrec)->status = (uint16_t)status;
         reqlog_of(s->logrec)->bytes = body;
@@ -667,7 +667,7 @@ void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, 
     if (px->sessions) px->sessions->prev = s;
     px->sessions = s;
     px->nsessions++;
-    s->lslot = (uint16_t)exchange_client_conn(px, s->x.gen, listener, 0, 1);
+    s->lstats = exchange_client_conn(px, s->x.gen, listener);
     arm(s, cfg(s)->client_header_ms);
     /* A plain connection's first request is often there already: serve it now.
      * A TLS handshake costs about a millisecond: leave it to the loop (the

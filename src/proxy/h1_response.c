@@ -69,7 +69,7 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
             (struct tunnel){.a_eof = s->c_eof, .b_eof = x->up_eof, .b_failed = x->req_abandoned};
         s->rq = RQ_DONE;
         reqlog_status(s->logrec, 101);
-        exchange_client_status(x, s->listener, 101);
+        exchange_client_status(s->lstats, 101);
         s->keep_alive = 0;
         s->client_started = 1;
         arm(s, cfg(s)->tunnel_idle_ms);
@@ -104,7 +104,7 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
         rw.extra[rw.nextra++] = (struct h1_extra){{hsts, (uint32_t)n}, 1};
     if (append_out(s, h, &rw) < 0) return -1;
     reqlog_status(s->logrec, h->status);
-    exchange_client_status(x, s->listener, h->status);
+    exchange_client_status(s->lstats, h->status);
     return 0;
 }
 

@@ -40,9 +40,10 @@ struct session {
     struct loop_defer defer;
     struct session *next, *prev; /* worker's open sessions, or its free list */
     struct buf *cin, *res_out;
-    struct buf *logrec;   /* the request's access log fields, only while the log is on */
-    struct body req_body; /* where the request body ends */
-    uint64_t deadline;    /* outside an exchange with a backend: when what we wait for times out */
+    struct buf *logrec;            /* the request's access log fields, only while the log is on */
+    struct stats_listener *lstats; /* its listener's counters on this worker (exchange.h) */
+    struct body req_body;          /* where the request body ends */
+    uint64_t deadline; /* outside an exchange with a backend: when what we wait for times out */
     /* during an exchange the deadline follows from two clocks (due): body_at:
      * the client last sent body bytes, or usher last made room for more (sent
      * what it had up); the exchange's up_at: the attempt started, or the
@@ -50,7 +51,6 @@ struct session {
     uint64_t body_at;
     uint16_t cin_parsed, cin_sent, cin_scan; /* offsets in cin (BUF_SIZE < 64 KiB) */
     uint16_t listener;                       /* index in config.listeners */
-    uint16_t lslot;                          /* the listener's counters (stats.h) */
     uint8_t rq;
     uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
         client_started : 1;

@@ -41,7 +41,7 @@ struct stats_backend {
     uint64_t responses[5]; /* final responses by class 1xx..5xx */
     uint64_t connect_errors, retries;
     uint64_t bytes_in, bytes_out; /* from the backend, to the backend */
-    uint64_t started, ended;      /* attempts leased and released: in flight = started - ended */
+    uint64_t ended;               /* attempts released */
     uint64_t idle_opened,
         idle_closed; /* put in and taken out of the idle pool: idle = the difference */
     struct stats_hist response_time, total_time;

@@ -31,7 +31,7 @@ static void idle_unlink(struct upconn *u)
     u->next = u->prev = NULL;
     u->idle = 0;
     l->count--;
-    if (u->pool->stats) STATS_ADD(stats_backend_of(u->pool->stats, u->be->slot)->idle_closed, 1);
+    if (u->st) STATS_ADD(u->st->idle_closed, 1);
 }
 
 void upconn_close(struct upconn *u)
@@ -154,6 +154,7 @@ struct upconn *upconn_connect(struct upconn_pool *p, struct backend *b, upconn_c
     u->defer.fn = upconn_free;
     u->pool = p;
     u->be = b;
+    u->st = p->stats ? stats_backend_of(p->stats, b->slot) : NULL;
     u->cb = cb;
     u->owner = owner;
     u->epoch = p->epoch;
@@ -195,7 +196,7 @@ void upconn_release(struct upconn *u)
     if (l->head) l->head->prev = u;
     l->head = u;
     l->count++;
-    if (p->stats) STATS_ADD(stats_backend_of(p->stats, u->be->slot)->idle_opened, 1);
+    if (u->st) STATS_ADD(u->st->idle_opened, 1);
     loop_timer_set(p->loop, &u->idle_timer, p->idle_ms);
 }
 

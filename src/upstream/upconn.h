@@ -55,6 +55,7 @@ struct upconn {
     struct loop_defer defer;
     struct upconn_pool *pool;
     struct backend *be;
+    struct stats_backend *st; /* be's counters on the pool's worker (idle count), or NULL */
     upconn_cb cb;
     void *owner;                /* NULL while idle */
     struct upconn *next, *prev; /* idle list, or the pool's free list */

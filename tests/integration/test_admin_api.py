@@ -375,3 +375,22 @@ def test_delete_drains_then_removes(start_backend, start_usher):
     # it can be added again (a file backend: its counters go on)
     r = a.call("POST", "/api/v1/pools/default/backends", {"url": "http://" + n2})
     assert r.status_code == 201 and r.json()["requests"] >= 1
+    assert r.json()["source"] == "api"
+    # names are path segments: %-escapes are decoded
+    r = a.call("PATCH", "/api/v1/pools/default/backends/" + n2.replace(":", "%3A"), {"weight": 2})
+    assert r.status_code == 200 and r.json()["weight"] == 2
+    r = a.call("POST", "/api/v1/pools/default/backends", {"url": "http://127.0.0.1:1", "name": "b 3/x"})
+    assert r.status_code == 201 and r.json()["name"] == "b 3/x"
+    assert a.call("GET", "/api/v1/pools/default/backends/b%203%2Fx").json()["name"] == "b 3/x"
+    assert a.call("GET", "/api/v1/pools/default/backends/b%2").status_code == 404
+    # a backend being removed cannot be changed meanwhile
+    a.call("PATCH", "/api/v1/pools/default/backends/" + n1, {"state": "drain"})
+    slow2 = {}
+    t2 = threading.Thread(target=lambda: slow2.update(r=hit(u.port, "/slow?ms=1000")))
+    t2.start()
+    wait_until(lambda: a.backend(n2)["inflight"] == 1, what="a request in flight on the re-added backend")
+    assert a.call("DELETE", "/api/v1/pools/default/backends/" + n2).status_code == 202
+    r = a.call("PATCH", "/api/v1/pools/default/backends/" + n2, {"state": "ready"})
+    assert r.status_code == 409 and "being removed" in r.json()["error"]
+    t2.join(10)
+    assert slow2["r"] == (200, "d2")

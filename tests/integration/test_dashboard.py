@@ -344,6 +344,34 @@ def test_change_asks_for_the_token_and_works_with_it(browser, backends, start_us
     assert not errors, errors
 
 
+def test_failed_reload_is_shown(browser, backends, start_usher_file):
+    text = TOKEN_CONFIG % (TOKEN, backends[0].port, backends[1].port)
+    u = start_usher_file(text, 2)
+    admin = Admin(u.ports[1], TOKEN)
+    browser.open(admin.url + "/")
+    browser.wait("the status line", lambda: "no reload yet" in browser.js(
+        "return document.getElementById('status-line').textContent"))
+    assert browser.js("return document.getElementById('reload-warning').hidden")
+    assert u.path in browser.js("return document.getElementById('status-line').textContent")
+
+    u.write(text.replace("balance: round-robin", "balance: no-such-algorithm"))
+    outcome, _ = u.hup()
+    assert outcome == "failed"
+    st = admin.get("/api/v1/status")["last_reload"]
+    assert st["result"] == "failed" and st["message"], st
+    warning = browser.wait("the reload warning", lambda: browser.js(
+        "var w = document.getElementById('reload-warning'); return !w.hidden && w.textContent"))
+    assert "failed, so usher still runs the previous configuration" in warning and st["message"] in warning, \
+        (warning, st)
+    browser.wait("a reload event", lambda: browser.js("return document.querySelectorAll('#events li[data-kind=reload]').length"))
+
+    u.reload(text)  # a good file again: the warning goes
+    browser.wait("the warning to go", lambda: browser.js("return document.getElementById('reload-warning').hidden"))
+    assert "reload" in browser.js("return document.getElementById('status-line').textContent")
+    errors = severe(browser.console())
+    assert not errors, errors
+
+
 def test_api_error_is_shown_in_words(browser, backends, start_usher, traffic):
     u, admin = quick_usher(start_usher, backends)
     browser.open(admin.url + "/")

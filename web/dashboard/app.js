@@ -281,15 +281,21 @@
     if (typeof up === "number") parts.push("up " + duration(up));
     const file = st.config_file !== undefined ? st.config_file : st.config;
     parts.push(file ? "config " + file : "quick mode (no config file)");
-    const rl = st.last_reload || st.reload;
-    if (rl && typeof rl === "object") {
-      const t = rl.time !== undefined ? rl.time : rl.timestamp;
-      const res = rl.result || (rl.ok === true ? "ok" : rl.ok === false ? "failed" : "");
-      if (typeof t === "number" && t > 0) {
-        parts.push("last reload " + clock(t) + (res ? " " + res : "") + (rl.error ? ": " + rl.error : ""));
+    const rl = st.last_reload;
+    const warn = $("reload-warning");
+    if (rl && typeof rl === "object" && typeof rl.time === "number") {
+      parts.push("last reload " + clock(rl.time) + " " + (rl.result || ""));
+      // a failed reload: usher runs the previous configuration, not the file
+      if (rl.result === "failed") {
+        warn.textContent = "The last reload (" + clock(rl.time) + ") failed, so usher still runs the " +
+          "previous configuration" + (rl.message ? ": " + rl.message : ".");
+        warn.hidden = false;
       } else {
-        parts.push("not reloaded yet");
+        warn.hidden = true;
       }
+    } else {
+      parts.push("no reload yet");
+      warn.hidden = true;
     }
     line.textContent = parts.join(" \u00b7 ");
   }

@@ -39,6 +39,8 @@ LDLIBS  += $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml) \
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# the dashboard page, generated from web/dashboard (rules at the end)
+LIB_OBJ += $(BUILD)/gen/dashboard_page.o
 LLHTTP_OBJ := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -138,7 +140,7 @@ FUZZ_WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-functio
 FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 FUZZ_LLHTTP   := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o $(FUZZ_DIR)/llhttp/http.o
-FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/gen/dashboard_page.o
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
@@ -261,3 +263,24 @@ deb:
 	cp $(DEB_DIR)/*.deb build/
 	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
 	@ls build/*.deb
+
+# ---- the dashboard: web/dashboard inlined with Chart.js into one page, as C -------
+#
+# scripts/embed.py puts style.css, Debian's Chart.js (libjs-chart.js) and app.js
+# into index.html and writes the page as build/gen/dashboard_page.c (the symbols
+# of src/admin/dashboard.h); usher serves it from memory at the admin's /.
+CHARTJS  ?= /usr/share/javascript/chart.js/chart.min.js
+DASH_C   := build/gen/dashboard_page.c
+DASH_WEB := $(wildcard web/dashboard/*)
+
+$(DASH_C): scripts/embed.py $(DASH_WEB) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 scripts/embed.py --chartjs $(CHARTJS) --html build/gen/dashboard.html web/dashboard $@
+
+$(BUILD)/gen/dashboard_page.o: $(DASH_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/gen/dashboard_page.o: $(DASH_C)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@

@@ -13,11 +13,15 @@ want=("$@")
 pkgs=()
 for w in "${want[@]}"; do
   case $w in
-    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev libnghttp2-dev) ;;
+    # libjs-chart.js, python3: the dashboard's charts, inlined by scripts/embed.py
+    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev libnghttp2-dev
+                  libjs-chart.js python3) ;;
     # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
-    # man -l, logrotate -d)
+    # man -l, logrotate -d); chromium, its driver and selenium: the dashboard
+    # in a real browser (test_dashboard.py)
     test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl
-                  systemd man-db logrotate nghttp2-client python3-h2 python3-prometheus-client) ;;
+                  systemd man-db logrotate nghttp2-client python3-h2 python3-prometheus-client
+                  chromium chromium-driver python3-selenium) ;;
     bench) pkgs+=(wrk haproxy nginx-light curl procps prometheus) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     # make deb: dpkg-buildpackage and dh, then lintian on the result

@@ -669,7 +669,7 @@ static void flags_that_win_over_the_file(void **state)
     char *mixed[] = {"usher", "-t", "-c", path, "--retries", "1"};
     assert_int_equal(run_args(&c, 6, mixed, 2, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "cannot be mixed with quick-mode flags (only --threads, "
-                                "--log-level, --log-format, --user and --group)"));
+                                "--admin, --log-level, --log-format, --user and --group)"));
     config_free(&c);
     /* a later run without the flags leaves nothing behind for the next reload */
     assert_int_equal(run_args(&c, 4, plain, 2, out, sizeof(out)), 0);

@@ -6,6 +6,7 @@
 #   make SANITIZE=address,undefined test     the same under ASan/UBSan (in build/san/)
 #   make bench           ../shared/bench/peers.sh against HAProxy and nginx
 #   make format          clang-format every source file
+#   make h2spec          h2spec (HTTP/2 conformance) over TLS and prior knowledge
 
 CC      ?= cc
 PYTEST  ?= /usr/bin/python3 -m pytest
@@ -252,3 +253,19 @@ deb:
 	cp $(DEB_DIR)/*.deb build/
 	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
 	@ls build/*.deb
+
+# ---- h2spec: HTTP/2 conformance over TLS and prior knowledge (tests/h2spec/run.sh) ----
+#
+#   make h2spec          builds build/h2spec once (from source, offline, with the
+#                        shared tools' build.sh), then runs it against $(BUILD)/usher
+#                        over TLS (ALPN h2) and over a plain listener; fails on
+#                        any failed case
+H2SPEC_BUILD ?= $(firstword $(wildcard ../shared/tools/h2spec/build.sh /work/shared/tools/h2spec/build.sh) \
+                  ../shared/tools/h2spec/build.sh)
+.PHONY: h2spec
+h2spec: all build/h2spec
+	H2SPEC=build/h2spec tests/h2spec/run.sh $(BUILD)
+
+build/h2spec:
+	scripts/deps.sh h2spec
+	$(H2SPEC_BUILD) $@

@@ -176,7 +176,10 @@ class Pump:
         self.sent_bytes = 0
         self.recv_bytes = 0
         self.frames_in = {}  # type -> count
-        self.goaway = None  # (code, last stream id, debug data, time)
+        self.goaway = None  # the first GOAWAY: (code, last stream id, debug data, time)
+        self.goaways = []  # every GOAWAY, in order (a graceful stop may send two)
+        self.ended = set()  # streams the server ended (END_STREAM)
+        self.data_len = {}  # stream -> DATA payload bytes received
         self.rst = {}  # stream -> code
         self.responses = {}  # stream -> count of HEADERS frames
         self.closed_at = None  # monotonic time of EOF or reset
@@ -213,13 +216,18 @@ class Pump:
                 self.server_settings = True
                 if self.ack_settings:
                     self.out += settings_frame(ack=True)
-            elif ftype == GOAWAY and self.goaway is None and n >= 8:
+            elif ftype == GOAWAY and n >= 8:
                 last, code = struct.unpack_from(">LL", payload)
-                self.goaway = (code, last & 0x7FFFFFFF, payload[8:], time.monotonic())
+                self.goaways.append((code, last & 0x7FFFFFFF, payload[8:], time.monotonic()))
+                self.goaway = self.goaways[0]
             elif ftype == RST_STREAM and n >= 4:
                 self.rst[sid] = struct.unpack_from(">L", payload)[0]
             elif ftype == HEADERS:
                 self.responses[sid] = self.responses.get(sid, 0) + 1
+            elif ftype == DATA:
+                self.data_len[sid] = self.data_len.get(sid, 0) + n
+            if ftype in (HEADERS, DATA) and flags & END_STREAM:
+                self.ended.add(sid)
         del buf[:pos]
 
     def _read(self):
@@ -671,7 +679,14 @@ class H2Client:
         self.goaway = None  # (error code, last stream id)
         self.closed = False
         self.uploads = {}  # stream -> [memoryview left to send, end]
+        self.got_settings = False
         self.flush()
+        deadline = time.monotonic() + timeout
+        while not self.got_settings and not self.closed and time.monotonic() < deadline:
+            self.pump(min(1.0, max(0.01, deadline - time.monotonic())))
+        if not self.got_settings:
+            self.sock.close()
+            raise H2Error("no SETTINGS from the server within %.0f s" % timeout)
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -767,6 +782,8 @@ class H2Client:
                 if r is not None:
                     r.reset_code = ev.error_code
                     r.done = True
+            elif isinstance(ev, h2.events.RemoteSettingsChanged):
+                self.got_settings = True
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 self.goaway = (int(ev.error_code), ev.last_stream_id)
         self.flush()

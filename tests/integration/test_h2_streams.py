@@ -1,7 +1,8 @@
 """HTTP/2 streams through usher (issue 12 item 7): many concurrent streams
 over the backends, large bodies both ways checked by SHA-256 at both ends,
 flow control with small windows, client resets, GOAWAY at a graceful stop
-and at a reload, the limit on streams per connection.
+and at a reload that removes the listener (a reload that keeps it keeps the
+connection, as for HTTP/1), the limit on streams per connection.
 
 The client is python3-h2 (harness/h2attack.H2Client): it checks the
 server's frames and flow control itself (a server that sends past a window
@@ -196,15 +197,43 @@ def test_goaway_at_sigterm_tls(h2_start, hash_backends):
     assert u.proc.wait_exit(15) == 0, u.proc.describe()
 
 
-def test_goaway_at_reload(h2_start, hash_backends):
-    """At a reload, HTTP/2 connections are asked to move: GOAWAY with the
-    last stream id, the stream in flight finishes, new connections are
-    served with the new configuration."""
+def test_goaway_at_reload_removing_the_listener(h2_start, hash_backends, certs):
+    """A reload that removes the plain listener treats its HTTP/2
+    connections as a graceful stop does: GOAWAY with the last stream id, the
+    stream in flight finishes, a stream after it is not processed. The TLS
+    listener that stays keeps serving."""
     u = h2_start(hash_backends)
-    _graceful(u, hash_backends, lambda: u.u.reload())
+    only_tls = h2_config(certs.a_ec, hash_backends)
+    only_tls = only_tls[: only_tls.index("  - bind: <L1>")] + only_tls[only_tls.index("pools:"):]
+    _graceful(u, hash_backends, lambda: u.u.reload(only_tls))
     assert u.proc.alive()
-    with h2attack.H2Client(u.plain, False) as c:
+    with h2attack.H2Client(u.tls, True) as c:
         assert c.get("/").status == 200
+
+
+def test_reload_keeps_connections_and_applies_the_new_configuration(h2_start, hash_backends, certs):
+    """A reload that keeps the listener: the stream in flight finishes, and
+    the same HTTP/2 connection goes on with the new configuration (as
+    HTTP/1 keep-alive connections move to it between requests): its next
+    streams go to the new pool's backend."""
+    u = h2_start(hash_backends[:1])
+    with h2attack.H2Client(u.plain, False, timeout=20) as c:
+        slow = c.start("GET", "/slow?ms=1500")
+        assert _wait_path(hash_backends, "/slow?ms=1500")
+        u.u.reload(h2_config(certs.a_ec, hash_backends[1:]))
+        r = c.wait([slow], timeout=20)[0]
+        assert r.status == 200 and bytes(r.body) == b"slow" and r.header("x-backend") == "hash1", r.headers
+        deadline = time.monotonic() + 10
+        backend = None
+        while time.monotonic() < deadline:
+            r = c.get("/after-reload")
+            assert r.status == 200
+            backend = r.header("x-backend")
+            if backend == "hash2":
+                break
+            time.sleep(0.1)
+        assert backend == "hash2", "streams after the reload still go to the old pool"
+        assert c.goaway is None, "the connection got a GOAWAY %r at a reload that kept its listener" % (c.goaway,)
 
 
 def test_max_total_streams(h2_start, hash_backends):

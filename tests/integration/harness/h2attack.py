@@ -31,7 +31,6 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
-import hpack
 
 HOST = "127.0.0.1"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

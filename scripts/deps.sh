@@ -13,11 +13,11 @@ want=("$@")
 pkgs=()
 for w in "${want[@]}"; do
   case $w in
-    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev) ;;
+    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev libnghttp2-dev) ;;
     # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
     # man -l, logrotate -d)
     test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl
-                  systemd man-db logrotate) ;;
+                  systemd man-db logrotate nghttp2-client python3-h2) ;;
     bench) pkgs+=(wrk haproxy nginx-light curl procps) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     # h2spec from source, offline (../shared/tools/h2spec/build.sh): Go and

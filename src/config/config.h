@@ -124,6 +124,14 @@ struct config {
     /* TLS */
     uint32_t tls_ticket_rotation_ms; /* a new session ticket key this often */
 
+    /* HTTP/2 from clients (src/proxy/h2_client.c) */
+    uint32_t h2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t h2_max_header_list_size;   /* decoded header block bytes (RFC 9113 6.5.2) */
+    uint32_t h2_max_header_frames;      /* HEADERS + CONTINUATION frames of one block */
+    uint32_t h2_max_total_streams;      /* per connection, then GOAWAY; 0 = no limit */
+    uint32_t h2_initial_window_size;    /* per stream, bytes */
+    uint32_t h2_glitches_threshold;     /* suspicious events before ENHANCE_YOUR_CALM; 0 = off */
+
     /* access log */
     char access_log[256];      /* "" = off, "-" or "stdout", or a file path */
     uint8_t access_log_format; /* enum accesslog_format */

@@ -70,6 +70,20 @@ const struct setting settings_table[] = {
     /* the previous key still decrypts, so a ticket lives one to two periods */
     {.key = "tls.ticket_rotation", .flag = "--tls-ticket-rotation", .type = SETTING_DURATION,
      .min = 1000, .max = 7 * 24 * 3600 * 1000U, TOP(tls_ticket_rotation_ms), .def = "1h"},
+    /* HTTP/2 (docs/CONFIG.md): a stream's request body is held in at most
+     * initial_window_size / 16 KiB + 2 buffers, hence its bound */
+    {.key = "h2.max_concurrent_streams", .type = SETTING_UINT, .min = 1, .max = 1000,
+     TOP(h2_max_concurrent_streams), .def = "100"},
+    {.key = "h2.max_header_list_size", .type = SETTING_UINT, .min = 1024, .max = 1048576,
+     TOP(h2_max_header_list_size), .def = "65536"},
+    {.key = "h2.max_header_frames", .type = SETTING_UINT, .min = 1, .max = 1000,
+     TOP(h2_max_header_frames), .def = "16"},
+    {.key = "h2.max_total_streams", .type = SETTING_UINT, .flags = SETTING_OFF, .min = 1,
+     .max = UINT32_MAX, TOP(h2_max_total_streams), .def = "0"},
+    {.key = "h2.initial_window_size", .type = SETTING_UINT, .min = 1024, .max = 1048576,
+     TOP(h2_initial_window_size), .def = "65535"},
+    {.key = "h2.glitches_threshold", .type = SETTING_UINT, .flags = SETTING_OFF, .min = 1,
+     .max = UINT32_MAX, TOP(h2_glitches_threshold), .def = "1000"},
 
     /* a listener: struct listener_conf (bind, pool, routes and certificates apart);
      * in quick mode a flag applies to every --listen */

@@ -69,6 +69,12 @@ void accesslog_flush(struct accesslog_buf *b)
 
 /* Appends s as it may appear inside a quoted field: JSON-escaped, or with
  * quotes, backslashes and control bytes escaped for the combined format. */
+/* The protocol version of the line: "1.0", "1.1" or "2.0". */
+static const char *version(const struct accesslog_entry *e)
+{
+    return e->h2 ? "2.0" : e->http10 ? "1.0" : "1.1";
+}
+
 static size_t quoted(char *out, size_t cap, const char *s, size_t n, int json)
 {
     size_t o = 0;
@@ -109,9 +115,9 @@ void accesslog_add(struct accesslog_buf *b, const struct accesslog_entry *e)
         o += (size_t)snprintf(out + o, cap - o, "\",\"target\":\"");
         Q(e->target, e->target_len);
         o += (size_t)snprintf(out + o, cap - o,
-                              "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,"
+                              "\",\"protocol\":\"HTTP/%s\",\"status\":%d,"
                               "\"bytes\":%llu,\"duration_ms\":%.3f,\"host\":\"",
-                              e->http10 ? 0 : 1, e->status, (unsigned long long)e->bytes,
+                              version(e), e->status, (unsigned long long)e->bytes,
                               (double)e->duration_us / 1000.0);
         Q(e->host, e->host_len);
         o += (size_t)snprintf(out + o, cap - o, "\",\"referer\":\"");
@@ -127,8 +133,8 @@ void accesslog_add(struct accesslog_buf *b, const struct accesslog_entry *e)
         Q(e->method, e->method_len);
         out[o++] = ' ';
         Q(e->target, e->target_len);
-        o += (size_t)snprintf(out + o, cap - o, " HTTP/1.%d\" %d %llu \"", e->http10 ? 0 : 1,
-                              e->status, (unsigned long long)e->bytes);
+        o += (size_t)snprintf(out + o, cap - o, " HTTP/%s\" %d %llu \"", version(e), e->status,
+                              (unsigned long long)e->bytes);
         if (e->referer_len)
             Q(e->referer, e->referer_len);
         else

@@ -22,6 +22,7 @@ struct accesslog_entry {
     const char *method, *target, *referer, *user_agent, *host, *backend;
     uint32_t method_len, target_len, referer_len, user_agent_len, host_len;
     int http10;
+    int h2; /* HTTP/2.0 (http10 is then 0) */
     int status;
     uint64_t bytes; /* response body bytes sent to the client */
 };

@@ -25,6 +25,7 @@
 #include "http/h1.h"
 #include "http/policy.h"
 #include "proxy/h1_backend.h"
+#include "proxy/h2.h"
 #include "proxy/reqlog.h"
 #include "proxy/session.h"
 #include "tls/tls.h"
@@ -92,6 +93,7 @@ static void session_free(struct loop_defer *d)
 {
     struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
     struct proxy_worker *px = px_of(s);
+    if (s->h2) h2_free(s);
     s->next = px->free_sessions;
     px->free_sessions = s;
 }
@@ -100,6 +102,7 @@ void session_close(struct session *s)
 {
     struct proxy_worker *px = px_of(s);
     if (s->closed) return;
+    if (s->h2) h2_close(s);
     s->closed = 1;
     session_log_end(s);
     exchange_release(&s->x, 0);
@@ -300,7 +303,7 @@ static int span_ieq_str(struct span a, const char *b, size_t n)
 
 /* The pool for request h: the first route of the listener whose host and
  * path prefix match, else the listener's own pool. */
-static struct pool *route(struct session *s, const struct h1_head *h)
+struct pool *session_route(struct session *s, const struct h1_head *h)
 {
     const struct listener_conf *l = &cfg(s)->listeners[s->listener];
     for (uint32_t i = 0; i < l->nroutes; i++) {
@@ -334,6 +337,16 @@ static struct pool *route(struct session *s, const struct h1_head *h)
  * certificate: NONE. The values are written into text (cap bytes), which
  * must live until the head is rewritten. Asked of the TLS library per
  * request, and only on a listener that sets one of the headers. */
+static void peer_headers(struct session *s, const struct listener_conf *l,
+                         struct h1_request_rewrite *rw, char *text, size_t cap);
+
+void session_peer_headers(struct session *s, struct h1_request_rewrite *rw)
+{
+    const struct listener_conf *l = listener_of(s);
+    if (l->client_verify_header[0] || l->client_subject_header[0])
+        peer_headers(s, l, rw, px_of(s)->peer_text, sizeof(px_of(s)->peer_text));
+}
+
 static void peer_headers(struct session *s, const struct listener_conf *l,
                          struct h1_request_rewrite *rw, char *text, size_t cap)
 {
@@ -405,6 +418,10 @@ static int request_head(struct session *s)
             }
             return 0;
         }
+        if (!s->h2_checked) {
+            int r = h2_maybe_start(s); /* the first bytes: HTTP/2? */
+            if (r) return r > 0;
+        }
         s->rq = RQ_HEAD;
         s->cin_scan = 0;
         /* a reload happened while this connection was idle: this request
@@ -463,7 +480,7 @@ static int request_head(struct session *s)
     conn.https = client_tls(s);
     conn.nset = 0;
     if (s->http_extras && listener_http(s, h, head_len, &conn)) return 1;
-    int e = exchange_begin(&s->x, route(s, h), h, &conn);
+    int e = exchange_begin(&s->x, session_route(s, h), h, &conn);
     if (e == -ENOMEM) {
         session_close(s);
         return 1;
@@ -548,6 +565,10 @@ void session_progress(struct session *s)
 {
     for (int round = 0; round < MAX_ROUNDS; round++) {
         int p;
+        if (s->h2) {
+            h2_progress(s);
+            return;
+        }
         if (s->x.rs == RS_TUNNEL) {
             p = session_tunnel_progress(s);
             if (s->closed || !p) return;
@@ -578,6 +599,10 @@ void session_progress(struct session *s)
 static void on_timer(struct loop *loop, struct loop_timer *t)
 {
     struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+    if (s->h2) {
+        h2_on_timer(s);
+        return;
+    }
     int client = 0;
     uint64_t d = in_exchange(s) ? due(s, &client) : s->deadline;
     if (s->resume) {
@@ -622,7 +647,10 @@ static void on_client_event(struct loop *loop, struct loop_io *io, uint32_t even
 {
     struct session *s = (struct session *)io;
     conn_events(&s->c, events);
-    session_progress(s);
+    if (s->h2)
+        h2_progress(s);
+    else
+        session_progress(s);
 }
 
 void proxy_accept(struct proxy_worker *px, int fd, const struct sockaddr *peer, uint32_t listener)
@@ -690,13 +718,21 @@ static int idle(const struct session *s)
 
 void proxy_close_idle(struct proxy_worker *px)
 {
-    for (struct session *s = px->sessions; s; s = s->next)
-        if (idle(s)) session_settle(s);
+    for (struct session *s = px->sessions; s; s = s->next) {
+        if (s->h2)
+            h2_shutdown(s); /* GOAWAY: what is in flight finishes */
+        else if (idle(s))
+            session_settle(s);
+    }
 }
 
 void proxy_generation_switched(struct proxy_worker *px)
 {
     for (struct session *s = px->sessions; s; s = s->next) {
+        if (s->h2) {
+            h2_generation_switched(s);
+            continue;
+        }
         if (!idle(s) || s->x.gen == px->gen) continue;
         if (!session_move_generation(s)) {
             s->listener_gone = 1;
@@ -712,6 +748,11 @@ void proxy_close_all(struct proxy_worker *px)
 
 void proxy_free_cache(struct proxy_worker *px)
 {
+    while (px->free_streams) {
+        struct h2_stream *st = px->free_streams;
+        px->free_streams = st->next;
+        free(st);
+    }
     while (px->free_sessions) {
         struct session *s = px->free_sessions;
         px->free_sessions = s->next;

@@ -19,6 +19,7 @@
 #include "upstream/upconn.h"
 
 struct session;
+struct h2_stream;
 
 struct proxy_worker {
     struct loop *loop;
@@ -29,6 +30,7 @@ struct proxy_worker {
     struct upconn_pool ups;
     struct session *sessions; /* open client connections */
     struct session *free_sessions;
+    struct h2_stream *free_streams; /* HTTP/2 streams given back (h2_stream.c) */
     uint32_t nsessions;
     struct accesslog_buf alog; /* access log lines not written yet */
     struct h1_head scratch;    /* head parsing; never held across iterations */

@@ -21,6 +21,7 @@ void reqlog_begin(struct buf **slot, struct buf_cache *bufs, const struct reqlog
     r->start_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     r->t0_us = now_us();
     r->http10 = f->http10;
+    r->h2 = f->h2;
     r->bytes = 0;
     r->status = 0;
     const struct span fields[5] = {f->method, f->target, f->referer, f->user_agent, f->host};
@@ -57,6 +58,7 @@ void reqlog_end(struct buf **slot, struct buf_cache *bufs, struct accesslog_buf 
         .host_len = r->len[4],
         .backend = backend,
         .http10 = r->http10,
+        .h2 = r->h2,
         .status = r->status ? r->status : 499, /* nginx's "client closed" */
         .bytes = r->bytes,
     };

@@ -15,13 +15,13 @@ struct reqlog_rec {
     uint64_t bytes;          /* response body bytes sent to the client */
     uint32_t off[5], len[5]; /* method, target, referer, user agent, host */
     uint16_t status;         /* the final status sent (0: none yet) */
-    uint8_t http10;
+    uint8_t http10, h2;
 };
 
 /* The request fields the line shows, whatever protocol carried them. */
 struct reqlog_head {
     struct span method, target, referer, user_agent, host;
-    uint8_t http10;
+    uint8_t http10, h2; /* HTTP/1.0, HTTP/2 (else HTTP/1.1) */
 };
 
 /* Keeps f in *slot (a buffer taken from bufs) when the access log is on. */

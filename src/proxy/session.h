@@ -57,6 +57,8 @@ struct session {
     uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
     uint8_t http_extras : 1;   /* listener_extras(): the listener asks for more than proxying */
     uint8_t settling : 1;      /* idle, to be closed at its deadline (graceful stop, reload) */
+    uint8_t h2_checked : 1;    /* the first bytes were looked at for HTTP/2 (h2_maybe_start) */
+    struct h2_conn *h2;        /* HTTP/2 was chosen: the connection is h2_client.c's */
     struct tunnel tun;         /* after a 101 */
     struct exchange x;         /* the request in progress */
 };
@@ -148,6 +150,13 @@ void session_respond_error(struct session *s, int status, const char *msg);
 void session_release_sent_body(struct session *s);
 /* Writes the request's access log line, if the log is on. */
 void session_log_end(struct session *s);
+
+/* The pool for request h: the first route of the session's listener that
+ * matches, else the listener's own pool. */
+struct pool *session_route(struct session *s, const struct h1_head *h);
+/* The mTLS headers the session's listener asks for, added to rw (their
+ * values in the worker's peer_text, valid until the next head). */
+void session_peer_headers(struct session *s, struct h1_request_rewrite *rw);
 
 /* h1_response.c */
 /* Writes res_out and the response body bytes ready; whether anything moved. */

@@ -269,15 +269,20 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl, (void)arg;
-    for (unsigned i = 0; i < inlen;) {
-        unsigned n = in[i];
-        if (i + 1 + n > inlen) break;
-        if (n == 8 && !memcmp(in + i + 1, "http/1.1", 8)) {
-            *out = in + i + 1;
-            *outlen = 8;
-            return SSL_TLSEXT_ERR_OK;
+    /* h2 first (RFC 9113 3.2), whatever the client's order; then http/1.1 */
+    static const char *const ours[] = {"h2", "http/1.1"};
+    for (int k = 0; k < 2; k++) {
+        unsigned want = (unsigned)strlen(ours[k]);
+        for (unsigned i = 0; i < inlen;) {
+            unsigned n = in[i];
+            if (i + 1 + n > inlen) break;
+            if (n == want && !memcmp(in + i + 1, ours[k], n)) {
+                *out = in + i + 1;
+                *outlen = (unsigned char)n;
+                return SSL_TLSEXT_ERR_OK;
+            }
+            i += 1 + n;
         }
-        i += 1 + n;
     }
     return SSL_TLSEXT_ERR_NOACK; /* no protocol we speak was offered: HTTP/1.1 all the same */
 }
@@ -592,4 +597,13 @@ enum tls_peer tls_conn_peer(struct conn *c, char *text, size_t cap)
     }
     snprintf(text, cap, "%s", subject);
     return TLS_PEER_SUCCESS;
+}
+
+int tls_conn_alpn_h2(const struct conn *c)
+{
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    if (!c->tls) return 0;
+    SSL_get0_alpn_selected(c->tls, &p, &n);
+    return n == 2 && !memcmp(p, "h2", 2);
 }

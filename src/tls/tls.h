@@ -59,6 +59,8 @@ enum tls_peer { TLS_PEER_NONE, TLS_PEER_SUCCESS, TLS_PEER_FAILED };
 /* The result for c; with TLS_PEER_FAILED the reason, with TLS_PEER_SUCCESS
  * the subject (RFC 2253), written to text. */
 enum tls_peer tls_conn_peer(struct conn *c, char *text, size_t cap);
+/* Whether ALPN chose h2 (RFC 7301) for the server connection c. */
+int tls_conn_alpn_h2(const struct conn *c);
 
 /* ---- the client side: TLS to backends (client.c) ---- */
 

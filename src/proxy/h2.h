@@ -98,12 +98,15 @@ struct h2_conn {
     uint64_t ctl_second;    /* which second (loop time / 1000) */
     uint64_t idle_since;    /* no stream open since (for timeouts.client_idle) */
     uint64_t goaway_at;     /* the final GOAWAY goes at this time (0: not planned) */
-    uint8_t closed : 1;     /* session_close ran; the rest waits for the deferred free */
-    uint8_t notice : 1;     /* the first GOAWAY (shutdown notice) went */
-    uint8_t goaway : 1;     /* the final GOAWAY went: close when the streams are done */
-    uint8_t fatal : 1;      /* a connection error: flush what nghttp2 has, then close */
-    uint8_t prefaced : 1;   /* the client's preface and SETTINGS came */
-    uint8_t stepping : 1;   /* h2_progress is running (wake does not re-enter) */
+    int32_t max_id;         /* the highest stream id the client used */
+    int32_t gap[4][2];      /* ids the client skipped (idle, so closed: RFC 9113 5.1.1) */
+    uint8_t ngaps;
+    uint8_t closed : 1;   /* session_close ran; the rest waits for the deferred free */
+    uint8_t notice : 1;   /* the first GOAWAY (shutdown notice) went */
+    uint8_t goaway : 1;   /* the final GOAWAY went: close when the streams are done */
+    uint8_t fatal : 1;    /* a connection error: flush what nghttp2 has, then close */
+    uint8_t prefaced : 1; /* the client's preface and SETTINGS came */
+    uint8_t stepping : 1; /* h2_progress is running (wake does not re-enter) */
 };
 
 /* h2_client.c */

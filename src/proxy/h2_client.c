@@ -72,6 +72,35 @@ static void control_frame(struct h2_conn *hc, const char *what)
 
 /* ---- nghttp2 callbacks ----------------------------------------------------------- */
 
+/* RFC 9113 5.1.1: a stream id the client skipped is closed for good; a
+ * HEADERS on it is a connection error. nghttp2 cannot tell a skipped id
+ * from a closed stream (which a trailer may still race with, and which it
+ * ignores), so the client's last few jumps are remembered here. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct h2_conn *hc = hc_of(ud);
+    if (hd->type != NGHTTP2_HEADERS || !(hd->stream_id & 1) || hc->closed) return 0;
+    int32_t id = hd->stream_id;
+    if (id > hc->max_id) {
+        int32_t expect = hc->max_id ? hc->max_id + 2 : 1;
+        if (id != expect) {
+            uint8_t k = hc->ngaps < 4 ? hc->ngaps++ : (uint8_t)(id % 4);
+            hc->gap[k][0] = expect;
+            hc->gap[k][1] = id - 2;
+        }
+        hc->max_id = id;
+        return 0;
+    }
+    if (nghttp2_session_find_stream(ng, id)) return 0;
+    for (uint8_t k = 0; k < hc->ngaps; k++)
+        if (id >= hc->gap[k][0] && id <= hc->gap[k][1]) {
+            h2_glitch(hc, "HEADERS on a skipped stream id");
+            nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+            return 0;
+        }
+    return 0;
+}
+
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
     struct h2_conn *hc = hc_of(ud);
@@ -199,6 +228,7 @@ static void callbacks_once(void)
 {
     nghttp2_session_callbacks *cb;
     if (nghttp2_session_callbacks_new(&cb)) return;
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);

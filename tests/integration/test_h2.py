@@ -1,0 +1,408 @@
+"""HTTP/2 from clients (issue 12), the functional side: ALPN h2 on TLS
+listeners and prior knowledge on plain ones, each stream one exchange with
+the HTTP/1.1 backends (RFC 9113 8.3 mapping, cookies joined, connection-
+specific fields refused), bodies both ways under flow control, usher's own
+answers on the stream, resets, GOAWAY at a stop, the h2.* settings, and
+HTTP/1.1 still served on the same ports.
+
+The attacks (Rapid Reset, CONTINUATION and HPACK floods, the glitch budget)
+are in their own tests. Clients: curl --http2 / --http2-prior-knowledge,
+nghttp (nghttp2-client), and python3-h2 (harness/h2conn.py) for frames.
+"""
+
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import zlib
+
+import pytest
+
+from harness.h2conn import H2Conn
+from harness.procs import HOST, free_port
+from http_raw import RawHTTPConnection
+
+
+def wait_for(cond, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+TOOL_TIMEOUT = 30.0
+PROTOCOL_ERROR, CANCEL, NO_ERROR, REFUSED_STREAM = 1, 8, 0, 7
+
+
+def cert_args(certs):
+    return certs.a_ec.args()
+
+
+@pytest.fixture
+def h2_usher(backends, start_usher_tls, certs):
+    """usher with a plain and a TLS listener in front of the two demo backends."""
+    return start_usher_tls(backends, "--balance", "round-robin", *cert_args(certs))
+
+
+def tls_ctx(certs, alpn=("h2",)):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(certs.ca_pem)
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def run(argv, timeout=TOOL_TIMEOUT):
+    p = subprocess.run([str(a) for a in argv], capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def curl(url, *args, certs=None, port=None):
+    argv = ["curl", "-sS", "-i", "--noproxy", "*", "--max-time", "20"]
+    if certs is not None:
+        argv += ["--cacert", certs.ca_pem, "--resolve", "a.test:%d:%s" % (port, HOST)]
+    argv += list(args) + ["-w", "\n@@ %{http_code} %{http_version}\n", url]
+    rc, out, err = run(argv)
+    m = re.search(r"^@@ (\d+) (\S+)$", out, re.M)
+    return rc, out, err, (int(m.group(1)), m.group(2)) if m else None
+
+
+def conn(u, certs, tls, **kw):
+    if tls:
+        c = H2Conn(u.tls, tls_ctx=tls_ctx(certs), **kw)
+        assert c.alpn == "h2"
+        return c
+    return H2Conn(u.plain, **kw)
+
+
+def echo(stream):
+    import json
+
+    return json.loads(bytes(stream.data))
+
+
+# -- choosing HTTP/2 -------------------------------------------------------------------
+
+
+def test_curl_http2_over_tls_by_alpn(h2_usher, certs):
+    rc, out, err, got = curl("https://a.test:%d/" % h2_usher.tls, "--http2", certs=certs, port=h2_usher.tls)
+    assert rc == 0, err
+    assert got == (200, "2"), out
+    assert re.search(r"^HTTP/2 200", out, re.M), out
+    assert re.search(r"^x-backend: backend[12]\r?$", out, re.M), out
+
+
+def test_curl_http2_prior_knowledge_on_a_plain_listener(h2_usher):
+    rc, out, err, got = curl("http://127.0.0.1:%d/" % h2_usher.plain, "--http2-prior-knowledge")
+    assert rc == 0, err
+    assert got == (200, "2"), out
+    assert re.search(r'"message":"Hello from backend[12]"', out), out
+
+
+def test_nghttp_sees_usher_settings_and_a_response(h2_usher):
+    rc, out, err = run(["nghttp", "-nv", "-t", "20", "http://127.0.0.1:%d/" % h2_usher.plain])
+    assert rc == 0, err + out
+    assert "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100]" in out, out
+    assert "[SETTINGS_INITIAL_WINDOW_SIZE(0x04):65535]" in out, out
+    assert "[SETTINGS_MAX_HEADER_LIST_SIZE(0x06):65536]" in out, out
+    # nghttp opens idle streams 3..11 for priorities, then its request
+    assert re.search(r"recv \(stream_id=\d+\) :status: 200", out), out
+    assert re.search(r"recv DATA frame <length=\d+, flags=0x01, stream_id=\d+>", out), out
+
+
+def test_http11_still_served_on_both_ports(h2_usher, certs):
+    with RawHTTPConnection(HOST, h2_usher.plain) as c:
+        r = c.roundtrip("GET", "/", host="a.test")
+        assert r.status == 200 and r.version == "HTTP/1.1", r
+    # a TLS client that offers only http/1.1, or nothing, gets HTTP/1.1
+    for alpn in (("http/1.1",), None):
+        s = tls_ctx(certs, alpn=alpn).wrap_socket(socket.create_connection((HOST, h2_usher.tls), timeout=10),
+                                                  server_hostname="a.test")
+        with s:
+            assert s.selected_alpn_protocol() == (alpn[0] if alpn else None)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+
+
+def test_curl_http11_when_asked(h2_usher, certs):
+    rc, out, err, got = curl("https://a.test:%d/" % h2_usher.tls, "--http1.1", certs=certs, port=h2_usher.tls)
+    assert rc == 0, err
+    assert got == (200, "1.1"), out
+
+
+# -- requests and responses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["prior-knowledge", "tls"])
+def test_get_and_posts_with_checksums(h2_usher, certs, tls):
+    body = os.urandom(300_000)
+    with conn(h2_usher, certs, tls) as c:
+        g = c.request("GET", "/")
+        p1 = c.request("POST", "/echo", [("content-length", str(len(body)))], body=body)
+        p2 = c.request("POST", "/echo/nolength", body=body)  # no content-length: chunked upstream
+        d = c.request("GET", "/bytes?n=2000000&chunked=1")
+        c.wait_ended(g, p1, p2, d)
+        s = c.streams
+        assert s[g].status == 200 and s[g].header("x-backend") in ("backend1", "backend2"), vars(s[g])
+        for sid, chunked in ((p1, False), (p2, True)):
+            e = echo(s[sid])
+            assert s[sid].status == 200, vars(s[sid])
+            assert e["body_length"] == len(body), e
+            assert e["body_crc32"] == "%08x" % zlib.crc32(body), e
+            assert e["chunked"] is chunked, e
+            assert e["version"] == "1.1"
+            proto = [v for k, v in e["headers"] if k.lower() == "x-forwarded-proto"]
+            assert proto == ["https" if tls else "http"], e["headers"]
+        assert s[d].status == 200
+        assert len(s[d].data) == 2_000_000
+        assert "%08x" % zlib.crc32(bytes(s[d].data)) == s[d].header("x-body-crc32"), s[d].headers
+        # hop-by-hop fields never reach an HTTP/2 client
+        for st in s.values():
+            names = [k for k, _ in st.headers]
+            assert not {"connection", "transfer-encoding", "keep-alive"} & set(names), names
+            assert all(k == k.lower() for k in names), names
+
+
+def test_head_and_204_have_no_data(h2_usher):
+    with H2Conn(h2_usher.plain) as c:
+        h = c.request("HEAD", "/bytes?n=5000")
+        n = c.request("GET", "/status/204")
+        c.wait_ended(h, n)
+        for sid, status in ((h, 200), (n, 204)):
+            st = c.streams[sid]
+            assert st.status == status, vars(st)
+            assert st.headers_end_stream, vars(st)  # END_STREAM on the HEADERS frame
+            assert st.data_frames == 0 and not st.data, vars(st)
+        assert c.streams[h].header("content-length") == "5000"
+
+
+def test_no_backend_is_usher_503_as_json_on_the_stream(start_usher_tls, certs):
+    dead = free_port()
+    u = start_usher_tls([dead], *cert_args(certs))
+    with conn(u, certs, True) as c:
+        sid = c.request("GET", "/")
+        c.wait_ended(sid)
+        st = c.streams[sid]
+        assert st.status == 503, vars(st)
+        assert st.header("content-type") == "application/json"
+        assert bytes(st.data) == b'{"error":"No healthy backends"}'
+        assert st.header("content-length") == str(len(st.data))
+        # the connection goes on
+        again = c.request("GET", "/")
+        c.wait_ended(again)
+        assert c.streams[again].status == 503
+
+
+def test_100_streams_in_parallel_over_two_backends(h2_usher):
+    with H2Conn(h2_usher.plain) as c:
+        assert c.settings()[3] == 100  # SETTINGS_MAX_CONCURRENT_STREAMS
+        sids = [c.request("GET", "/echo/%d" % i) for i in range(100)]
+        c.wait_ended(*sids, timeout=60)
+        seen = {}
+        for i, sid in enumerate(sids):
+            st = c.streams[sid]
+            assert st.status == 200 and st.reset is None, vars(st)
+            e = echo(st)
+            assert e["path"] == "/echo/%d" % i, e
+            seen[st.header("x-backend")] = seen.get(st.header("x-backend"), 0) + 1
+        assert set(seen) == {"backend1", "backend2"}, seen
+        assert abs(seen["backend1"] - seen["backend2"]) <= 2, seen  # round robin
+
+
+def test_connection_specific_fields_are_a_stream_error(h2_usher):
+    with H2Conn(h2_usher.plain) as c:
+        bad = [("connection", "keep-alive"), ("transfer-encoding", "chunked"), ("upgrade", "websocket"),
+               ("te", "gzip"), ("X-Upper", "1")]
+        sids = [c.request("GET", "/", [f]) for f in bad]
+        c.wait_ended(*sids)
+        for f, sid in zip(bad, sids):
+            st = c.streams[sid]
+            assert st.reset == PROTOCOL_ERROR and st.status is None, (f, vars(st))
+        # the connection itself is fine, and te: trailers is allowed
+        ok = c.request("GET", "/", [("te", "trailers")])
+        c.wait_ended(ok)
+        assert c.streams[ok].status == 200
+        assert not c.goaway
+
+
+def test_cookies_joined_host_from_authority_and_trailers_up(raw_backend, start_usher):
+    be = raw_backend()
+    u = start_usher([be])
+    with H2Conn(u.port) as c:
+        a = c.request("GET", "/c?x=1", [("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2"), ("cookie", "c=3")],
+                      authority="shop.example:8443")
+        c.wait_ended(a)
+        assert c.streams[a].status == 200
+        t = c.request("POST", "/t", [("te", "trailers")], end=False)
+        c.send_body(t, b"hello ", end=False)
+        c.send_body(t, b"world", end=False)
+        c.trailers(t, [("x-sum", "abc")])
+        c.wait_ended(t)
+        assert c.streams[t].status == 200, vars(c.streams[t])
+    assert be.wait_requests(2)
+    reqs, probs, _ = be.requests()
+    assert not probs, probs
+    q = reqs[0]
+    assert (q.method, q.target, q.version) == (b"GET", b"/c?x=1", b"HTTP/1.1"), q
+    assert q.header_all("cookie") == [b"a=1; b=2; c=3"], q.headers
+    assert q.header_all("host") == [b"shop.example:8443"], q.headers
+    assert q.header_all("x-forwarded-host") == [b"shop.example:8443"], q.headers
+    assert q.header_all("te") == [], q.headers
+    t = reqs[1]
+    assert t.header_all("transfer-encoding") == [b"chunked"], t.headers
+    assert t.body == b"hello world", t
+    assert b"\r\n0\r\nx-sum: abc\r\n\r\n" in t.raw, t.raw
+
+
+def test_client_flow_control_pauses_the_response_then_it_resumes(h2_usher):
+    size = 3_000_000
+    with H2Conn(h2_usher.plain, settings={4: 1000}, auto_ack=False) as c:  # INITIAL_WINDOW_SIZE 1000
+        sid = c.request("GET", "/bytes?n=%d" % size)
+        c.pump(lambda: len(c.streams[sid].data) >= 1000, timeout=20)
+        time.sleep(1.0)  # usher cannot send more without a WINDOW_UPDATE
+        c.pump(lambda: False, timeout=0.5)
+        st = c.streams[sid]
+        assert st.status == 200 and len(st.data) == 1000 and not st.ended, (st.status, len(st.data))
+        # the connection window (65535) is what limits now: open both
+        c.auto_ack = True
+        c.conn.increment_flow_control_window(size, stream_id=sid)
+        c.conn.increment_flow_control_window(size)
+        c.flush()
+        c.wait_ended(sid, timeout=60)
+        assert len(st.data) == size and "%08x" % zlib.crc32(bytes(st.data)) == st.header("x-body-crc32")
+
+
+def test_usher_window_is_h2_initial_window_size(start_usher_file, backends):
+    u = start_usher_file(
+        "listeners:\n  - bind: <L0>\n    pool: web\n"
+        "pools:\n  web:\n    backends: [%s]\n"
+        "h2:\n  initial_window_size: 16384\n  max_concurrent_streams: 7\n  max_header_list_size: 8192\n"
+        % backends[0].url
+    )
+    body = os.urandom(200_000)
+    with H2Conn(u.ports[0]) as c:
+        s = c.settings()
+        assert (s.get(4), s.get(3), s.get(6)) == (16384, 7, 8192), s
+        sid = c.request("POST", "/echo", body=body)  # only as the backend takes it
+        c.wait_ended(sid)
+        assert echo(c.streams[sid])["body_crc32"] == "%08x" % zlib.crc32(body)
+
+
+def test_client_reset_mid_response_frees_stream_and_backend_connection(raw_backend, start_usher):
+    # the backend promises a large body, sends a part and then waits
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n"
+    be = raw_backend(respond=lambda req: ((head + b"x" * 50000) if req.target == b"/big" else
+                                          b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "hold"
+                                          if req.target == b"/big" else "keep"))
+    u = start_usher([be])
+    with H2Conn(u.port) as c:
+        sid = c.request("GET", "/big")
+        c.pump(lambda: len(c.streams[sid].data) > 0)
+        c.reset(sid, CANCEL)
+        # usher closes the backend connection that carried the stream
+        assert wait_for(lambda: 1 in be.closed_by_peer, timeout=10), be.closed_by_peer
+        nxt = c.request("GET", "/small")
+        c.wait_ended(nxt)
+        assert c.streams[nxt].status == 200 and bytes(c.streams[nxt].data) == b"ok"
+        assert not c.goaway
+
+
+def test_sigterm_sends_goaway_and_the_stream_in_flight_finishes(backends, start_usher):
+    u = start_usher(backends, "--balance", "round-robin")
+    with H2Conn(u.port) as c:
+        c.settings()
+        sid = c.request("GET", "/slow?ms=1500")
+        time.sleep(0.3)  # the request is at the backend
+        os.kill(u.proc.pid, signal.SIGTERM)
+        c.wait_ended(sid, timeout=30)
+        st = c.streams[sid]
+        assert st.status == 200 and st.reset is None, vars(st)
+        c.pump(lambda: c.closed, timeout=15)
+    # the first GOAWAY (a shutdown notice) names the largest id, the last one stream 1
+    assert c.goaway == [(NO_ERROR, 2**31 - 1), (NO_ERROR, sid)], c.goaway
+    assert u.proc.wait_exit(30) == 0
+
+
+def test_goaway_frames_at_stop_seen_raw(backends, start_usher):
+    """The double GOAWAY, frame by frame (python-h2 stops at the first)."""
+    from hyperframe.frame import Frame, GoAwayFrame
+
+    u = start_usher(backends)
+    c = H2Conn(u.port)
+    sid = c.request("GET", "/slow?ms=1200")
+    c.settings()
+    time.sleep(0.2)
+    os.kill(u.proc.pid, signal.SIGTERM)
+    buf, frames, deadline = b"", [], time.monotonic() + 30
+    c.sock.settimeout(1.0)
+    while time.monotonic() < deadline:
+        try:
+            d = c.sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            f, length = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + length:
+                break
+            f.parse_body(memoryview(buf[9 : 9 + length]))
+            frames.append(f)
+            buf = buf[9 + length :]
+    c.close()
+    goaways = [(f.error_code, f.last_stream_id) for f in frames if isinstance(f, GoAwayFrame)]
+    assert goaways == [(NO_ERROR, 2**31 - 1), (NO_ERROR, sid)], goaways
+    ends = [f for f in frames if f.stream_id == sid and "END_STREAM" in f.flags]
+    assert ends, frames  # the response in flight ended normally
+    assert u.proc.wait_exit(30) == 0
+
+
+def test_max_total_streams_then_goaway(start_usher_file, backends):
+    u = start_usher_file(
+        "listeners:\n  - bind: <L0>\n    pool: web\n"
+        "pools:\n  web:\n    backends: [%s]\n"
+        "h2:\n  max_total_streams: 3\n" % backends[0].url
+    )
+    with H2Conn(u.ports[0]) as c:
+        sids = [c.request("GET", "/") for _ in range(3)]
+        c.wait_ended(*sids)
+        assert all(c.streams[s].status == 200 for s in sids)
+        c.pump(lambda: c.goaway, timeout=10)
+        assert c.goaway == [(NO_ERROR, sids[-1])], c.goaway
+
+
+def test_access_log_shows_http2(backends, start_usher, tmp_path):
+    log = tmp_path / "access.log"
+    u = start_usher(backends, "--access-log", str(log))
+    with H2Conn(u.port) as c:
+        sid = c.request("GET", "/bytes?n=123", [("user-agent", "h2-test")])
+        c.wait_ended(sid)
+        r = c.request("GET", "/none", [("connection", "close")])  # refused: not a request
+        c.wait_ended(r)
+    assert wait_for(lambda: log.exists() and "h2-test" in log.read_text(), timeout=10)
+    lines = [line for line in log.read_text().splitlines() if "h2-test" in line]
+    assert len(lines) == 1 and '"GET /bytes?n=123 HTTP/2.0" 200 123 ' in lines[0], lines
+
+
+@pytest.mark.parametrize("key,value", [("max_concurrent_streams", "0"), ("initial_window_size", "100"),
+                                       ("max_header_frames", "x"), ("max_header_list_size", "99999999")])
+def test_bad_h2_settings_are_refused_with_file_and_line(run_usher, tmp_path, key, value):
+    p = tmp_path / "bad.yaml"
+    p.write_text("listeners:\n  - bind: 127.0.0.1:1\n    pool: web\npools:\n  web:\n    backends: [http://127.0.0.1:2]\n"
+                 "h2:\n  %s: %s\n" % (key, value))
+    r = run_usher("-t", "-c", str(p))
+    assert r.returncode != 0
+    assert re.search(r"bad\.yaml:8:\d+: .*", r.stderr.decode()), r.stderr

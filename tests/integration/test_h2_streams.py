@@ -108,6 +108,33 @@ def test_flow_control_small_windows(h2_start, hash_backends):
     assert rd.status == 200 and bytes(rd.body) == payload(MB, "fc")
 
 
+@pytest.mark.parametrize("first", [16367, 16368, 16369, 16370, 16375])
+def test_chunked_upload_across_a_buffer_end(h2_start, hash_backends, first):
+    """A body without content-length goes up chunked; its first DATA frame
+    (first bytes) is forwarded before the next one comes, which leaves the
+    16 KiB buffer with a few bytes of room: the next frame must still go up
+    whole and right (not past the buffer's end, not in a loop without end)."""
+    u = h2_start(hash_backends[:1])
+    b = hash_backends[0]
+    path = "/up/edge-%d" % first
+    one, two = os.urandom(first), os.urandom(300)
+    with h2attack.H2Client(u.plain, False, timeout=20) as c:
+        sid = c.start("POST", path, end=False)
+        c.conn.send_data(sid, one)
+        c.flush()
+        deadline = time.monotonic() + 10
+        while b.received(path) < first and time.monotonic() < deadline:
+            c.pump(0.05)
+        assert b.received(path) == first, "the first DATA did not reach the backend (%d bytes)" % b.received(path)
+        c.conn.send_data(sid, two, end_stream=True)
+        c.flush()
+        r = c.wait([sid], timeout=20)[0]
+    assert r.status == 200, (r.status, r.reset_code)
+    assert r.header("x-body-length") == str(first + 300)
+    assert r.header("x-body-sha256") == hashlib.sha256(one + two).hexdigest()
+    assert u.proc.alive()
+
+
 def test_client_resets_mid_upload_and_mid_download(h2_start, hash_backends):
     """RST_STREAM halfway through an upload and a download: the backend
     never sees the upload as complete, the other streams of the connection

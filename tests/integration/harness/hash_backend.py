@@ -10,7 +10,8 @@ that checks bodies by SHA-256 at its end, for the HTTP/2 stream tests.
     anything else   200 "ok"
 
 Every response carries X-Backend: NAME. `requests` records (method, path,
-body length or None when the body did not arrive whole) in arrival order."""
+body length or None when the body did not arrive whole) in arrival order;
+`progress` the body bytes of each path received so far."""
 
 import hashlib
 import socket
@@ -62,6 +63,7 @@ class HashBackend:
     def __init__(self, name="hash"):
         self.name = name
         self.requests = []
+        self.progress = {}  # path -> body bytes received so far (while it arrives)
         self.errors = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -86,6 +88,10 @@ class HashBackend:
             t = threading.Thread(target=self._serve, args=(s,), daemon=True)
             self.threads.append(t)
             t.start()
+
+    def received(self, path):
+        with self.lock:
+            return self.progress.get(path, 0)
 
     def paths(self):
         with self.lock:
@@ -116,6 +122,8 @@ class HashBackend:
                 def sink(b):
                     h.update(b)
                     n[0] += len(b)
+                    with self.lock:
+                        self.progress[target] = n[0]
 
                 body_ok = True
                 try:

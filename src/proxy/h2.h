@@ -41,6 +41,16 @@ struct h2_chunk_cursor {
     uint32_t left; /* data bytes left in the chunk, or the size being read */
 };
 
+/* Takes a chunked response body apart (framing already checked by the
+ * exchange's body parser): the data goes into DATA frames, the trailer
+ * section into a trailing HEADERS frame. */
+struct h2_unchunk {
+    uint8_t state; /* 0 size line, 1 data, 2 CRLF after data, 3 trailer lines, 4 the end */
+    uint8_t ext;   /* in the size line: past the digits (an extension) */
+    uint8_t line;  /* in a trailer line: bytes seen on it (0: the line is empty so far) */
+    uint32_t left; /* data bytes left in the chunk, or the size being read */
+};
+
 struct h2_conn;
 
 struct h2_stream {
@@ -53,6 +63,8 @@ struct h2_stream {
     struct buf *body[H2_BODY_BUFS_MAX];
     struct h2map map;
     struct h2_chunk_cursor cc;
+    struct h2_unchunk uc;    /* the response body, when chunked */
+    uint16_t trailer_len;    /* the backend's trailer lines kept in area */
     uint64_t body_bytes;     /* request payload received */
     uint64_t unconsumed;     /* of it, not given back to the window yet */
     uint64_t pos, consumed;  /* payload sent to the backend in this attempt; given back */
@@ -67,6 +79,7 @@ struct h2_stream {
     uint8_t chunked : 1;     /* the body goes up chunked (no content-length) */
     uint8_t framed_end : 1;  /* chunked: the last chunk (and trailers) were written */
     uint8_t no_body : 1;     /* the final response has no DATA (HEAD, 204, 304) */
+    uint8_t res_chunked : 1; /* the response body comes chunked: h2_unchunk takes it apart */
     uint8_t open : 1;        /* chunked: a chunk is open at open_at */
     uint8_t req_done : 1;    /* END_STREAM from the client */
     uint8_t began : 1;       /* the exchange began (the head was mapped) */
@@ -105,6 +118,10 @@ struct h2_conn {
     uint8_t notice : 1;   /* the first GOAWAY (shutdown notice) went */
     uint8_t goaway : 1;   /* the final GOAWAY went: close when the streams are done */
     uint8_t fatal : 1;    /* a connection error: flush what nghttp2 has, then close */
+    uint8_t broken : 1;   /* nghttp2 gave up (a flood, a bad preface): its session is not
+                             used again; what was pending goes out, then tail (a GOAWAY) */
+    uint8_t tail_len;     /* bytes of tail not written yet */
+    uint8_t tail[17];     /* usher's own GOAWAY frame when nghttp2 is broken */
     uint8_t prefaced : 1; /* the client's preface and SETTINGS came */
     uint8_t stepping : 1; /* h2_progress is running (wake does not re-enter) */
 };
@@ -132,6 +149,9 @@ void h2_generation_switched(struct session *s);
 /* Counts a suspicious event; past h2.glitches_threshold the connection
  * ends with GOAWAY ENHANCE_YOUR_CALM. */
 void h2_glitch(struct h2_conn *hc, const char *what);
+/* The backend side of st has events: its step runs now, the connection's
+ * writing once at the end of the loop iteration, for every stream at once. */
+void h2_wake(struct h2_stream *st);
 /* A stream ended (nghttp2 closed it): it goes to the dead list. */
 void h2_stream_gone(struct h2_stream *st);
 

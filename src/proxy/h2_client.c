@@ -17,8 +17,9 @@
  *   - the glitch budget (h2.glitches_threshold), as HAProxy's: a stream
  *     reset by the client before its response began (Rapid Reset), a
  *     malformed request, an invalid frame, and control frames (PING,
- *     SETTINGS, WINDOW_UPDATE, PRIORITY, empty DATA) past CTL_PER_SECOND a
- *     second each count one; past the budget: GOAWAY ENHANCE_YOUR_CALM;
+ *     SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATE of less than 1 KiB)
+ *     past CTL_PER_SECOND a second each count one; past the budget: GOAWAY
+ *     ENHANCE_YOUR_CALM;
  *   - nghttp2's own limits as a second line: the RST_STREAM rate, SETTINGS
  *     entries, queued PING/SETTINGS acknowledgements;
  *   - output: while frames wait for the socket (the out buffer is full), the
@@ -68,6 +69,31 @@ static void control_frame(struct h2_conn *hc, const char *what)
         hc->ctl_in_second = 0;
     }
     if (++hc->ctl_in_second > CTL_PER_SECOND) h2_glitch(hc, what);
+}
+
+/* nghttp2_session_mem_recv failed with err: nghttp2 queues no GOAWAY for
+ * these (a flood, too many CONTINUATION frames, a broken header block, the
+ * preface), so usher writes one itself after what is pending (RFC 9113
+ * 5.4.1), and the connection closes. */
+static void broken(struct h2_conn *hc, int err)
+{
+    log_debug("client %s: HTTP/2: %s", hc->s->x.client_ip, nghttp2_strerror(err));
+    if (hc->broken) return;
+    hc->broken = hc->fatal = 1;
+    uint32_t code = err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                        ? NGHTTP2_ENHANCE_YOUR_CALM
+                    : err == NGHTTP2_ERR_HEADER_COMP      ? NGHTTP2_COMPRESSION_ERROR
+                    : err == NGHTTP2_ERR_CALLBACK_FAILURE ? NGHTTP2_INTERNAL_ERROR
+                                                          : NGHTTP2_PROTOCOL_ERROR;
+    uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(hc->ng);
+    uint8_t *t = hc->tail;
+    static const uint8_t head[9] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0};
+    memcpy(t, head, 9);
+    for (int i = 0; i < 4; i++) {
+        t[9 + i] = (uint8_t)(last >> (24 - 8 * i));
+        t[13 + i] = (uint8_t)(code >> (24 - 8 * i));
+    }
+    hc->tail_len = sizeof(hc->tail);
 }
 
 /* ---- nghttp2 callbacks ----------------------------------------------------------- */
@@ -172,7 +198,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     case NGHTTP2_PING:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) control_frame(hc, "PING");
         break;
-    case NGHTTP2_WINDOW_UPDATE: control_frame(hc, "WINDOW_UPDATE"); break;
+    case NGHTTP2_WINDOW_UPDATE:
+        /* a client that reads a large response fast sends many, each
+         * opening a useful amount; the flood is of tiny ones */
+        if (f->window_update.window_size_increment < 1024) control_frame(hc, "WINDOW_UPDATE");
+        break;
     case NGHTTP2_PRIORITY: control_frame(hc, "PRIORITY"); break;
     default: break;
     }
@@ -314,10 +344,11 @@ int h2_maybe_start(struct session *s)
         /* what the HTTP/1 side read already is the preface and what follows */
         ssize_t r =
             nghttp2_session_mem_recv(s->h2->ng, (const uint8_t *)b->data + b->start, buf_len(b));
-        if (r < 0) s->h2->fatal = 1;
+        if (r < 0) broken(s->h2, (int)r);
     }
     drop_buf(s, &s->cin);
     s->cin_parsed = s->cin_sent = 0;
+    if (px_of(s)->draining) h2_shutdown(s); /* it came while usher stops */
     return 1;
 }
 
@@ -335,10 +366,7 @@ static int h2_read(struct h2_conn *hc)
     if (n > 0) {
         if (s->lingering) return 1; /* closing: read and dropped */
         ssize_t r = nghttp2_session_mem_recv(hc->ng, in, (size_t)n);
-        if (r < 0) {
-            log_debug("client %s: HTTP/2: %s", s->x.client_ip, nghttp2_strerror((int)r));
-            hc->fatal = 1;
-        }
+        if (r < 0) broken(hc, (int)r);
         return 1;
     }
     if (n == -EAGAIN) return 0;
@@ -353,7 +381,7 @@ static void fill(struct h2_conn *hc)
     struct session *s = hc->s;
     for (;;) {
         if (!hc->pend_len) {
-            if (hc->fatal && !nghttp2_session_want_write(hc->ng)) return;
+            if (hc->broken || (hc->fatal && !nghttp2_session_want_write(hc->ng))) return;
             ssize_t n = nghttp2_session_mem_send(hc->ng, &hc->pend);
             if (n < 0) {
                 log_debug("client %s: HTTP/2: %s", s->x.client_ip, nghttp2_strerror((int)n));
@@ -386,6 +414,8 @@ static int h2_flush(struct h2_conn *hc)
         size_t total = 0;
         if (o && o->start < o->end) iov[n++] = (struct iovec){o->data + o->start, buf_len(o)};
         if (hc->pend_len) iov[n++] = (struct iovec){(void *)hc->pend, hc->pend_len};
+        if (hc->tail_len)
+            iov[n++] = (struct iovec){hc->tail + sizeof(hc->tail) - hc->tail_len, hc->tail_len};
         for (int i = 0; i < n; i++) total += iov[i].iov_len;
         if (!n || !s->c.writable) break;
         ssize_t w = conn_writev(&s->c, iov, n);
@@ -403,8 +433,13 @@ static int h2_flush(struct h2_conn *hc)
             left -= k;
             if (o->start == o->end) o->start = o->end = 0;
         }
-        hc->pend += left;
-        hc->pend_len -= left;
+        if (hc->pend_len && left) {
+            size_t k = left < hc->pend_len ? left : hc->pend_len;
+            hc->pend += k;
+            hc->pend_len -= k;
+            left -= k;
+        }
+        hc->tail_len -= (uint8_t)left;
         if ((size_t)w < total) break; /* the socket is full: wait for it */
     }
     if (hc->out && hc->out->start == hc->out->end) drop_buf(s, &hc->out);
@@ -413,7 +448,7 @@ static int h2_flush(struct h2_conn *hc)
 
 static int flushed(const struct h2_conn *hc)
 {
-    return !hc->pend_len && (!hc->out || hc->out->start == hc->out->end);
+    return !hc->pend_len && !hc->tail_len && (!hc->out || hc->out->start == hc->out->end);
 }
 
 /* ---- the connection's life ------------------------------------------------------------ */
@@ -501,7 +536,8 @@ void h2_progress(struct session *s)
             if (!p) goto out;
             continue;
         }
-        for (struct h2_stream *st = hc->streams; st; st = st->next) p |= h2_stream_step(st);
+        if (!hc->broken)
+            for (struct h2_stream *st = hc->streams; st; st = st->next) p |= h2_stream_step(st);
         if (s->closed) goto out;
         p |= h2_flush(hc);
         if (s->closed) goto out;
@@ -528,6 +564,28 @@ out:
     hc->stepping = 0;
 }
 
+static void deferred_flush(struct loop_defer *d)
+{
+    struct session *s = (struct session *)((char *)d - offsetof(struct session, h2_flush));
+    s->h2_flush_queued = 0;
+    if (s->h2 && !s->closed) h2_progress(s); /* the session may be in the free list: h2 is NULL */
+}
+
+void h2_wake(struct h2_stream *st)
+{
+    struct h2_conn *hc = st->hc;
+    struct session *s = hc->s;
+    if (hc->stepping) return; /* h2_progress steps every stream anyway */
+    hc->stepping = 1;
+    for (int round = 0; round < MAX_ROUNDS && !st->closed && !s->closed; round++)
+        if (!h2_stream_step(st)) break;
+    hc->stepping = 0;
+    if (s->closed || s->h2_flush_queued) return;
+    s->h2_flush_queued = 1;
+    s->h2_flush.fn = deferred_flush;
+    loop_defer(px_of(s)->loop, &s->h2_flush);
+}
+
 void h2_on_timer(struct session *s)
 {
     struct h2_conn *hc = s->h2;
@@ -542,6 +600,10 @@ void h2_on_timer(struct session *s)
             session_close(s);
         else
             loop_timer_at(l, &s->timer, s->deadline);
+        return;
+    }
+    if (hc->broken) {
+        h2_progress(s); /* its GOAWAY goes, then the close */
         return;
     }
     const struct config *c = cfg(s);

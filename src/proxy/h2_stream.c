@@ -75,6 +75,8 @@ int h2_stream_header(struct h2_stream *st, const nghttp2_nv *nv)
         st->too_big = 1;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM; the rest is skipped */
     }
+    if (st->trailers && (st->finished || !st->chunked || (st->area && !st->map.trailers)))
+        return 0; /* trailers nobody will read (the area may hold usher's own answer) */
     if (!st->area) {
         if (!(st->area = buf_get(&px_st(st)->bufs))) return NGHTTP2_ERR_CALLBACK_FAILURE;
         h2map_init(&st->map, st->area->data, BUF_SIZE, cfg_st(st)->max_headers, st->trailers);
@@ -115,12 +117,13 @@ void h2_stream_headers_done(struct h2_stream *st, int end_stream)
 {
     if (st->trailers) {
         /* RFC 9113 8.1: a trailer section ends the stream */
-        if (st->map.err || !end_stream) {
+        int ours = st->area && st->map.trailers;
+        if ((ours && st->map.err) || !end_stream) {
             h2_glitch(st->hc, "malformed trailers");
             reset(st, NGHTTP2_PROTOCOL_ERROR);
             return;
         }
-        body_trailers(st);
+        if (ours) body_trailers(st);
         h2_stream_body_end(st);
         return;
     }
@@ -453,50 +456,7 @@ static void response_done(struct h2_stream *st)
 }
 
 static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *ud)
-{
-    struct h2_stream *st = src->ptr;
-    struct exchange *x = &st->x;
-    if (x->rs == RS_LOCAL) {
-        size_t n = (size_t)(st->local_len - st->local_off);
-        if (n > len) n = len;
-        if (n) memcpy(out, st->area->data + st->local_off, n);
-        st->local_off += (uint16_t)n;
-        if (st->local_off == st->local_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
-        return (ssize_t)n;
-    }
-    struct buf *b = x->uin;
-    uint32_t avail = b && (x->rs == RS_BODY || x->rs == RS_DONE) ? x->uin_parsed - b->start : 0;
-    if (!avail) {
-        if (x->rs != RS_DONE) {
-            st->deferred = 1;
-            return NGHTTP2_ERR_DEFERRED;
-        }
-        if (x->truncated) {
-            /* the backend broke off: the client must see the stream cut (RST_STREAM) */
-            exchange_release(x, 0);
-            st->finished = 1;
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        }
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        response_done(st);
-        return 0;
-    }
-    size_t n = avail < len ? avail : len;
-    memcpy(out, b->data + b->start, n);
-    b->start += (uint32_t)n;
-    reqlog_bytes(st->logrec, n);
-    st->client_at = px_st(st)->loop->now;
-    if (b->start == b->end) {
-        b->start = b->end = 0;
-        x->uin_parsed = 0;
-    }
-    if (x->rs == RS_DONE && !x->truncated && x->uin_parsed == b->start) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        response_done(st);
-    }
-    return (ssize_t)n;
-}
+                         nghttp2_data_source *src, void *ud);
 
 #define MAX_NV (H1_MAX_HEADERS + 8)
 
@@ -547,6 +507,147 @@ static void nv_line(struct nvs *v, struct span line, int if_absent, const struct
     nv_add(v, name, value, 1);
 }
 
+/* Keeps a byte of the backend's trailer section (what does not fit is dropped). */
+static void trailer_byte(struct h2_stream *st, char c)
+{
+    if (!st->area && !(st->area = buf_get(&px_st(st)->bufs))) return;
+    if (st->trailer_len < BUF_SIZE) st->area->data[st->trailer_len++] = c;
+}
+
+/* Copies the data bytes of the chunked body in uin[start, uin_parsed) to
+ * out (at most len), skipping the framing and keeping the trailer lines. */
+static size_t unchunk(struct h2_stream *st, struct buf *b, uint32_t end, uint8_t *out, size_t len)
+{
+    struct h2_unchunk *u = &st->uc;
+    size_t n = 0;
+    while (b->start < end && n < len) {
+        char c = b->data[b->start];
+        switch (u->state) {
+        case 0: /* chunk-size [ext] CRLF */
+            b->start++;
+            if (c == '\n') {
+                u->state = u->left ? 1 : 3;
+                u->ext = u->line = 0;
+            } else if (!u->ext &&
+                       ((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f'))) {
+                u->left = u->left * 16 + (uint32_t)(c <= '9' ? c - '0' : (c | 32) - 'a' + 10);
+            } else {
+                u->ext = 1;
+            }
+            break;
+        case 1: {
+            size_t k = end - b->start;
+            if (k > u->left) k = u->left;
+            if (k > len - n) k = len - n;
+            memcpy(out + n, b->data + b->start, k);
+            b->start += (uint32_t)k;
+            n += k;
+            u->left -= (uint32_t)k;
+            if (!u->left) u->state = 2;
+            break;
+        }
+        case 2: /* the CRLF after the data */
+            b->start++;
+            if (c == '\n') u->state = 0, u->left = 0;
+            break;
+        case 3: /* trailer lines, then an empty line */
+            b->start++;
+            if (c == '\n') {
+                if (!u->line) {
+                    u->state = 4;
+                    break;
+                }
+                trailer_byte(st, '\n');
+                u->line = 0;
+            } else if (c != '\r') {
+                trailer_byte(st, c);
+                u->line = 1;
+            }
+            break;
+        default: b->start = end; break;
+        }
+    }
+    return n;
+}
+
+/* Sends the backend's trailer fields (RFC 9113 8.1: a HEADERS frame that
+ * ends the stream). Returns whether there were any. */
+static int send_trailers(struct h2_stream *st)
+{
+    if (!st->trailer_len) return 0;
+    static __thread struct nvs v;
+    v.n = v.used = 0;
+    const char *p = st->area->data, *end = p + st->trailer_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) nl = end;
+        struct span line = {p, (uint32_t)(nl - p)};
+        const char *colon = memchr(p, ':', line.len);
+        if (colon) {
+            struct span name = {p, (uint32_t)(colon - p)};
+            /* RFC 9110 6.5.1: no framing, routing or connection fields */
+            if (h2map_response_field_ok(name) &&
+                !(name.len == 14 && !strncasecmp(name.p, "content-length", 14)))
+                nv_line(&v, line, 0, NULL);
+        }
+        p = nl + 1;
+    }
+    for (size_t i = 0; i < v.n; i++) /* values without trailing whitespace */
+        while (v.nv[i].valuelen && (v.nv[i].value[v.nv[i].valuelen - 1] == ' ' ||
+                                    v.nv[i].value[v.nv[i].valuelen - 1] == '\t'))
+            v.nv[i].valuelen--;
+    if (!v.n) return 0;
+    return nghttp2_submit_trailer(st->hc->ng, st->id, v.nv, v.n) == 0;
+}
+
+static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
+{
+    struct h2_stream *st = src->ptr;
+    struct exchange *x = &st->x;
+    if (x->rs == RS_LOCAL) {
+        size_t n = (size_t)(st->local_len - st->local_off);
+        if (n > len) n = len;
+        if (n) memcpy(out, st->area->data + st->local_off, n);
+        st->local_off += (uint16_t)n;
+        if (st->local_off == st->local_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    struct buf *b = x->uin;
+    uint32_t avail = b && (x->rs == RS_BODY || x->rs == RS_DONE) ? x->uin_parsed - b->start : 0;
+    size_t n = 0;
+    if (avail) {
+        if (st->res_chunked) {
+            n = unchunk(st, b, x->uin_parsed, out, len);
+        } else {
+            n = avail < len ? avail : len;
+            memcpy(out, b->data + b->start, n);
+            b->start += (uint32_t)n;
+        }
+        reqlog_bytes(st->logrec, n);
+        st->client_at = px_st(st)->loop->now;
+        if (b->start == b->end) {
+            b->start = b->end = 0;
+            x->uin_parsed = 0;
+        }
+    }
+    if (x->rs != RS_DONE || (b && x->uin_parsed > b->start)) {
+        if (n) return (ssize_t)n;
+        st->deferred = 1; /* nothing yet (or only framing) */
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (x->truncated) {
+        /* the backend broke off: the client must see the stream cut (RST_STREAM) */
+        exchange_release(x, 0);
+        st->finished = 1;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (send_trailers(st)) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    response_done(st);
+    return (ssize_t)n;
+}
+
 static int x_response_head(struct exchange *x, const struct h1_head *h,
                            const struct h1_response_plan *p)
 {
@@ -575,8 +676,12 @@ static int x_response_head(struct exchange *x, const struct h1_head *h,
     char hsts[H1_HSTS_MAX];
     if ((n = session_hsts(s, hsts, sizeof(hsts))))
         nv_line(&v, (struct span){hsts, (uint32_t)n}, 1, h);
-    /* the exchange de-chunks a chunked body; a length or a close ends by itself */
-    x->dechunk = p->body == BODY_CHUNKED;
+    /* a chunked body is taken apart here (the trailers pass); a length or a
+     * close ends by itself */
+    x->dechunk = 0;
+    st->res_chunked = p->body == BODY_CHUNKED;
+    st->uc = (struct h2_unchunk){0};
+    st->trailer_len = 0;
     st->no_body = h->complete;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
     if (nghttp2_submit_response(st->hc->ng, st->id, v.nv, v.n, h->complete ? NULL : &prd) < 0)
@@ -658,7 +763,7 @@ static void x_abort(struct exchange *x)
 static void x_wake(struct exchange *x)
 {
     struct h2_stream *st = stream_of(x);
-    if (!st->hc->closed && !st->hc->stepping) h2_progress(st->hc->s);
+    if (!st->hc->closed && !st->hc->broken && !st->closed) h2_wake(st);
 }
 
 const struct exchange_ops h2_exchange_ops = {

@@ -53,14 +53,16 @@ struct session {
     uint8_t rq;
     uint8_t c_eof : 1, closed : 1, lingering : 1, resume : 1, keep_alive : 1, http10 : 1,
         client_started : 1;
-    uint8_t listener_gone : 1; /* a reload removed the listener: last request on this one */
-    uint8_t expect_wait : 1;   /* Expect: 100-continue: the client waits on the backend */
-    uint8_t http_extras : 1;   /* listener_extras(): the listener asks for more than proxying */
-    uint8_t settling : 1;      /* idle, to be closed at its deadline (graceful stop, reload) */
-    uint8_t h2_checked : 1;    /* the first bytes were looked at for HTTP/2 (h2_maybe_start) */
-    struct h2_conn *h2;        /* HTTP/2 was chosen: the connection is h2_client.c's */
-    struct tunnel tun;         /* after a 101 */
-    struct exchange x;         /* the request in progress */
+    uint8_t listener_gone : 1;   /* a reload removed the listener: last request on this one */
+    uint8_t expect_wait : 1;     /* Expect: 100-continue: the client waits on the backend */
+    uint8_t http_extras : 1;     /* listener_extras(): the listener asks for more than proxying */
+    uint8_t settling : 1;        /* idle, to be closed at its deadline (graceful stop, reload) */
+    uint8_t h2_checked : 1;      /* the first bytes were looked at for HTTP/2 (h2_maybe_start) */
+    uint8_t h2_flush_queued : 1; /* h2_flush is in the loop's deferred list */
+    struct h2_conn *h2;          /* HTTP/2 was chosen: the connection is h2_client.c's */
+    struct loop_defer h2_flush;  /* HTTP/2: one write per loop iteration for every stream */
+    struct tunnel tun;           /* after a 101 */
+    struct exchange x;           /* the request in progress */
 };
 
 #define session_of(xp) ((struct session *)((char *)(xp)-offsetof(struct session, x)))

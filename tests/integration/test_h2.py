@@ -406,3 +406,116 @@ def test_bad_h2_settings_are_refused_with_file_and_line(run_usher, tmp_path, key
     r = run_usher("-t", "-c", str(p))
     assert r.returncode != 0
     assert re.search(r"bad\.yaml:8:\d+: .*", r.stderr.decode()), r.stderr
+
+
+def test_interim_103_passes_as_headers_before_the_final_response(h2_usher):
+    with H2Conn(h2_usher.plain) as c:
+        sid = c.request("GET", "/early-hints")
+        c.wait_ended(sid)
+        st = c.streams[sid]
+        assert st.status == 200, vars(st)
+        assert [dict(h).get(":status") for h in st.interim] == ["103"], st.interim
+
+
+def test_body_limit_413_with_length_and_without(start_usher_file, backends):
+    u = start_usher_file(
+        "listeners:\n  - bind: <L0>\n    pool: web\n"
+        "pools:\n  web:\n    backends: [%s]\n"
+        "limits:\n  max_body_size: 1000\n" % backends[0].url
+    )
+    with H2Conn(u.ports[0]) as c:
+        a = c.request("POST", "/echo", [("content-length", "5000")], end=False)
+        c.wait_ended(a)
+        assert c.streams[a].status == 413, vars(c.streams[a])
+        b = c.request("POST", "/echo", end=False)  # no length: counted as it comes
+        c.send_body(b, os.urandom(3000), end=True)
+        c.wait_ended(b)
+        assert c.streams[b].status == 413, vars(c.streams[b])
+        ok = c.request("POST", "/echo", body=b"x" * 1000)
+        c.wait_ended(ok)
+        assert c.streams[ok].status == 200 and echo(c.streams[ok])["body_length"] == 1000
+
+
+def pool_file(url, listeners=1):
+    text = "listeners:\n"
+    for i in range(listeners):
+        text += "  - bind: <L%d>\n    pool: web\n" % i
+    return text + "pools:\n  web:\n    backends: [%s]\n" % url
+
+
+def test_reload_moves_an_idle_h2_connection_to_the_new_pool(start_usher_file, start_backend):
+    b1, b2 = start_backend("r1"), start_backend("r2")
+    u = start_usher_file(pool_file(b1.url))
+    with H2Conn(u.ports[0]) as c:
+        a = c.request("GET", "/")
+        c.wait_ended(a)
+        assert c.streams[a].header("x-backend") == "r1"
+        u.reload(pool_file(b2.url))
+        b = c.request("GET", "/")
+        c.wait_ended(b)
+        assert c.streams[b].status == 200 and c.streams[b].header("x-backend") == "r2", vars(c.streams[b])
+        assert not c.goaway
+
+
+def test_reload_that_removes_the_listener_sends_goaway(start_usher_file, start_backend):
+    b1 = start_backend("g1")
+    u = start_usher_file(pool_file(b1.url, listeners=2), 2)
+    with H2Conn(u.ports[1]) as c:
+        sid = c.request("GET", "/slow?ms=1500")
+        time.sleep(0.3)
+        text = pool_file(b1.url).replace("<L0>", "<L0>")
+        u.reload(text)  # listener 1 is gone
+        c.wait_ended(sid, timeout=30)
+        assert c.streams[sid].status == 200, vars(c.streams[sid])
+        c.pump(lambda: c.closed, timeout=15)
+        assert c.goaway == [(NO_ERROR, 2**31 - 1), (NO_ERROR, sid)], c.goaway
+
+
+def test_backend_trailers_become_a_trailing_headers_frame(raw_backend, start_usher):
+    body = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n"
+            b"5;ext=abcdef\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42 \r\nkeep-alive: no\r\n\r\n")
+    plain = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    be = raw_backend(respond=lambda req: body if req.target == b"/t" else plain)
+    u = start_usher([be])
+    with H2Conn(u.port) as c:
+        t = c.request("GET", "/t")
+        p = c.request("GET", "/p")
+        c.wait_ended(t, p)
+        st = c.streams[t]
+        assert st.status == 200 and bytes(st.data) == b"hello world", vars(st)
+        assert st.trailers == [("x-sum", "42")], st.trailers
+        assert ("trailer", "x-sum") in st.headers and not any(k == "transfer-encoding" for k, _ in st.headers)
+        q = c.streams[p]
+        assert bytes(q.data) == b"abc" and q.trailers is None, vars(q)
+
+
+ENHANCE_YOUR_CALM = 11
+
+
+@pytest.mark.parametrize("kind", ["ping", "rapid-reset"])
+def test_glitches_past_the_threshold_end_the_connection(start_usher_file, backends, kind):
+    u = start_usher_file(
+        "listeners:\n  - bind: <L0>\n    pool: web\n"
+        "pools:\n  web:\n    backends: [%s]\n"
+        "h2:\n  glitches_threshold: 50\n" % backends[0].url
+    )
+    with H2Conn(u.ports[0]) as c:
+        c.settings()
+        for i in range(300 if kind == "ping" else 60):
+            if kind == "ping":
+                c.conn.ping(b"%08d" % i)
+            else:
+                sid = c.request("GET", "/slow?ms=500")
+                c.conn.reset_stream(sid, error_code=CANCEL)
+            c.flush()
+            if c.goaway:
+                break
+        c.pump(lambda: c.goaway, timeout=15)
+        assert c.goaway and c.goaway[0][0] == ENHANCE_YOUR_CALM, c.goaway
+        c.pump(lambda: c.closed, timeout=15)
+        assert c.closed
+    # another connection is served
+    with H2Conn(u.ports[0]) as c2:
+        sid = c2.request("GET", "/")
+        c2.wait_ended(sid)
+        assert c2.streams[sid].status == 200

@@ -161,7 +161,7 @@ $(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h $(F
 
 # HTTP/2 frames into a whole connection (nghttp2's HPACK inflater checks what comes back)
 $(FUZZ_DIR)/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -lnghttp2 -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
 
 fuzz: $(FUZZ_BINS)
 	@status=0; for t in $(FUZZ_TARGETS); do \

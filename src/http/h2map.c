@@ -27,7 +27,8 @@ void h2map_init(struct h2map *m, char *area, uint32_t cap, uint32_t max_fields, 
     memset(m, 0, sizeof(*m));
     m->area = area;
     m->cap = cap;
-    m->max_fields = max_fields > H1_MAX_HEADERS - 2 ? H1_MAX_HEADERS - 2 : max_fields;
+    /* room for what h2map_finish and the caller add: Host, TE or Upgrade, a key */
+    m->max_fields = max_fields > H1_MAX_HEADERS - 3 ? H1_MAX_HEADERS - 3 : max_fields;
     m->trailers = (uint8_t)trailers;
 }
 
@@ -212,8 +213,16 @@ int h2map_finish(struct h2map *m, int end_stream, struct h1_head *h)
     /* RFC 9113 8.3.1 and 8.5 */
     if (!m->method.p) return fail(m, H2MAP_MALFORMED, "no :method");
     int connect = lit(m->method.p, m->method.len, "CONNECT");
-    if (m->protocol.p) return fail(m, H2MAP_MALFORMED, ":protocol without extended CONNECT");
-    if (connect) {
+    int extended = connect && m->protocol.p && m->extended_connect;
+    if (m->protocol.p && !extended)
+        return fail(m, H2MAP_MALFORMED, ":protocol without extended CONNECT");
+    if (extended) {
+        /* RFC 8441 4: :scheme, :path and :authority as for any request */
+        if (!m->scheme.p || !m->path.p || !m->authority.p || !m->protocol.len ||
+            m->path.p[0] != '/')
+            return fail(m, H2MAP_MALFORMED, "extended CONNECT needs :scheme, :path, :authority");
+        connect = 0;
+    } else if (connect) {
         if (m->scheme.p || m->path.p || !m->authority.p)
             return fail(m, H2MAP_MALFORMED, "CONNECT needs :authority only");
     } else {
@@ -233,8 +242,8 @@ int h2map_finish(struct h2map *m, int end_stream, struct h1_head *h)
     if (m->path.p && !target_ok(m->path)) return fail(m, H2MAP_MALFORMED, "invalid :path");
     if (m->authority.p && !authority_ok(m->authority))
         return fail(m, H2MAP_MALFORMED, "invalid :authority");
-    h->method = m->method;
-    h->method_id = method_id(m->method);
+    h->method = extended ? (struct span){"GET", 3} : m->method;
+    h->method_id = method_id(h->method);
     h->target = connect ? m->authority : m->path;
     uint32_t n = 0;
     int cookie_done = 0;
@@ -294,6 +303,19 @@ int h2map_finish(struct h2map *m, int end_stream, struct h1_head *h)
         h->nhost = 1;
     }
     h->complete = end_stream != 0;
+    if (extended) {
+        /* the HTTP/1.1 upgrade it stands for (h1_write_request re-adds it) */
+        if (!name_ok(m->protocol.p, m->protocol.len) && m->protocol.len)
+            for (uint32_t i = 0; i < m->protocol.len; i++)
+                if (m->protocol.p[i] <= ' ' || m->protocol.p[i] >= 0x7f)
+                    return fail(m, H2MAP_MALFORMED, "invalid :protocol");
+        h->h[n] = (struct h1_header){{"Upgrade", 7}, m->protocol, 1};
+        h->upgrade_i = (int32_t)n++;
+        h->conn_upgrade = 1;
+        h->complete = 1; /* what follows is the tunnel's, not a body */
+        h->nheaders = n;
+        return 0;
+    }
     if (!end_stream && !h->has_cl) {
         /* the body's end is DATA with END_STREAM; HTTP/1.1 needs framing */
         h->h[n++] = (struct h1_header){{"Transfer-Encoding", 17}, {"chunked", 7}, 0};

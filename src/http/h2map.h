@@ -28,10 +28,11 @@ struct h2map {
     uint32_t nfields;    /* regular fields stored in the area */
     uint32_t ncookies, cookie_bytes;
     struct span method, scheme, authority, path, protocol;
-    int err;          /* sticky: the first error (0, H2MAP_MALFORMED, H2MAP_TOO_LARGE) */
-    const char *why;  /* what was wrong, in words */
-    uint8_t regular;  /* a regular field was seen: no pseudo-header may follow */
-    uint8_t trailers; /* a trailer section: no pseudo-header at all */
+    int err;                  /* sticky: the first error (0, H2MAP_MALFORMED, H2MAP_TOO_LARGE) */
+    const char *why;          /* what was wrong, in words */
+    uint8_t regular;          /* a regular field was seen: no pseudo-header may follow */
+    uint8_t trailers;         /* a trailer section: no pseudo-header at all */
+    uint8_t extended_connect; /* set by the caller: RFC 8441 CONNECT with :protocol is allowed */
 };
 
 /* Starts a request field section (trailers: a trailer section) into
@@ -45,8 +46,11 @@ int h2map_field(struct h2map *m, const char *name, size_t nlen, const char *valu
 /* Ends a request section: fills h (HTTP/1.1, spans into the area; cookie
  * fields joined with "; ", :authority as Host; with a body but no
  * content-length (end_stream 0), a "Transfer-Encoding: chunked" field is
- * added so that the HTTP/1.1 backend can tell where the body ends). Returns
- * 0 or an error as h2map_field. */
+ * added so that the HTTP/1.1 backend can tell where the body ends). An
+ * extended CONNECT (RFC 8441, when m->extended_connect) becomes a GET of
+ * :path with "Upgrade: <:protocol>" and Connection: Upgrade (h->upgrade_i,
+ * h->conn_upgrade), without a body framing. Returns 0 or an error as
+ * h2map_field. */
 int h2map_finish(struct h2map *m, int end_stream, struct h1_head *h);
 
 /* The i-th regular field stored (trailers): 1, or 0 past the last. */

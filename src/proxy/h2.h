@@ -7,9 +7,11 @@
  *   h2_client.c  the connection: the nghttp2 session, reading and writing
  *                through conn_read/conn_writev, settings and limits, the
  *                glitch budget, GOAWAY (limits, stop, reload), timers
- *   h2_stream.c  one stream: its struct exchange and exchange_ops (the
- *                request mapped by http/h2map.c, its body under flow
- *                control, the response as HEADERS/DATA, usher's own answers)
+ *   h2_stream.c  one stream: its struct exchange and exchange_ops, the
+ *                request mapped by http/h2map.c, its body under flow control,
+ *                its timers and its end
+ *   h2_response.c  the response as HEADERS/DATA (and trailers), the
+ *                WebSocket tunnel's 200, usher's own answers
  *
  * Each stream drives one struct exchange exactly as an HTTP/1 request does:
  * the backends stay HTTP/1.1 (h1_backend.c), so that retries, health, the
@@ -80,6 +82,7 @@ struct h2_stream {
     uint8_t framed_end : 1;  /* chunked: the last chunk (and trailers) were written */
     uint8_t no_body : 1;     /* the final response has no DATA (HEAD, 204, 304) */
     uint8_t res_chunked : 1; /* the response body comes chunked: h2_unchunk takes it apart */
+    uint8_t tun_shut : 1;    /* tunnel: the client's END_STREAM went on as the backend's FIN */
     uint8_t open : 1;        /* chunked: a chunk is open at open_at */
     uint8_t req_done : 1;    /* END_STREAM from the client */
     uint8_t began : 1;       /* the exchange began (the head was mapped) */
@@ -154,6 +157,30 @@ void h2_glitch(struct h2_conn *hc, const char *what);
 void h2_wake(struct h2_stream *st);
 /* A stream ended (nghttp2 closed it): it goes to the dead list. */
 void h2_stream_gone(struct h2_stream *st);
+
+static inline struct proxy_worker *px_st(const struct h2_stream *st)
+{
+    return st->x.px;
+}
+
+static inline const struct config *cfg_st(const struct h2_stream *st)
+{
+    return st->x.gen->cfg;
+}
+
+/* Resets st with code (RST_STREAM, sent with the next write). */
+static inline void h2_stream_reset(struct h2_stream *st, uint32_t code)
+{
+    nghttp2_submit_rst_stream(st->hc->ng, NGHTTP2_FLAG_NONE, st->id, code);
+}
+
+/* h2_response.c */
+/* exchange_ops.response_head and .respond of a stream. */
+int h2_response_head(struct exchange *x, const struct h1_head *h, const struct h1_response_plan *p);
+void h2_respond(struct exchange *x, int status, const char *msg);
+/* The response went down whole: the exchange finishes (the backend
+ * connection goes back, or closes when the request body never ended). */
+void h2_response_done(struct h2_stream *st);
 
 /* h2_stream.c */
 extern const struct exchange_ops h2_exchange_ops;

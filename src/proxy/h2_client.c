@@ -301,6 +301,8 @@ static int start(struct session *s)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->h2_max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->h2_initial_window_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->h2_max_header_list_size},
+        /* RFC 8441: WebSocket over a stream, as an HTTP/1.1 upgrade to the backend */
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
     uint64_t w = (uint64_t)c->h2_initial_window_size * c->h2_max_concurrent_streams;
     if (w > MAX_CONN_WINDOW) w = MAX_CONN_WINDOW;

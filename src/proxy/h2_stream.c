@@ -1,4 +1,5 @@
-/* h2_stream: one HTTP/2 request stream as an exchange. See h2.h.
+/* h2_stream: one HTTP/2 request stream as an exchange, its request side and
+ * its life (the response side is h2_response.c). See h2.h.
  *
  * The request: its fields go through http/h2map.c into the stream's area
  * buffer; once the block ends the head is rewritten for the HTTP/1.1
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "core/log.h"
 #include "proxy/h1_backend.h"
@@ -23,16 +25,6 @@
 #include "proxy/reqlog.h"
 
 #define CHUNK_HDR 6 /* "%04x\r\n": a chunk is at most BUF_SIZE (0x4000) bytes */
-
-static struct proxy_worker *px_st(const struct h2_stream *st)
-{
-    return st->x.px;
-}
-
-static const struct config *cfg_st(const struct h2_stream *st)
-{
-    return st->x.gen->cfg;
-}
 
 struct h2_stream *h2_stream_new(struct h2_conn *hc, int32_t id)
 {
@@ -80,6 +72,7 @@ int h2_stream_header(struct h2_stream *st, const nghttp2_nv *nv)
     if (!st->area) {
         if (!(st->area = buf_get(&px_st(st)->bufs))) return NGHTTP2_ERR_CALLBACK_FAILURE;
         h2map_init(&st->map, st->area->data, BUF_SIZE, cfg_st(st)->max_headers, st->trailers);
+        st->map.extended_connect = 1; /* SETTINGS_ENABLE_CONNECT_PROTOCOL is sent */
     }
     h2map_field(&st->map, (const char *)nv->name, nv->namelen, (const char *)nv->value,
                 nv->valuelen);
@@ -99,15 +92,40 @@ static void log_begin(struct h2_stream *st, const struct h1_head *h)
     reqlog_begin(&st->logrec, &px_st(st)->bufs, &f);
 }
 
-static void reset(struct h2_stream *st, uint32_t code)
-{
-    nghttp2_submit_rst_stream(st->hc->ng, NGHTTP2_FLAG_NONE, st->id, code);
-}
+#define reset h2_stream_reset
 
 /* A request usher refuses before anything went to a backend. */
 static void refuse(struct h2_stream *st, int status, const char *msg)
 {
     st->x.ops->respond(&st->x, status, msg);
+}
+
+/* An extended CONNECT (RFC 8441) goes to the backend as an HTTP/1.1
+ * upgrade; for WebSocket, that needs the Sec-WebSocket-Key that HTTP/2
+ * leaves out (RFC 8441 5), made here and written into the area after the
+ * fields (h points into it). The client waits for the backend's 101 as for
+ * a 100 Continue: no body clock until then. 0 when it does not fit. */
+static int websocket_key(struct h2_stream *st, struct h1_head *h)
+{
+    st->expect_wait = 1;
+    struct span proto = h->h[h->upgrade_i].value;
+    if (proto.len != 9 || strncasecmp(proto.p, "websocket", 9)) return 1;
+    if (st->map.used + 24 > BUF_SIZE || h->nheaders >= H1_MAX_HEADERS) return 0;
+    uint8_t raw[16];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) return 0;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *k = st->area->data + st->map.used;
+    for (int i = 0, o = 0; i < 18; i += 3, o += 4) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < 16 ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < 16 ? raw[i + 2] : 0);
+        k[o] = b64[v >> 18 & 63];
+        k[o + 1] = b64[v >> 12 & 63];
+        k[o + 2] = i + 1 < 16 ? b64[v >> 6 & 63] : '=';
+        k[o + 3] = i + 2 < 16 ? b64[v & 63] : '=';
+    }
+    st->map.used += 24;
+    h->h[h->nheaders++] = (struct h1_header){{"Sec-WebSocket-Key", 17}, {k, 24}, 0};
+    return 1;
 }
 
 /* Appends the trailer fields of the client to the chunked body. */
@@ -184,6 +202,10 @@ void h2_stream_headers_done(struct h2_stream *st, int end_stream)
     }
     st->chunked = h->chunked;
     st->expect_wait = h->expect_continue;
+    if (h->upgrade_i >= 0 && !websocket_key(st, h)) {
+        refuse(st, 431, "Request header fields too large");
+        return;
+    }
     st->x.pool = session_route(s, h);
     int e = exchange_begin(&st->x, st->x.pool, h, &conn);
     if (e == -ENOMEM) {
@@ -241,6 +263,28 @@ static struct buf *body_room(struct h2_stream *st, uint32_t need)
     return b;
 }
 
+/* The buffer the next data byte goes to: with room for at least one, and
+ * chunked, in an open chunk whose closing CRLF still fits (a new chunk
+ * needs its size line too). NULL when the stream holds all it may. */
+static struct buf *data_room(struct h2_stream *st)
+{
+    struct buf *b = body_last(st);
+    uint32_t room = b ? buf_room(b) : 0;
+    int fits = !st->chunked ? room >= 1 : st->open ? room >= 3 : room >= CHUNK_HDR + 3;
+    if (!fits) {
+        seal(st); /* an open chunk's CRLF always has its 2 bytes */
+        if (st->nbody >= st->max_body || !(b = buf_get(&px_st(st)->bufs))) return NULL;
+        st->body[st->nbody++] = b;
+        if (st->nbody > 1 && st->x.req_head) st->x.body_released = 1; /* too much to keep */
+    }
+    if (st->chunked && !st->open) {
+        st->open = 1;
+        st->open_at = b->end;
+        b->end += CHUNK_HDR;
+    }
+    return b;
+}
+
 /* Framing bytes (not payload) at the end of the body. */
 static int body_put(struct h2_stream *st, const char *p, uint32_t n)
 {
@@ -277,7 +321,7 @@ int h2_stream_data(struct h2_stream *st, const uint8_t *p, size_t n)
     st->unconsumed += n;
     st->body_at = px_st(st)->loop->now;
     st->expect_wait = 0;
-    if (c->max_body_size && st->body_bytes > c->max_body_size) {
+    if (c->max_body_size && st->body_bytes > c->max_body_size && !st->x.upgrade_req) {
         log_debug("client %s: request body over the limit of %llu bytes", st->x.client_ip,
                   (unsigned long long)c->max_body_size);
         body_refused(st, 413, "Payload too large: the request body is larger than the limit",
@@ -285,7 +329,7 @@ int h2_stream_data(struct h2_stream *st, const uint8_t *p, size_t n)
         return 0;
     }
     while (n) {
-        struct buf *b = body_room(st, st->chunked && !st->open ? CHUNK_HDR + 1 : 1);
+        struct buf *b = data_room(st);
         if (!b) {
             /* more than the window allowed: nghttp2 would have refused it,
              * so this is usher out of buffers */
@@ -293,12 +337,7 @@ int h2_stream_data(struct h2_stream *st, const uint8_t *p, size_t n)
                          NGHTTP2_INTERNAL_ERROR);
             return 0;
         }
-        if (st->chunked && !st->open) {
-            st->open = 1;
-            st->open_at = b->end;
-            b->end += CHUNK_HDR;
-        }
-        uint32_t room = buf_room(b) - (st->chunked ? 2 : 0);
+        uint32_t room = buf_room(b) - (st->chunked ? 2 : 0); /* >= 1 */
         uint32_t k = n < room ? (uint32_t)n : room;
         memcpy(b->data + b->end, p, k);
         b->end += k;
@@ -438,323 +477,6 @@ static void x_body_release(struct exchange *x)
     body_drop_sent(stream_of(x));
 }
 
-/* ---- the response ----------------------------------------------------------------- */
-
-/* The response went down whole: the backend connection goes back (or
- * closes when the request body never ended). */
-static void response_done(struct h2_stream *st)
-{
-    if (st->finished) return;
-    st->finished = 1;
-    if (!st->req_done) {
-        /* RFC 9113 8.1: a complete response ends the stream; the rest of
-         * the request body is refused with RST_STREAM NO_ERROR */
-        st->x.req_abandoned = 1;
-        st->end_rst = 1;
-    }
-    exchange_finish(&st->x);
-}
-
-static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *ud);
-
-#define MAX_NV (H1_MAX_HEADERS + 8)
-
-/* The response fields being built (names in lower case in names[]). */
-struct nvs {
-    nghttp2_nv nv[MAX_NV];
-    size_t n;
-    char names[BUF_SIZE];
-    size_t used;
-    char status[4];
-};
-
-static void nv_add(struct nvs *v, struct span name, struct span value, int lower)
-{
-    if (v->n >= MAX_NV) return;
-    const char *np = name.p;
-    if (lower) {
-        if (v->used + name.len > sizeof(v->names)) return;
-        h2map_lower(v->names + v->used, name);
-        np = v->names + v->used;
-        v->used += name.len;
-    }
-    v->nv[v->n++] =
-        (nghttp2_nv){(uint8_t *)np, (uint8_t *)value.p, name.len, value.len, NGHTTP2_NV_FLAG_NONE};
-}
-
-static void nv_status(struct nvs *v, int status)
-{
-    v->n = v->used = 0;
-    snprintf(v->status, sizeof(v->status), "%03d", status);
-    nv_add(v, (struct span){":status", 7}, (struct span){v->status, 3}, 0);
-}
-
-/* A "Name: value" line (a balancer's Set-Cookie, HSTS), unless if_absent
- * and the response has that field. */
-static void nv_line(struct nvs *v, struct span line, int if_absent, const struct h1_head *h)
-{
-    const char *colon = memchr(line.p, ':', line.len);
-    if (!colon) return;
-    struct span name = {line.p, (uint32_t)(colon - line.p)};
-    struct span value = {colon + 1, (uint32_t)(line.len - name.len - 1)};
-    while (value.len && value.p[0] == ' ') value.p++, value.len--;
-    if (if_absent && h)
-        for (uint32_t i = 0; i < h->nheaders; i++)
-            if (!h->h[i].drop && h->h[i].name.len == name.len &&
-                !strncasecmp(h->h[i].name.p, name.p, name.len))
-                return;
-    nv_add(v, name, value, 1);
-}
-
-/* Keeps a byte of the backend's trailer section (what does not fit is dropped). */
-static void trailer_byte(struct h2_stream *st, char c)
-{
-    if (!st->area && !(st->area = buf_get(&px_st(st)->bufs))) return;
-    if (st->trailer_len < BUF_SIZE) st->area->data[st->trailer_len++] = c;
-}
-
-/* Copies the data bytes of the chunked body in uin[start, uin_parsed) to
- * out (at most len), skipping the framing and keeping the trailer lines. */
-static size_t unchunk(struct h2_stream *st, struct buf *b, uint32_t end, uint8_t *out, size_t len)
-{
-    struct h2_unchunk *u = &st->uc;
-    size_t n = 0;
-    while (b->start < end && n < len) {
-        char c = b->data[b->start];
-        switch (u->state) {
-        case 0: /* chunk-size [ext] CRLF */
-            b->start++;
-            if (c == '\n') {
-                u->state = u->left ? 1 : 3;
-                u->ext = u->line = 0;
-            } else if (!u->ext &&
-                       ((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f'))) {
-                u->left = u->left * 16 + (uint32_t)(c <= '9' ? c - '0' : (c | 32) - 'a' + 10);
-            } else {
-                u->ext = 1;
-            }
-            break;
-        case 1: {
-            size_t k = end - b->start;
-            if (k > u->left) k = u->left;
-            if (k > len - n) k = len - n;
-            memcpy(out + n, b->data + b->start, k);
-            b->start += (uint32_t)k;
-            n += k;
-            u->left -= (uint32_t)k;
-            if (!u->left) u->state = 2;
-            break;
-        }
-        case 2: /* the CRLF after the data */
-            b->start++;
-            if (c == '\n') u->state = 0, u->left = 0;
-            break;
-        case 3: /* trailer lines, then an empty line */
-            b->start++;
-            if (c == '\n') {
-                if (!u->line) {
-                    u->state = 4;
-                    break;
-                }
-                trailer_byte(st, '\n');
-                u->line = 0;
-            } else if (c != '\r') {
-                trailer_byte(st, c);
-                u->line = 1;
-            }
-            break;
-        default: b->start = end; break;
-        }
-    }
-    return n;
-}
-
-/* Sends the backend's trailer fields (RFC 9113 8.1: a HEADERS frame that
- * ends the stream). Returns whether there were any. */
-static int send_trailers(struct h2_stream *st)
-{
-    if (!st->trailer_len) return 0;
-    static __thread struct nvs v;
-    v.n = v.used = 0;
-    const char *p = st->area->data, *end = p + st->trailer_len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) nl = end;
-        struct span line = {p, (uint32_t)(nl - p)};
-        const char *colon = memchr(p, ':', line.len);
-        if (colon) {
-            struct span name = {p, (uint32_t)(colon - p)};
-            /* RFC 9110 6.5.1: no framing, routing or connection fields */
-            if (h2map_response_field_ok(name) &&
-                !(name.len == 14 && !strncasecmp(name.p, "content-length", 14)))
-                nv_line(&v, line, 0, NULL);
-        }
-        p = nl + 1;
-    }
-    for (size_t i = 0; i < v.n; i++) /* values without trailing whitespace */
-        while (v.nv[i].valuelen && (v.nv[i].value[v.nv[i].valuelen - 1] == ' ' ||
-                                    v.nv[i].value[v.nv[i].valuelen - 1] == '\t'))
-            v.nv[i].valuelen--;
-    if (!v.n) return 0;
-    return nghttp2_submit_trailer(st->hc->ng, st->id, v.nv, v.n) == 0;
-}
-
-static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *ud)
-{
-    struct h2_stream *st = src->ptr;
-    struct exchange *x = &st->x;
-    if (x->rs == RS_LOCAL) {
-        size_t n = (size_t)(st->local_len - st->local_off);
-        if (n > len) n = len;
-        if (n) memcpy(out, st->area->data + st->local_off, n);
-        st->local_off += (uint16_t)n;
-        if (st->local_off == st->local_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
-        return (ssize_t)n;
-    }
-    struct buf *b = x->uin;
-    uint32_t avail = b && (x->rs == RS_BODY || x->rs == RS_DONE) ? x->uin_parsed - b->start : 0;
-    size_t n = 0;
-    if (avail) {
-        if (st->res_chunked) {
-            n = unchunk(st, b, x->uin_parsed, out, len);
-        } else {
-            n = avail < len ? avail : len;
-            memcpy(out, b->data + b->start, n);
-            b->start += (uint32_t)n;
-        }
-        reqlog_bytes(st->logrec, n);
-        st->client_at = px_st(st)->loop->now;
-        if (b->start == b->end) {
-            b->start = b->end = 0;
-            x->uin_parsed = 0;
-        }
-    }
-    if (x->rs != RS_DONE || (b && x->uin_parsed > b->start)) {
-        if (n) return (ssize_t)n;
-        st->deferred = 1; /* nothing yet (or only framing) */
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    if (x->truncated) {
-        /* the backend broke off: the client must see the stream cut (RST_STREAM) */
-        exchange_release(x, 0);
-        st->finished = 1;
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (send_trailers(st)) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    response_done(st);
-    return (ssize_t)n;
-}
-
-static int x_response_head(struct exchange *x, const struct h1_head *h,
-                           const struct h1_response_plan *p)
-{
-    struct h2_stream *st = stream_of(x);
-    struct session *s = st->hc->s;
-    if (p->kind == H1_RES_UPGRADE) return -1; /* no upgrade is asked for over HTTP/2 */
-    static __thread struct nvs v;
-    nv_status(&v, h->status);
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const struct h1_header *hd = &h->h[i];
-        if (hd->drop || !h2map_response_field_ok(hd->name)) continue;
-        nv_add(&v, hd->name, hd->value, 1);
-    }
-    if (p->kind == H1_RES_INTERIM) {
-        /* RFC 9113 8.1: interim responses are HEADERS frames before the final one */
-        st->expect_wait = 0;
-        st->body_at = px_st(st)->loop->now;
-        return nghttp2_submit_headers(st->hc->ng, NGHTTP2_FLAG_NONE, st->id, NULL, v.nv, v.n,
-                                      NULL) < 0
-                   ? -1
-                   : 0;
-    }
-    char extra[256];
-    size_t n = exchange_extra_header(x, extra, sizeof(extra));
-    if (n) nv_line(&v, (struct span){extra, (uint32_t)n}, 0, NULL);
-    char hsts[H1_HSTS_MAX];
-    if ((n = session_hsts(s, hsts, sizeof(hsts))))
-        nv_line(&v, (struct span){hsts, (uint32_t)n}, 1, h);
-    /* a chunked body is taken apart here (the trailers pass); a length or a
-     * close ends by itself */
-    x->dechunk = 0;
-    st->res_chunked = p->body == BODY_CHUNKED;
-    st->uc = (struct h2_unchunk){0};
-    st->trailer_len = 0;
-    st->no_body = h->complete;
-    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-    if (nghttp2_submit_response(st->hc->ng, st->id, v.nv, v.n, h->complete ? NULL : &prd) < 0)
-        return -1;
-    st->head_sent = 1;
-    reqlog_status(st->logrec, h->status);
-    return 0;
-}
-
-/* usher answers itself: status, the fields in v after :status, body. */
-static void local(struct h2_stream *st, struct nvs *v, int status, const char *body, size_t len)
-{
-    struct exchange *x = &st->x;
-    exchange_release(x, 0);
-    buf_put(&px_st(st)->bufs, x->req_head);
-    x->req_head = NULL;
-    buf_put(&px_st(st)->bufs, x->uin);
-    x->uin = NULL;
-    if (!st->area && !(st->area = buf_get(&px_st(st)->bufs))) {
-        reset(st, NGHTTP2_INTERNAL_ERROR);
-        st->finished = 1;
-        return;
-    }
-    if (len > BUF_SIZE) len = BUF_SIZE;
-    memcpy(st->area->data, body, len);
-    st->local_len = (uint16_t)len;
-    st->local_off = 0;
-    char hsts[H1_HSTS_MAX];
-    size_t n = session_hsts(st->hc->s, hsts, sizeof(hsts));
-    if (n) nv_line(v, (struct span){hsts, (uint32_t)n}, 0, NULL);
-    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-    x->rs = RS_LOCAL;
-    st->finished = st->head_sent = 1;
-    if (!st->req_done) st->end_rst = 1;
-    if (nghttp2_submit_response(st->hc->ng, st->id, v->nv, v->n, len ? &prd : NULL) < 0)
-        reset(st, NGHTTP2_INTERNAL_ERROR);
-    if (st->logrec) {
-        reqlog_of(st->logrec)->status = (uint16_t)status;
-        reqlog_of(st->logrec)->bytes = len;
-    }
-}
-
-static void x_respond(struct exchange *x, int status, const char *msg)
-{
-    struct h2_stream *st = stream_of(x);
-    if (st->head_sent || st->closed) {
-        /* part of the response went already: the stream is cut */
-        exchange_release(x, 0);
-        st->finished = 1;
-        if (!st->closed) reset(st, NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    static __thread struct nvs v;
-    char body[256], clen[24];
-    int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
-    if (blen < 0 || blen >= (int)sizeof(body)) blen = (int)sizeof(body) - 1;
-    int cl = snprintf(clen, sizeof(clen), "%d", blen);
-    nv_status(&v, status);
-    nv_add(&v, (struct span){"content-type", 12}, (struct span){"application/json", 16}, 0);
-    nv_add(&v, (struct span){"content-length", 14}, (struct span){clen, (uint32_t)cl}, 0);
-    nv_add(&v, (struct span){"cache-control", 13}, (struct span){"no-store", 8}, 0);
-    local(st, &v, status, body, (size_t)blen);
-}
-
-void h2_stream_redirect(struct h2_stream *st, const char *loc, size_t len)
-{
-    static __thread struct nvs v;
-    nv_status(&v, 308);
-    nv_add(&v, (struct span){"location", 8}, (struct span){loc, (uint32_t)len}, 0);
-    nv_add(&v, (struct span){"content-length", 14}, (struct span){"0", 1}, 0);
-    local(st, &v, 308, "", 0);
-}
-
 static void x_abort(struct exchange *x)
 {
     session_close(stream_of(x)->hc->s);
@@ -771,13 +493,43 @@ const struct exchange_ops h2_exchange_ops = {
     .body_sent = x_body_sent,
     .body_rewind = x_body_rewind,
     .body_release = x_body_release,
-    .response_head = x_response_head,
-    .respond = x_respond,
+    .response_head = h2_response_head,
+    .respond = h2_respond,
     .abort = x_abort,
     .wake = x_wake,
 };
 
 /* ---- driving, timing, the end ---------------------------------------------------- */
+
+/* After a 101: the backend's bytes into uin (the data source takes them
+ * as the client's window allows), the client's END_STREAM as a FIN. */
+static int h2_tunnel_step(struct h2_stream *st)
+{
+    struct exchange *x = &st->x;
+    struct upconn *u = x->up;
+    int p = 0;
+    if (st->req_done && !st->tun_shut && (!st->nbody || st->sent >= st->body[st->nbody - 1]->end)) {
+        conn_shutdown(&u->conn);
+        st->tun_shut = 1;
+        p = 1;
+    }
+    if (!u->conn.readable || x->up_eof) return p;
+    struct buf *b = x->uin;
+    if (!b && !(b = x->uin = buf_get(&px_st(st)->bufs))) return p;
+    if (buf_room(b) == 0) {
+        if (!b->start) return p; /* full: the client has not taken it yet */
+        buf_compact(b);
+    }
+    ssize_t n = conn_read(&u->conn, b->data + b->end, buf_room(b));
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        x->up_at = px_st(st)->loop->now;
+        return 1;
+    }
+    if (n == -EAGAIN) return p;
+    if (n != -EINTR) x->up_eof = 1;
+    return 1;
+}
 
 int h2_stream_step(struct h2_stream *st)
 {
@@ -786,13 +538,22 @@ int h2_stream_step(struct h2_stream *st)
     int p = 0;
     if (x->up) {
         p |= h1_backend_io(x);
-        if (x->up) p |= h1_backend_response(x);
+        if (x->up && x->rs == RS_TUNNEL)
+            p |= h2_tunnel_step(st);
+        else if (x->up)
+            p |= h1_backend_response(x);
     }
-    if (st->head_sent && x->rs != RS_LOCAL && st->no_body && x->rs == RS_DONE && !st->finished) {
-        response_done(st);
+    if (st->deferred && x->rs == RS_TUNNEL && ((x->uin && buf_len(x->uin)) || x->up_eof)) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->hc->ng, st->id);
         p = 1;
     }
-    if (st->deferred && ((x->uin && x->uin_parsed > x->uin->start) || x->rs == RS_DONE)) {
+    if (st->head_sent && x->rs != RS_LOCAL && st->no_body && x->rs == RS_DONE && !st->finished) {
+        h2_response_done(st);
+        p = 1;
+    }
+    if (st->deferred && x->rs != RS_TUNNEL &&
+        ((x->uin && x->uin_parsed > x->uin->start) || x->rs == RS_DONE)) {
         st->deferred = 0;
         nghttp2_session_resume_data(st->hc->ng, st->id);
         p = 1;
@@ -821,6 +582,11 @@ uint64_t h2_stream_due(const struct h2_stream *st)
     const struct exchange *x = &st->x;
     if (st->closed || st->finished) return UINT64_MAX;
     if (!st->began) return st->body_at + cfg_st(st)->client_header_ms;
+    if (x->rs == RS_TUNNEL) {
+        uint64_t last = st->body_at > st->client_at ? st->body_at : st->client_at;
+        if (x->up_at > last) last = x->up_at;
+        return last + cfg_st(st)->tunnel_idle_ms;
+    }
     if (waits_for_client(st)) return st->client_at + cfg_st(st)->client_idle_ms;
     if (waits_for_body(st)) return st->body_at + cfg_st(st)->client_body_ms;
     if (x->up && (x->rs == RS_CONNECTING || x->rs == RS_HEAD || x->rs == RS_BODY))
@@ -834,6 +600,8 @@ void h2_stream_timeout(struct h2_stream *st)
     if (!st->began) {
         reset(st, NGHTTP2_CANCEL);
         st->finished = 1;
+    } else if (x->rs == RS_TUNNEL) {
+        body_refused(st, 0, NULL, NGHTTP2_CANCEL); /* timeouts.tunnel_idle */
     } else if (waits_for_client(st)) {
         /* the client does not take the response (its window stays closed) */
         log_debug("client %s: stream %d: no window for the response within %u ms", x->client_ip,
@@ -849,7 +617,7 @@ void h2_stream_timeout(struct h2_stream *st)
         log_warn("backend %s: response body stalled for %u ms", x->be->conf->url,
                  x->pool->cfg->response_ms);
         exchange_backend_failed(x, "no response in time");
-        x_respond(x, 504, "Gateway timeout: the backend did not answer in time");
+        x->ops->respond(x, 504, "Gateway timeout: the backend did not answer in time");
     }
 }
 

@@ -519,3 +519,77 @@ def test_glitches_past_the_threshold_end_the_connection(start_usher_file, backen
         sid = c2.request("GET", "/")
         c2.wait_ended(sid)
         assert c2.streams[sid].status == 200
+
+
+def test_mtls_headers_and_hsts_over_h2_as_over_http1(start_usher_tls, raw_backend, certs):
+    rb = raw_backend()
+    u = start_usher_tls([rb.port], "--client-ca", certs.client_ca.cert, "--client-verify", "optional",
+                        "--client-verify-header", "X-Client-Verify", "--client-subject-header", "X-Client-Subject",
+                        "--hsts-max-age", 600, *cert_args(certs), listen=("https",))
+    ctx = tls_ctx(certs)
+    ctx.load_cert_chain(certs.alice.cert, certs.alice.key)
+    with H2Conn(u.tls, tls_ctx=ctx) as c:
+        assert c.alpn == "h2"
+        sid = c.request("GET", "/alice", [("x-client-verify", "SUCCESS"), ("x-client-subject", "CN=admin")])
+        c.wait_ended(sid)
+        st = c.streams[sid]
+        assert st.status == 200, vars(st)
+        assert st.header("strict-transport-security") == "max-age=600", st.headers
+    reqs, probs, _ = rb.requests()
+    assert not probs and len(reqs) == 1, (reqs, probs)
+    q = reqs[0]
+    assert q.header_all("x-client-verify") == [b"SUCCESS"], q.raw
+    assert q.header_all("x-client-subject") == [certs.alice.subject.encode()], q.raw
+    assert q.header_all("x-forwarded-proto") == [b"https"], q.raw
+
+
+def test_a_stream_is_retried_on_the_next_backend_with_its_body(raw_backend, start_usher):
+    # the first backend takes the request and closes without an answer
+    bad = raw_backend(respond=lambda req: (b"", "close"))
+    good = raw_backend()
+    u = start_usher([bad, good], "--balance", "round-robin")
+    body = os.urandom(5000)
+    with H2Conn(u.port) as c:
+        sids = [c.request("PUT", "/r%d" % i, [("content-length", str(len(body)))], body=body) for i in range(2)]
+        c.wait_ended(*sids)
+        for sid in sids:
+            assert c.streams[sid].status == 200, vars(c.streams[sid])
+    tried, _, _ = bad.requests()
+    assert tried and all(q.body == body for q in tried), tried  # it had the whole request
+    reqs, probs, _ = good.requests()
+    assert not probs, probs
+    assert sorted(q.target for q in reqs) == [b"/r0", b"/r1"], reqs
+    assert all(q.body == body for q in reqs), [len(q.body) for q in reqs]
+
+
+def ws_frame(payload, opcode=1):
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["prior-knowledge", "tls"])
+def test_websocket_over_h2_extended_connect(h2_usher, certs, tls):
+    """RFC 8441: CONNECT with :protocol websocket on a stream is an HTTP/1.1
+    upgrade to the backend (usher makes the Sec-WebSocket-Key); the backend's
+    101 is a 200 on the stream, then the stream is the tunnel both ways."""
+    with conn(h2_usher, certs, tls) as c:
+        assert c.settings().get(8) == 1  # SETTINGS_ENABLE_CONNECT_PROTOCOL
+        sid = c.request("CONNECT", "/ws", [(":protocol", "websocket"), ("sec-websocket-version", "13")], end=False)
+        c.pump(lambda: c.streams[sid].status is not None or c.streams[sid].reset is not None)
+        st = c.streams[sid]
+        assert st.status == 200 and not st.ended, vars(st)
+        assert st.header("sec-websocket-accept") is None and st.header("upgrade") is None, st.headers
+        c.conn.send_data(sid, ws_frame(b"hello over h2"))
+        c.flush()
+        c.pump(lambda: len(st.data) >= 15)
+        assert bytes(st.data[:15]) == bytes([0x81, 13]) + b"hello over h2", bytes(st.data)
+        # a close frame, then the client's END_STREAM: the backend closes, the stream ends
+        c.conn.send_data(sid, ws_frame(b"\x03\xe8", opcode=8), end_stream=True)
+        c.flush()
+        c.wait_ended(sid)
+        assert st.ended and st.reset is None, vars(st)
+        # the connection goes on
+        g = c.request("GET", "/")
+        c.wait_ended(g)
+        assert c.streams[g].status == 200

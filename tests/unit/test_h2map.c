@@ -155,7 +155,7 @@ static void names_and_pseudo_headers(void **state)
     assert_int_equal(MAP(1, ":method", "G T", ":scheme", "http", ":path", "/"), H2MAP_MALFORMED);
     assert_int_equal(MAP(1, ":method", "GET", ":scheme", "http", ":authority", "a b", ":path", "/"),
                      H2MAP_MALFORMED);
-    /* extended CONNECT is not offered (no SETTINGS_ENABLE_CONNECT_PROTOCOL) */
+    /* :protocol only when the caller allows extended CONNECT (RFC 8441) */
     assert_int_equal(MAP(1, ":method", "CONNECT", ":protocol", "websocket", ":scheme", "https",
                          ":authority", "a", ":path", "/"),
                      H2MAP_MALFORMED);
@@ -168,6 +168,44 @@ static void connect_form(void **state)
     assert_true(span_is(head.target, "a.test:443"));
     assert_int_equal(MAP(0, ":method", "CONNECT", ":authority", "a.test:443", ":path", "/"),
                      H2MAP_MALFORMED);
+}
+
+static void extended_connect_is_an_upgrade(void **state)
+{
+    struct h2map m;
+    h2map_init(&m, area, sizeof(area), 100, 0);
+    m.extended_connect = 1;
+    const char *f[] = {":method",
+                       "CONNECT",
+                       ":protocol",
+                       "websocket",
+                       ":scheme",
+                       "https",
+                       ":authority",
+                       "a.test",
+                       ":path",
+                       "/chat",
+                       "sec-websocket-version",
+                       "13",
+                       NULL};
+    for (int i = 0; f[i]; i += 2) h2map_field(&m, f[i], strlen(f[i]), f[i + 1], strlen(f[i + 1]));
+    head.max_headers = 100;
+    assert_int_equal(h2map_finish(&m, 0, &head), 0);
+    assert_true(span_is(head.method, "GET"));
+    assert_int_equal(head.method_id, HTTP_GET);
+    assert_true(span_is(head.target, "/chat"));
+    assert_true(head.upgrade_i >= 0 && head.conn_upgrade);
+    assert_true(span_is(head.h[head.upgrade_i].value, "websocket"));
+    assert_true(head.complete); /* no body framing: the stream becomes the tunnel */
+    assert_false(head.chunked);
+    assert_true(span_is(head.h[head.host_i].value, "a.test"));
+    /* without :path it is malformed */
+    h2map_init(&m, area, sizeof(area), 100, 0);
+    m.extended_connect = 1;
+    h2map_field(&m, ":method", 7, "CONNECT", 7);
+    h2map_field(&m, ":protocol", 9, "websocket", 9);
+    h2map_field(&m, ":authority", 10, "a.test", 6);
+    assert_int_equal(h2map_finish(&m, 0, &head), H2MAP_MALFORMED);
 }
 
 static void too_large_is_not_malformed(void **state)
@@ -223,6 +261,7 @@ int main(void)
         cmocka_unit_test(connection_specific_fields_are_malformed),
         cmocka_unit_test(names_and_pseudo_headers),
         cmocka_unit_test(connect_form),
+        cmocka_unit_test(extended_connect_is_an_upgrade),
         cmocka_unit_test(too_large_is_not_malformed),
         cmocka_unit_test(trailers_have_no_pseudo_headers),
         cmocka_unit_test(response_fields),

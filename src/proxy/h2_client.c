@@ -557,9 +557,11 @@ void h2_progress(struct session *s)
         goto out;
     }
     if (round == MAX_ROUNDS) {
-        /* still busy: let other connections run, come back on the next iteration */
+        /* still busy: let other connections run, come back on the next iteration
+         * (1 ms on: a timer due now would run again in this same pass of the
+         * loop's timers, which would then never get back to epoll) */
         s->resume = 1;
-        loop_timer_at(px_of(s)->loop, &s->timer, px_of(s)->loop->now);
+        loop_timer_at(px_of(s)->loop, &s->timer, px_of(s)->loop->now + 1);
     }
     watch(hc);
 out:

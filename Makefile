@@ -7,6 +7,7 @@
 #   make SANITIZE=address,undefined test     the same under ASan/UBSan (in build/san/)
 #   make bench           ../shared/bench/peers.sh against HAProxy and nginx
 #   make format          clang-format every source file
+#   make h2spec          h2spec (HTTP/2 conformance) over TLS and prior knowledge
 
 CC      ?= cc
 PYTEST  ?= /usr/bin/python3 -m pytest
@@ -126,6 +127,7 @@ clean:
 #                                 tests/fuzz/regress/<target>/ (every crash found
 #                                 so far), then fuzz each target for FUZZ_SECONDS
 #                                 from tests/fuzz/corpus/<target>/ with
+#                                 tests/fuzz/<target>.dict if there is one, else
 #                                 tests/fuzz/http.dict; fails on any crash
 #   make fuzz-build               only build them
 #
@@ -137,7 +139,7 @@ FUZZ_DIR      := build/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=gnu11 -O1 -g -pthread -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) $(FUZZ_SAN)
 FUZZ_WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function
-FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni
+FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni fuzz_h2
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 FUZZ_LLHTTP   := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o $(FUZZ_DIR)/llhttp/http.o
 FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/gen/dashboard_page.o
@@ -167,6 +169,10 @@ $(FUZZ_DIR)/fuzz_sni: tests/fuzz/fuzz_sni.c $(FUZZ_DIR)/src/tls/sni.o
 $(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
 
+# HTTP/2 frames into a whole connection (nghttp2's HPACK inflater checks what comes back)
+$(FUZZ_DIR)/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
+
 fuzz: $(FUZZ_BINS)
 	@status=0; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
@@ -179,7 +185,7 @@ fuzz: $(FUZZ_BINS)
 	  fi; \
 	  echo "== $$t: fuzzing for $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	    -dict=tests/fuzz/http.dict -artifact_prefix=$(FUZZ_DIR)/$$t- -print_final_stats=1 \
+	    -dict=$$(if [ -f tests/fuzz/$$t.dict ]; then echo tests/fuzz/$$t.dict; else echo tests/fuzz/http.dict; fi) -artifact_prefix=$(FUZZ_DIR)/$$t- -print_final_stats=1 \
 	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_DIR)/$$t.log 2>&1 \
 	    && tail -n 12 $(FUZZ_DIR)/$$t.log | grep -E "^#[0-9]+.*(DONE|pulse)|stat::" | tail -n 6 \
 	    || { echo "FAIL: $$t crashed (log: $(FUZZ_DIR)/$$t.log):"; \
@@ -284,3 +290,19 @@ $(BUILD)/gen/dashboard_page.o: $(DASH_C)
 $(FUZZ_DIR)/gen/dashboard_page.o: $(DASH_C)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
+
+# ---- h2spec: HTTP/2 conformance over TLS and prior knowledge (tests/h2spec/run.sh) ----
+#
+#   make h2spec          builds build/h2spec once (from source, offline, with the
+#                        shared tools' build.sh), then runs it against $(BUILD)/usher
+#                        over TLS (ALPN h2) and over a plain listener; fails on
+#                        any failed case
+H2SPEC_BUILD ?= $(firstword $(wildcard ../shared/tools/h2spec/build.sh /work/shared/tools/h2spec/build.sh) \
+                  ../shared/tools/h2spec/build.sh)
+.PHONY: h2spec
+h2spec: all build/h2spec
+	H2SPEC=build/h2spec tests/h2spec/run.sh $(BUILD)
+
+build/h2spec:
+	scripts/deps.sh h2spec
+	$(H2SPEC_BUILD) $@

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages usher needs for a purpose, or says how to.
 #
-#   scripts/deps.sh [build|test|bench|fuzz|pkg]...   (default: build test)
+#   scripts/deps.sh [build|test|bench|fuzz|pkg|h2spec]...   (default: build test)
 #
 # As root, missing packages are installed with apt-get. Otherwise the exact
 # apt-get line is printed and the script fails.
@@ -24,9 +24,15 @@ for w in "${want[@]}"; do
                   chromium chromium-driver python3-selenium) ;;
     bench) pkgs+=(wrk haproxy nginx-light curl procps prometheus) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
+    # h2spec from source, offline (../shared/tools/h2spec/build.sh): Go and
+    # the Go libraries it imports, from Debian
+    h2spec) pkgs+=(golang-go golang-golang-x-net-dev golang-golang-x-sys-dev golang-golang-x-text-dev
+                   golang-github-spf13-cobra-dev golang-github-spf13-pflag-dev
+                   golang-github-inconshreveable-mousetrap-dev golang-github-fatih-color-dev
+                   golang-github-mattn-go-colorable-dev golang-github-mattn-go-isatty-dev) ;;
     # make deb: dpkg-buildpackage and dh, then lintian on the result
     pkg)   pkgs+=(dpkg-dev debhelper fakeroot lintian) ;;
-    *) echo "deps.sh: unknown purpose '$w' (expected build, test, bench, fuzz or pkg)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown purpose '$w' (expected build, test, bench, fuzz, pkg or h2spec)" >&2; exit 2 ;;
   esac
 done
 

@@ -71,6 +71,8 @@ struct cert_conf {
 
 enum tls_client_verify { TLS_CLIENT_REQUIRED, TLS_CLIENT_OPTIONAL };
 enum tls_version { TLS_V12, TLS_V13 };
+/* what a listener speaks (its protocols key) */
+enum listener_protocols { PROTO_AUTO, PROTO_HTTP1, PROTO_H2 };
 
 struct listener_conf {
     char bind[80];
@@ -93,6 +95,8 @@ struct listener_conf {
     uint8_t client_verify;         /* enum tls_client_verify */
     char client_verify_header[64]; /* "" = the result is not passed on */
     char client_subject_header[64];
+
+    uint8_t protocols; /* enum listener_protocols */
 
     /* HTTP around TLS */
     uint8_t redirect_https; /* a plain listener answers 308 to https:// */

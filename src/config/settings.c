@@ -38,6 +38,7 @@ static const char *const tls_versions[] = {"1.2", "1.3", NULL};            /* en
 static const char *const client_verify[] = {"required", "optional", NULL}; /* config.h order */
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}; /* log.h order */
 static const char *const log_formats[] = {"text", "json", NULL};                  /* log.h order */
+static const char *const listener_protocols[] = {"auto", "http1", "h2", NULL}; /* config.h order */
 
 /* clang-format off */
 const struct setting settings_table[] = {
@@ -132,6 +133,9 @@ const struct setting settings_table[] = {
     {.key = "tls.client_subject_header", .flag = "--client-subject-header",
      .type = SETTING_COOKIE, LISTENER(client_subject_header),
      .expect = "a header name such as X-Client-Subject"},
+    /* auto: HTTP/1.1, and HTTP/2 by ALPN or by its preface; http1; h2 (HAProxy's proto h2) */
+    {.key = "protocols", .flag = "--protocols", .type = SETTING_ENUM, LISTENER(protocols),
+     .choices = listener_protocols, .def = "auto"},
     {.key = "redirect_https", .flag = "--redirect-https", .type = SETTING_BOOL,
      LISTENER(redirect_https), .def = "false"},
     {.key = "https_port", .flag = "--https-port", .type = SETTING_UINT, .min = 1, .max = 65535,

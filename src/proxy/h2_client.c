@@ -322,7 +322,14 @@ int h2_maybe_start(struct session *s)
 {
     if (s->h2_checked) return 0;
     struct buf *b = s->cin;
-    if (!(client_tls(s) && tls_conn_alpn_h2(&s->c))) {
+    uint8_t proto = listener_of(s)->protocols;
+    if (proto == PROTO_HTTP1) {
+        s->h2_checked = 1;
+        return 0;
+    }
+    /* protocols h2: every connection is HTTP/2, and a wrong preface is
+     * nghttp2's connection error (GOAWAY PROTOCOL_ERROR), not an HTTP/1 400 */
+    if (proto != PROTO_H2 && !(client_tls(s) && tls_conn_alpn_h2(&s->c))) {
         /* a plain listener: HTTP/2 with prior knowledge starts with the preface */
         uint32_t len = b ? buf_len(b) : 0;
         uint32_t n = len < PREFACE_LEN ? len : PREFACE_LEN;

@@ -48,6 +48,7 @@ struct tls_server {
     struct tls_group *groups;
     uint32_t ngroups;
     char bind[80];
+    uint8_t protocols; /* the listener's (enum listener_protocols): what ALPN offers */
     _Atomic uint64_t failures;
     pthread_mutex_t last_lock;
     char last[128];
@@ -192,10 +193,13 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg)
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl, (void)arg;
-    /* h2 first (RFC 9113 3.2), whatever the client's order; then http/1.1 */
+    (void)ssl;
+    const struct tls_server *srv = arg;
+    /* h2 first (RFC 9113 3.2), whatever the client's order; then http/1.1
+     * (protocols: http1 offers only http/1.1, h2 only h2) */
     static const char *const ours[] = {"h2", "http/1.1"};
-    for (int k = 0; k < 2; k++) {
+    int from = srv->protocols == PROTO_HTTP1 ? 1 : 0, to = srv->protocols == PROTO_H2 ? 1 : 2;
+    for (int k = from; k < to; k++) {
         unsigned want = (unsigned)strlen(ours[k]);
         for (unsigned i = 0; i < inlen;) {
             unsigned n = in[i];
@@ -384,6 +388,7 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
     }
     pthread_mutex_init(&srv->last_lock, NULL);
     snprintf(srv->bind, sizeof(srv->bind), "%s", l->bind);
+    srv->protocols = l->protocols;
     int bad = 0;
     if (!l->ncerts) {
         fprintf(errs, "%s: a TLS listener needs at least one certificate\n", where);

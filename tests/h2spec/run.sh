@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # h2spec (the HTTP/2 conformance suite) against usher, over TLS (ALPN h2)
-# and over a plain listener (prior knowledge).
+# and over a plain listener (prior knowledge), both with --protocols h2
+# (HTTP/2 only, as HAProxy's proto h2: a port that also serves HTTP/1 must
+# answer an invalid preface as HTTP/1, which h2spec 3.5/2 counts as a failure).
 #
 #   tests/h2spec/run.sh [BUILD_DIR]      (default: build; `make h2spec` runs it)
 #
@@ -53,7 +55,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 "$DEMO" --port "$PB" --name backend1 --host 127.0.0.1 >"$T/demo.log" 2>&1 &
 pids+=($!)
 "$USHER" --listen "https://127.0.0.1:$PT" --listen "127.0.0.1:$PP" --cert "$T/cert.pem" --key "$T/key.pem" \
-  --backend "http://127.0.0.1:$PB" --threads 1 >"$T/usher.log" 2>&1 &
+  --backend "http://127.0.0.1:$PB" --threads 1 --protocols h2 >"$T/usher.log" 2>&1 &
 USHER_PID=$!
 pids+=($USHER_PID)
 

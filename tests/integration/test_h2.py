@@ -593,3 +593,64 @@ def test_websocket_over_h2_extended_connect(h2_usher, certs, tls):
         g = c.request("GET", "/")
         c.wait_ended(g)
         assert c.streams[g].status == 200
+
+
+# -- protocols: auto, http1, h2 -------------------------------------------------------------
+
+
+def read_frames(sock, timeout=10):
+    """Frames from sock until it closes (or timeout): [(type, flags, stream, payload)]."""
+    sock.settimeout(timeout)
+    buf, end = b"", time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            d = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not d:
+            break
+        buf += d
+    frames = []
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9 : 9 + n]))
+        buf = buf[9 + n :]
+    return frames, buf
+
+
+def test_protocols_h2_closes_a_connection_without_the_preface_with_goaway(backends, start_usher_tls, certs):
+    u = start_usher_tls(backends, "--protocols", "h2", *cert_args(certs))
+    with socket.create_connection((HOST, u.plain), timeout=10) as s:
+        s.sendall(b"INVALID CONNECTION PREFACE\r\n\r\n")
+        frames, rest = read_frames(s)
+    goaways = [f for f in frames if f[0] == 7]
+    assert goaways, (frames, rest)
+    assert int.from_bytes(goaways[-1][3][4:8], "big") == PROTOCOL_ERROR, goaways
+    assert b"HTTP/1" not in rest and not any(b"HTTP/1" in f[3] for f in frames)
+    # HTTP/2 clients are served; TLS offers only h2
+    with H2Conn(u.plain) as c:
+        sid = c.request("GET", "/")
+        c.wait_ended(sid)
+        assert c.streams[sid].status == 200
+    s = tls_ctx(certs, alpn=("http/1.1", "h2")).wrap_socket(socket.create_connection((HOST, u.tls), timeout=10),
+                                                           server_hostname="a.test")
+    with s:
+        assert s.selected_alpn_protocol() == "h2"
+    s = tls_ctx(certs, alpn=("http/1.1",)).wrap_socket(socket.create_connection((HOST, u.tls), timeout=10),
+                                                      server_hostname="a.test")
+    with s:
+        assert s.selected_alpn_protocol() is None
+
+
+def test_protocols_http1_never_speaks_http2(backends, start_usher_tls, certs):
+    u = start_usher_tls(backends, "--protocols", "http1", *cert_args(certs))
+    s = tls_ctx(certs, alpn=("h2", "http/1.1")).wrap_socket(socket.create_connection((HOST, u.tls), timeout=10),
+                                                           server_hostname="a.test")
+    with s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+    # the preface on the plain port is an HTTP/1 request of version 2.0
+    with socket.create_connection((HOST, u.plain), timeout=10) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        s.settimeout(10)
+        data = s.recv(4096)
+    assert data.startswith(b"HTTP/1.1 505 "), data[:100]

@@ -31,7 +31,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  += -std=gnu11 $(OPT) -g $(WARN) -pthread -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) $(SANFLAGS) $(LTO)
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml) \
-           $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+           $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) \
+           $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares)
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

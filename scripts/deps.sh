@@ -13,7 +13,7 @@ want=("$@")
 pkgs=()
 for w in "${want[@]}"; do
   case $w in
-    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev) ;;
+    build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev libc-ares-dev) ;;
     # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
     # man -l, logrotate -d)
     test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl

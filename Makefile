@@ -11,6 +11,8 @@ CC      ?= cc
 PYTEST  ?= /usr/bin/python3 -m pytest
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
+# what installs the Debian packages (a test points it at a stand-in)
+DEPS_SH ?= scripts/deps.sh
 
 SANITIZE ?=
 ifeq ($(SANITIZE),)
@@ -44,10 +46,15 @@ DEPS_OK := build/.deps-ok
 .PHONY: all run test unit integration valgrind bench clean format format-check deps layers
 all: $(BUILD)/usher $(BUILD)/demo-backend
 
-$(DEPS_OK): scripts/deps.sh
-	scripts/deps.sh build test
+# Nothing make decides while it reads this file depends on the packages: the
+# llhttp objects below name their sources only in the recipe, and the stamp is
+# made again when llhttp's sources are gone (a package removed since), so
+# deps.sh runs before the first compile of a fresh clone and after a removal.
+$(DEPS_OK): scripts/deps.sh $(if $(wildcard $(LLHTTP_SRC)/llhttp.c),,deps-missing)
+	$(DEPS_SH) build test
 	@mkdir -p build && touch $@
 deps: $(DEPS_OK)
+.PHONY: deps-missing
 
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
@@ -136,15 +143,15 @@ FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
 fuzz-build: $(FUZZ_BINS)
 
 # usher's objects and llhttp as usher builds them, with coverage for libFuzzer
-$(FUZZ_DIR)/src/%.o: src/%.c
+$(FUZZ_DIR)/src/%.o: src/%.c | $(DEPS_OK)
 	@scripts/deps.sh fuzz
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-$(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+$(FUZZ_LLHTTP): $(FUZZ_DIR)/llhttp/%.o: | $(DEPS_OK)
 	@scripts/deps.sh fuzz
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -c $(LLHTTP_SRC)/$*.c -o $@
 
 FUZZ_H1       := $(FUZZ_DIR)/src/http/h1.o $(FUZZ_DIR)/src/http/body.o $(FUZZ_DIR)/src/http/policy.o
 

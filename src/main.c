@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/notify.h"
+#include "app/privs.h"
 #include "app/worker.h"
 #include "config/config.h"
 #include "core/accesslog.h"
@@ -97,12 +98,39 @@ static int reload_tls(const struct config *next, struct gen_tls *out)
     }
     log_lines(LOG_WARN, "reload: ", etext);
     log_lines(LOG_WARN, "reload: warning: ", wtext);
+    if (rc < 0 && privs_dropped()) log_warn("reload: the certificates are read%s", privs_hint());
     free(etext);
     free(wtext);
     return rc;
 }
 
 static void reload(void);
+
+/* A reload after the drop to user: keeps the user and refuses listeners the
+ * user cannot bind. 0, or -1 (logged: the reload fails). */
+static int reload_privs(struct config *next)
+{
+    const struct config *cur = ctl.gen->cfg;
+    if (strcmp(next->user, cur->user) || strcmp(next->group, cur->group))
+        log_warn("reload: user and group stay '%s'%s%s until a restart",
+                 cur->user[0] ? cur->user : "as started", cur->group[0] ? ":" : "", cur->group);
+    snprintf(next->user, sizeof(next->user), "%s", cur->user);
+    snprintf(next->group, sizeof(next->group), "%s", cur->group);
+    int bad = 0;
+    for (uint32_t i = 0; i < next->nlisteners; i++) {
+        const struct listener_conf *l = &next->listeners[i];
+        int open_now = 0;
+        for (uint32_t k = 0; k < cur->nlisteners && !open_now; k++)
+            open_now = cur->listeners[k].addr.len == l->addr.len &&
+                       !memcmp(&cur->listeners[k].addr, &l->addr, l->addr.len);
+        char why[256];
+        if (!open_now && privs_check_listener(l, why, sizeof(why)) < 0) {
+            log_warn("reload: %s:%u: %s", next->file, l->line, why);
+            bad = 1;
+        }
+    }
+    return bad ? -1 : 0;
+}
 
 static void on_tick(struct loop *loop, struct loop_timer *t)
 {
@@ -128,7 +156,8 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
         if (si.ssi_signo == SIGUSR1) {
             int err = accesslog_reopen();
             if (err < 0)
-                log_warn("SIGUSR1: cannot reopen the access log: %s", strerror(-err));
+                log_warn("SIGUSR1: cannot reopen the access log: %s%s", strerror(-err),
+                         err == -EACCES ? privs_hint() : "");
             else
                 log_info("SIGUSR1: access log reopened");
             continue;
@@ -252,9 +281,11 @@ static void reload(void)
     FILE *errs = open_memstream(&text, &len);
     int errors = errs ? config_load_file(&next, file, errs) : 1;
     if (errs) fclose(errs);
+    config_apply_overrides(&next); /* --log-level, --user...: the command line still wins */
+    if (!errors && reload_privs(&next) < 0) errors = 1;
     if (errors) {
         for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
-            log_warn("reload: %s", line);
+            log_warn("reload: %s%s", line, strstr(line, "Permission denied") ? privs_hint() : "");
         log_warn("reload of %s failed (%d error%s): still serving with the previous configuration",
                  file, errors, errors == 1 ? "" : "s");
         free(text);
@@ -299,6 +330,8 @@ build:
     }
     start_health(g);
     gen_release(old);
+    log_configure((enum log_level)g->cfg->log_level, (enum log_format)g->cfg->log_format);
+    if (getenv("USHER_DEBUG")) log_configure(LOG_DEBUG, (enum log_format)g->cfg->log_format);
     log_info("reloaded %s", file[0] ? file : "the certificates");
     describe(g, ctl.nworkers);
     loop_timer_set(ctl.loop, &ctl.rotate, g->cfg->tls_ticket_rotation_ms);
@@ -313,7 +346,8 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return rc < 0 ? 0 : rc;
     }
-    if (getenv("USHER_DEBUG")) log_min_level = LOG_DEBUG;
+    log_configure(getenv("USHER_DEBUG") ? LOG_DEBUG : (enum log_level)cfg.log_level,
+                  (enum log_format)cfg.log_format);
     struct gen_tls tls = {0};
     if (any_tls(&cfg)) {
         /* certificates are checked by -t as well: a file that parses is not enough */
@@ -326,8 +360,12 @@ int main(int argc, char **argv)
                   gen_tls_new(&cfg, errs, warns, !check_only, &tls) < 0;
         if (warns) fclose(warns);
         if (errs) fclose(errs);
-        for (char *line = etext ? strtok(etext, "\n") : NULL; line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "usher: %s\n", line);
+        for (char *line = etext ? strtok(etext, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+            if (check_only)
+                fprintf(stderr, "usher: %s\n", line);
+            else
+                log_err("%s", line); /* the log's format: --log-format json holds at start */
+        }
         free(etext);
         if (check_only) {
             for (char *line = wtext ? strtok(wtext, "\n") : NULL; line; line = strtok(NULL, "\n"))
@@ -337,8 +375,11 @@ int main(int argc, char **argv)
         }
         free(wtext);
         if (bad) {
-            fprintf(stderr, "usher: the TLS certificates are not usable; %s\n",
-                    check_only ? "configuration not ok" : "not started");
+            if (check_only)
+                fprintf(stderr,
+                        "usher: the TLS certificates are not usable; configuration not ok\n");
+            else
+                log_err("the TLS certificates are not usable; not started");
             config_free(&cfg);
             return 1;
         }
@@ -350,6 +391,7 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    privs_check_start(&cfg);
 
     /* Block the signals we handle before any thread starts, so that only the
      * main thread's signalfd ever sees them. */
@@ -367,6 +409,7 @@ int main(int argc, char **argv)
             log_err("cannot open the access log %s: %s", cfg.access_log, strerror(-aerr));
             return 1;
         }
+        privs_give_files(&cfg);
     }
     struct generation *gen = gen_new(&cfg, NULL);
     if (!gen) return 1;
@@ -384,6 +427,10 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* Everything that needs root is open above (listeners, the access log,
+     * certificates and keys): from here on usher runs as user:, and the
+     * worker threads start with its ids. */
+    if (privs_drop(gen->cfg) < 0) return 1;
     for (uint32_t i = 0; i < nthreads; i++) {
         if ((err = worker_start(&workers[i])) < 0) {
             log_err("cannot start worker thread %u: %s", i, strerror(-err));

@@ -263,8 +263,16 @@ static void usage(FILE *f)
             "  --access-log PATH         one line per request to PATH ('-' for stdout);\n"
             "                            off by default; SIGUSR1 reopens the file\n"
             "  --access-log-format F     combined (default) or json\n"
+            "  --log-level L             the main log (stderr): error, warn, info\n"
+            "                            (default) or debug; lines below L are dropped\n"
+            "  --log-format F            text (default) or json: one JSON object a line\n"
+            "  --user NAME               started as root: open the listeners and files,\n"
+            "                            then run as NAME (default: stay root, warned)\n"
+            "  --group NAME              with --user: this group (default: NAME's own)\n"
             "  -c FILE                   read a YAML configuration file (docs/CONFIG.md);\n"
-            "                            only --threads and -t may be added\n"
+            "                            only --threads, --log-level, --log-format,\n"
+            "                            --user, --group and -t may be added (they win\n"
+            "                            over the file)\n"
             "  -t                        check the configuration, print 'configuration ok'\n"
             "                            or the errors; exit 0, or 1 for errors in a file\n"
             "  --version                 print the version and exit\n"
@@ -273,6 +281,21 @@ static void usage(FILE *f)
             "Durations are written 500ms, 2s, 1m or 1h. Flags take their value as the next\n"
             "argument or after '=' (--threads=2). Every flag is described in docs/CONFIG.md.\n",
             names);
+}
+
+/* The flags of SETTING_WITH_FILE given (argv outlives the process's configs). */
+static struct {
+    const struct setting *set;
+    const char *val;
+} overrides[8];
+static size_t noverrides;
+
+int config_apply_overrides(struct config *c)
+{
+    char why[512];
+    for (size_t i = 0; i < noverrides; i++)
+        if (settings_parse(overrides[i].set, overrides[i].val, c, why, sizeof(why)) < 0) return -1;
+    return 0;
 }
 
 static int fail(const char *fmt, const char *a, const char *b)
@@ -287,6 +310,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
 {
     config_defaults(c);
     *check_only = 0;
+    noverrides = 0;
     /* quick mode: one listener, one pool */
     c->pools = calloc(1, sizeof(*c->pools));
     if (!c->pools) return fail("out of memory%s%s", "", "");
@@ -346,7 +370,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             if (i + 1 >= argc) FAIL("%s needs a value%s", name, "");
             val = argv[++i];
         }
-        if (strcmp(name, "-c") && strcmp(name, "--threads")) quick_flags = 1;
+        if (strcmp(name, "-c") && strcmp(name, "--threads") &&
+            !(set && (set->flags & SETTING_WITH_FILE)))
+            quick_flags = 1;
 
         if (set) {
             /* the table's check, as for the file's key; the message names the flag */
@@ -359,6 +385,11 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             if (set->scope == SETTING_POOL && !strncmp(set->key, "tls.", 4))
                 backend_tls_flag = set->flag;
             if (!strcmp(name, "--threads")) threads_given = 1;
+            if ((set->flags & SETTING_WITH_FILE) &&
+                noverrides < sizeof(overrides) / sizeof(overrides[0])) {
+                overrides[noverrides].set = set;
+                overrides[noverrides++].val = val;
+            }
         } else if (!strcmp(name, "-c")) {
             file = val;
         } else if (!strcmp(name, "--listen")) {
@@ -436,7 +467,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     free(tmpl.certs);
     if (quick_err) return quick_err;
     if (file && quick_flags)
-        return fail("-c %s cannot be mixed with quick-mode flags (only --threads)%s", file, "");
+        return fail("-c %s cannot be mixed with quick-mode flags (only --threads, --log-level, "
+                    "--log-format, --user and --group)%s",
+                    file, "");
     if (!file && any_tls && !tmpl.ncerts)
         return fail("--listen https://... needs a certificate: add --cert FILE [--key FILE]%s%s",
                     "", "");
@@ -449,6 +482,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         snprintf(c->file, sizeof(c->file), "%s", file);
         int errors = config_load_file(c, file, stderr);
         if (threads_given) c->threads = threads; /* --threads overrides the file */
+        config_apply_overrides(c);               /* and so do --log-level, --user... */
+        if (!errors && c->group[0] && !c->user[0])
+            return fail("--group needs --user (or user: in %s)%s", file, "");
         if (errors) {
             fprintf(stderr, "usher: %s: %d error%s; %s\n", file, errors, errors == 1 ? "" : "s",
                     *check_only ? "configuration not ok" : "not started");
@@ -456,6 +492,9 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         }
         return 0;
     }
+    if (c->group[0] && !c->user[0])
+        return fail("--group needs --user (usher changes its group only along with its user)%s%s",
+                    "", "");
     if (p->nbackends == 0)
         return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
     int any_https = 0;

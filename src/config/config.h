@@ -127,6 +127,14 @@ struct config {
     /* access log */
     char access_log[256];      /* "" = off, "-" or "stdout", or a file path */
     uint8_t access_log_format; /* enum accesslog_format */
+
+    /* the main log (stderr) */
+    uint8_t log_level;  /* enum log_level: lines below are dropped */
+    uint8_t log_format; /* enum log_format: text or json */
+
+    /* started as root: whom to run as once listeners and files are open */
+    char user[64];  /* "" = stay who usher was started as */
+    char group[64]; /* "" = the user's own group */
 };
 
 /* Fills c with the documented defaults, from settings.c's table (no listener, no pool). */
@@ -165,5 +173,8 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
  * what was wrong (2 for the command line, 1 for a configuration file).
  * *check_only is set for -t. */
 int config_from_args(struct config *c, int argc, char **argv, int *check_only);
+/* Stores into c the flags of the last config_from_args that win over a file
+ * (--log-level, --user...: SETTING_WITH_FILE), for a reload. Returns 0. */
+int config_apply_overrides(struct config *c);
 
 #endif

@@ -5,6 +5,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@ static const char *const access_log_formats[] = {"combined", "json", NULL}; /* a
 static const char *const health_types[] = {"http", "tcp", "off", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};            /* enum tls_version */
 static const char *const client_verify[] = {"required", "optional", NULL}; /* config.h order */
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}; /* log.h order */
+static const char *const log_formats[] = {"text", "json", NULL};                  /* log.h order */
 
 /* clang-format off */
 const struct setting settings_table[] = {
@@ -70,6 +74,15 @@ const struct setting settings_table[] = {
     /* the previous key still decrypts, so a ticket lives one to two periods */
     {.key = "tls.ticket_rotation", .flag = "--tls-ticket-rotation", .type = SETTING_DURATION,
      .min = 1000, .max = 7 * 24 * 3600 * 1000U, TOP(tls_ticket_rotation_ms), .def = "1h"},
+    /* the main log (stderr); the flags may be added to -c FILE */
+    {.key = "log.level", .flag = "--log-level", .type = SETTING_ENUM, .flags = SETTING_WITH_FILE,
+     TOP(log_level), .choices = log_levels, .def = "info"},
+    {.key = "log.format", .flag = "--log-format", .type = SETTING_ENUM, .flags = SETTING_WITH_FILE,
+     TOP(log_format), .choices = log_formats, .def = "text"},
+    /* "" is the default for both: no change of user (app/privs.c) */
+    {.key = "user", .flag = "--user", .type = SETTING_USER, .flags = SETTING_WITH_FILE, TOP(user)},
+    {.key = "group", .flag = "--group", .type = SETTING_GROUP, .flags = SETTING_WITH_FILE,
+     TOP(group)},
 
     /* a listener: struct listener_conf (bind, pool, routes and certificates apart);
      * in quick mode a flag applies to every --listen */
@@ -257,6 +270,8 @@ void settings_expected(const struct setting *s, char *buf, size_t cap)
                  s->size - 1);
         return;
     case SETTING_PATH: snprintf(buf, cap, "a path starting with / (no spaces)"); return;
+    case SETTING_USER: snprintf(buf, cap, "the name of a user of this system"); return;
+    case SETTING_GROUP: snprintf(buf, cap, "the name of a group of this system"); return;
     }
     buf[0] = 0;
 }
@@ -363,6 +378,25 @@ static int check_string(const struct setting *s, const char *text, char *why, si
     case SETTING_PATH:
         if (text[0] == '/' && !strpbrk(text, " \t\r\n")) return 0;
         break;
+    case SETTING_USER:
+    case SETTING_GROUP: {
+        /* looked up here so that -t and a reload say it, with the file's line */
+        char pwbuf[4096];
+        struct passwd pw, *pwp = NULL;
+        struct group gr, *grp = NULL;
+        int err = s->type == SETTING_USER ? getpwnam_r(text, &pw, pwbuf, sizeof(pwbuf), &pwp)
+                                          : getgrnam_r(text, &gr, pwbuf, sizeof(pwbuf), &grp);
+        if (*text && (pwp || grp)) return 0;
+        if (err && err != ENOENT && err != ESRCH)
+            snprintf(why, why_cap, "cannot look up %s '%s': %s",
+                     s->type == SETTING_USER ? "user" : "group", text, strerror(err));
+        else
+            snprintf(why, why_cap, "no %s named '%s' on this system (expected %s)",
+                     s->type == SETTING_USER ? "user" : "group", text,
+                     s->type == SETTING_USER ? "a user of /etc/passwd or NSS, such as nobody"
+                                             : "a group of /etc/group or NSS, such as nogroup");
+        return -EINVAL;
+    }
     default: break;
     }
     char e[160];
@@ -421,6 +455,8 @@ int settings_parse(const struct setting *s, const char *text, void *base, char *
     case SETTING_KEY:
     case SETTING_COOKIE:
     case SETTING_PATH:
+    case SETTING_USER:
+    case SETTING_GROUP:
         if (check_string(s, text, why, why_cap) < 0) return -EINVAL;
         if (p) store_string(base, s, text);
         return 0;

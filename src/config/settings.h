@@ -21,6 +21,8 @@ enum setting_type {
     SETTING_KEY,      /* char[]: what maglev hashes, as balance_key_parse reads it */
     SETTING_COOKIE,   /* char[]: a cookie name (a token) */
     SETTING_PATH,     /* char[]: starts with /, no spaces */
+    SETTING_USER,     /* char[]: a user name this system knows (getpwnam) */
+    SETTING_GROUP,    /* char[]: a group name this system knows (getgrnam) */
 };
 
 /* Which struct a setting lands in. */
@@ -33,6 +35,8 @@ enum setting_scope {
 
 #define SETTING_OFF 0x1  /* 0 or "off" means off; any other value must be >= min */
 #define SETTING_AUTO 0x2 /* "auto" stores 0 */
+/* the flag may be given with -c FILE too: it wins over the file, on reload as well */
+#define SETTING_WITH_FILE 0x4
 
 #define SETTING_NOWHERE SIZE_MAX /* off: checked only, the reader uses the result itself */
 

@@ -455,6 +455,10 @@ static void read_top(struct walk *w, const yaml_node_t *root)
     struct config *c = w->c;
     if (!expect(w, root, YAML_MAPPING_NODE, "configuration")) return;
     read_settings(w, root, SETTING_TOP, "", "top level", extra, c);
+    if (c->group[0] && !c->user[0])
+        err(w, get(w, root, "group"),
+            "group: needs user: as well (usher changes its group only "
+            "along with its user)");
     yaml_node_t *v;
     /* pools first: listeners and routes refer to them by name */
     v = get(w, root, "pools");

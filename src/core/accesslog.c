@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,10 +45,24 @@ int accesslog_open(const char *path, enum accesslog_format fmt)
     return 0;
 }
 
+int accesslog_chown(unsigned uid, unsigned gid)
+{
+    struct stat sb;
+    if (log_fd < 0 || !log_path[0] || !strcmp(log_path, "-") || !strcmp(log_path, "stdout"))
+        return 0;
+    if (fstat(log_fd, &sb) < 0) return -errno;
+    if (!S_ISREG(sb.st_mode)) return 0; /* a pipe or a device: not ours to give */
+    return fchown(log_fd, (uid_t)uid, (gid_t)gid) < 0 ? -errno : 0;
+}
+
 int accesslog_reopen(void)
 {
     if (!log_path[0] || !strcmp(log_path, "-") || !strcmp(log_path, "stdout")) return 0;
-    return accesslog_open(log_path, (enum accesslog_format)atomic_load(&format));
+    /* a copy: accesslog_open writes log_path, and snprintf onto its own source
+     * left it empty (every SIGUSR1 after the first reopened nothing) */
+    char path[sizeof(log_path)];
+    memcpy(path, log_path, sizeof(path));
+    return accesslog_open(path, (enum accesslog_format)atomic_load(&format));
 }
 
 int accesslog_enabled(void)

@@ -35,6 +35,9 @@ struct accesslog_buf {
 /* Main thread, at start and on reload: path "" turns logging off, "-" or
  * "stdout" means standard output. Returns 0 or -errno (the old file stays). */
 int accesslog_open(const char *path, enum accesslog_format format);
+/* Main thread, before dropping root: makes the file (not stdout) uid's and
+ * gid's, so that the user can open it again. Returns 0 or -errno. */
+int accesslog_chown(unsigned uid, unsigned gid);
 /* Main thread, SIGUSR1: opens the same path again (after logrotate moved it). */
 int accesslog_reopen(void);
 /* Whether lines are wanted at all (cheap: read per request). */

@@ -66,14 +66,19 @@ static int transition(struct pool *p, struct backend *b, int from, int to, const
     if (!atomic_compare_exchange_strong(&b->state, &expected, to)) return 0;
     char up[1024];
     health_list_up(p, up, sizeof(up));
+    /* --log-format json: the pool and the backend as fields of their own */
+    const struct log_field f[] = {{"pool", p->cfg->name},
+                                  {"backend", b->conf->url},
+                                  {"state", to == BACKEND_DOWN ? "down" : "up"}};
     if (to == BACKEND_DOWN)
-        log_warn("backend %s is DOWN (%s); healthy: %s", b->conf->url, why, up);
+        log_with(LOG_WARN, f, 3, "backend %s is DOWN (%s); healthy: %s", b->conf->url, why, up);
     else if (p->cfg->slow_start_ms)
-        log_info("backend %s is UP (%s); healthy: %s; its share of requests ramps up over %u ms "
+        log_with(LOG_INFO, f, 3,
+                 "backend %s is UP (%s); healthy: %s; its share of requests ramps up over %u ms "
                  "(slow start)",
                  b->conf->url, why, up, p->cfg->slow_start_ms);
     else
-        log_info("backend %s is UP (%s); healthy: %s", b->conf->url, why, up);
+        log_with(LOG_INFO, f, 3, "backend %s is UP (%s); healthy: %s", b->conf->url, why, up);
     return 1;
 }
 
@@ -145,7 +150,9 @@ static void check_done(struct check *c, int ok, const char *why)
                      cfg->health_fall);
             transition(h->pool, c->be, BACKEND_UP, BACKEND_DOWN, reason);
         } else if (state == BACKEND_UP) {
-            log_info("backend %s: health check failed (%s), %u of %u before it is taken out",
+            const struct log_field f[] = {{"pool", cfg->name}, {"backend", c->be->conf->url}};
+            log_with(LOG_INFO, f, 2,
+                     "backend %s: health check failed (%s), %u of %u before it is taken out",
                      c->be->conf->url, why, c->fail_streak, cfg->health_fall);
         }
     }

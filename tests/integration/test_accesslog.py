@@ -82,3 +82,21 @@ def test_off_by_default(tmp_path, backends, start_usher):
 def test_bad_format_is_refused(run_usher, backends):
     r = run_usher("--backend", "http://127.0.0.1:1", "--access-log-format", "xml")
     assert r.returncode == 2 and b"combined or json" in r.stderr
+
+
+def test_every_sigusr1_reopens(tmp_path, backends, start_usher):
+    """Rotated twice: the second SIGUSR1 opened nothing once (the first one had
+    emptied the path it reopens)."""
+    log = tmp_path / "access.log"
+    u = start_usher(backends, "--access-log", str(log))
+    for n in (1, 2):
+        os.rename(str(log), "%s.%d" % (log, n))
+        u.proc.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(str(log)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(str(log)), "SIGUSR1 number %d did not reopen the access log" % n
+        with httpx.Client(base_url=u.url, timeout=10) as c:
+            assert c.get("/echo/rotated-%d" % n).status_code == 200
+        lines = read_lines(str(log), 1)
+        assert len(lines) == 1 and "/echo/rotated-%d" % n in lines[0], lines

@@ -77,15 +77,16 @@ def test_a_host_name_is_sent_as_sni_and_checked(start_usher, tls_backend, bcerts
 def test_verification_failure_is_502_and_health_says_why(start_usher, tls_backend, bcerts):
     bad = tls_backend(bcerts.self_signed)
     u = start_usher(
-        [], "--backend", bad.url, "--threads", "1", "--health-interval", "200ms", "--health-fall", "3"
+        [], "--backend", bad.url, "--threads", "1", "--health-interval", "1s", "--health-fall", "3"
     )
+    # the checks need 3 s to take it DOWN: the first request comes well before
     r = get(u, "/x")
     assert r.status_code == 502, r.text
     assert r.json() == {"error": "Bad gateway: the TLS handshake with the backend failed"}
     why = "TLS: certificate verify failed: self-signed certificate"
     wait_log(u, r"backend %s: connect failed \(%s\)$" % (re.escape(bad.url), re.escape(why)))
     down = usher_log.state_re(bad.url, "DOWN", reason=re.escape(why) + r", 3 of 3 checks failed", healthy="none")
-    assert usher_log.wait_for(u.proc, down, 10), u.proc.read_log()
+    assert usher_log.wait_for(u.proc, down, 20), u.proc.read_log()
     assert bad.requests == []  # nothing of a request ever reached it
     assert not any(h["ok"] for h in bad.handshakes)
     assert get(u).status_code == 503  # DOWN now
@@ -177,16 +178,17 @@ def test_without_the_client_certificate_the_backend_refuses(start_usher, tls_bac
     b = tls_backend(bcerts.server, client_ca=bcerts.client_ca_pem)
     u = start_usher(
         [], "--backend", b.url, "--backend-tls-ca", bcerts.ca_pem, "--threads", "1",
-        "--health-interval", "300ms", "--health-fall", "2",
+        "--health-interval", "1s", "--health-fall", "3",
     )
+    # the checks need 3 s to take it DOWN: the first request comes well before
     r = get(u)
     assert r.status_code == 502, r.text
     # TLS 1.3: the backend says so in an alert, after usher's side of the handshake ended
     why = "TLS: the backend sent an alert: certificate required (the backend wants a client certificate)"
     wait_log(u, r"backend %s: connection (lost|failed) before a response \(%s\)" % (re.escape(b.url), re.escape(why)))
     # the handshake check waits for the backend's word (a ticket, or this alert)
-    down = usher_log.state_re(b.url, "DOWN", reason=re.escape(why) + r", 2 of 2 checks failed", healthy="none")
-    assert usher_log.wait_for(u.proc, down, 10), u.proc.read_log()
+    down = usher_log.state_re(b.url, "DOWN", reason=re.escape(why) + r", 3 of 3 checks failed", healthy="none")
+    assert usher_log.wait_for(u.proc, down, 20), u.proc.read_log()
     assert b.requests == []
 
 

@@ -629,6 +629,57 @@ static void backend_tls_without_https(void **state)
     config_free(&c);
 }
 
+/* --log-level, --log-format, --user and --group may come with -c FILE and win over
+ * the file, at start and (config_apply_overrides) at every reload; other flags may not. */
+static void flags_that_win_over_the_file(void **state)
+{
+    char path[] = "/tmp/test_settings_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "log: { level: warn, format: text }\n"
+               "listeners:\n  - bind: 127.0.0.1:18001\n    pool: web\n"
+               "pools:\n  web:\n    backends: [ \"http://127.0.0.1:18101\" ]\n");
+    fclose(f);
+    struct config c;
+    char out[2048];
+    char *plain[] = {"usher", "-t", "-c", path};
+    assert_int_equal(run_args(&c, 4, plain, 2, out, sizeof(out)), 0);
+    assert_int_equal(c.log_level, 2); /* warn, from the file */
+    assert_int_equal(c.log_format, 0);
+    config_free(&c);
+
+    char *argv[] = {"usher", "-t", "-c", path, "--log-level", "debug", "--log-format=json"};
+    assert_int_equal(run_args(&c, 7, argv, 2, out, sizeof(out)), 0);
+    assert_int_equal(c.log_level, 0); /* debug: the flag wins */
+    assert_int_equal(c.log_format, 1);
+    config_free(&c);
+    /* a reload reads the file again: the flags still win */
+    struct config next;
+    config_defaults(&next);
+    FILE *errs = tmpfile();
+    assert_int_equal(config_load_file(&next, path, errs), 0);
+    fclose(errs);
+    assert_int_equal(next.log_level, 2);
+    assert_int_equal(config_apply_overrides(&next), 0);
+    assert_int_equal(next.log_level, 0);
+    assert_int_equal(next.log_format, 1);
+    config_free(&next);
+
+    char *mixed[] = {"usher", "-t", "-c", path, "--retries", "1"};
+    assert_int_equal(run_args(&c, 6, mixed, 2, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "cannot be mixed with quick-mode flags (only --threads, "
+                                "--log-level, --log-format, --user and --group)"));
+    config_free(&c);
+    /* a later run without the flags leaves nothing behind for the next reload */
+    assert_int_equal(run_args(&c, 4, plain, 2, out, sizeof(out)), 0);
+    config_free(&c);
+    config_defaults(&next);
+    assert_int_equal(config_apply_overrides(&next), 0);
+    assert_int_equal(next.log_level, 1); /* info: the default, untouched */
+    unlink(path);
+}
+
 /* The case: --connect-timeout 0 was refused while timeouts: {connect: 0s} passed. */
 static void zero_timeouts_refused_from_both_sides(void **state)
 {
@@ -766,6 +817,7 @@ int main(void)
         cmocka_unit_test(backend_tls_without_https),
         cmocka_unit_test(unknown_flag_and_key),
         cmocka_unit_test(help_names_every_flag),
+        cmocka_unit_test(flags_that_win_over_the_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

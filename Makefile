@@ -36,7 +36,8 @@ CFLAGS  += -std=gnu11 $(OPT) -g $(WARN) -pthread -D_GNU_SOURCE -Isrc -I$(LLHTTP_
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml) \
            $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) \
-           $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
+           $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2) \
+           $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares)
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -139,7 +140,7 @@ FUZZ_DIR      := build/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=gnu11 -O1 -g -pthread -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) $(FUZZ_SAN)
 FUZZ_WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function
-FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni fuzz_h2
+FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni fuzz_h2 fuzz_dnsmsg
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 FUZZ_LLHTTP   := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o $(FUZZ_DIR)/llhttp/http.o
 FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/gen/dashboard_page.o
@@ -164,6 +165,9 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_H1) $(FU
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_H1) $(FUZZ_LLHTTP) -o $@
 
 $(FUZZ_DIR)/fuzz_sni: tests/fuzz/fuzz_sni.c $(FUZZ_DIR)/src/tls/sni.o
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $^ -o $@
+
+$(FUZZ_DIR)/fuzz_dnsmsg: tests/fuzz/fuzz_dnsmsg.c $(FUZZ_DIR)/src/upstream/dnsmsg.o
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $^ -o $@
 
 $(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)

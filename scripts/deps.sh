@@ -13,9 +13,10 @@ want=("$@")
 pkgs=()
 for w in "${want[@]}"; do
   case $w in
-    # libjs-chart.js, python3: the dashboard's charts, inlined by scripts/embed.py
+    # libjs-chart.js, python3: the dashboard's charts, inlined by scripts/embed.py;
+    # libc-ares-dev: DNS discovery (src/upstream/discover.c)
     build) pkgs+=(gcc make pkg-config node-llhttp libyaml-dev libssl-dev libnghttp2-dev
-                  libjs-chart.js python3) ;;
+                  libjs-chart.js python3 libc-ares-dev) ;;
     # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
     # man -l, logrotate -d); chromium, its driver and selenium: the dashboard
     # in a real browser (test_dashboard.py)

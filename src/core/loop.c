@@ -72,6 +72,13 @@ void loop_close(struct loop *loop, struct loop_io *io)
     io->fd = -1;
 }
 
+void loop_forget(struct loop *loop, struct loop_io *io)
+{
+    if (io->fd < 0) return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->fd = -1;
+}
+
 /* ---- timer heap (1-based positions stored in heap_i; 0 = not armed) ---- */
 
 static void heap_swap(struct loop *loop, uint32_t a, uint32_t b)

@@ -64,6 +64,9 @@ int loop_add(struct loop *loop, struct loop_io *io, uint32_t events);
 int loop_mod(struct loop *loop, struct loop_io *io, uint32_t events);
 /* Unregisters and closes io->fd and marks io closed (fd = -1). */
 void loop_close(struct loop *loop, struct loop_io *io);
+/* Unregisters io->fd without closing it (a library owns it) and marks io
+ * closed (fd = -1): pending events for it are dropped as for loop_close. */
+void loop_forget(struct loop *loop, struct loop_io *io);
 
 /* Arms (or re-arms) timer to fire ms milliseconds from loop->now. A timer
  * armed by a timer callback for now or earlier fires at the next iteration

@@ -52,14 +52,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK("dropped-only-when-full", !a.dropped || a.nrecords == DNS_MAX_RECORDS);
         for (uint32_t i = 0; i < a.nrecords; i++) {
             const struct dns_record *rec = &a.records[i];
-            CHECK("type", rec->type == DNS_T_A || rec->type == DNS_T_AAAA ||
-                              rec->type == DNS_T_SRV);
+            CHECK("type",
+                  rec->type == DNS_T_A || rec->type == DNS_T_AAAA || rec->type == DNS_T_SRV);
             CHECK("ttl", rec->ttl <= 0x7fffffffu);
             check_name(rec->owner);
             if (rec->type == DNS_T_SRV) check_name(rec->u.srv.target);
         }
-        CHECK("same-again", dns_parse_answer(p, size, &b, NULL) == 0 &&
-                                b.nrecords == a.nrecords && b.dropped == a.dropped &&
+        CHECK("same-again", dns_parse_answer(p, size, &b, NULL) == 0 && b.nrecords == a.nrecords &&
+                                b.dropped == a.dropped &&
                                 !memcmp(b.records, a.records, a.nrecords * sizeof(a.records[0])));
     }
     free(p);

@@ -515,6 +515,7 @@ int main(int argc, char **argv)
     notify_stop(&control);
     admin_stop();
     stop_health();
+    loop_run_deferred(&control); /* the loop has stopped: what they deferred is freed now */
     loop_timer_stop(&control, &ctl.tick);
     loop_timer_stop(&control, &ctl.rotate);
     loop_timer_stop(&control, &ctl.failures);

@@ -43,6 +43,7 @@ struct health {
     struct pool *pool;
     const struct pool_conf *cfg;
     unsigned seed;
+    struct loop_defer defer; /* the free waits for the end of the loop iteration */
     struct check checks[];
 };
 
@@ -334,6 +335,11 @@ struct health *health_start(struct loop *loop, struct pool *p)
     return h;
 }
 
+static void health_free(struct loop_defer *d)
+{
+    free((struct health *)((char *)d - offsetof(struct health, defer)));
+}
+
 void health_stop(struct health *h)
 {
     if (!h) return;
@@ -342,6 +348,11 @@ void health_stop(struct health *h)
         check_close(c);
         loop_timer_stop(h->loop, &c->timer);
         if (c->session) tls_session_free(c->session);
+        c->session = NULL;
     }
-    free(h);
+    /* an event of a check socket may still be in this iteration's batch (a
+     * reload or an API change stops the checks from another callback): the
+     * loop drops it as the socket is closed, but reads its io until the end */
+    h->defer.fn = health_free;
+    loop_defer(h->loop, &h->defer);
 }

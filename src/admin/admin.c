@@ -444,6 +444,7 @@ void admin_stop(void)
     loop_timer_stop(admin_host.loop, &ad.tick);
     loop_close(admin_host.loop, &ad.lis);
     jb_free(&ad.spare);
+    metrics_free();
     api_free();
     ad.on = 0;
 }

@@ -91,15 +91,51 @@ void jb_num(struct jbuf *b, double v)
         jb_printf(b, "%.6g", v);
 }
 
+char *jb_u64_at(char *o, uint64_t v)
+{
+    /* two digits at a time, from a table */
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
+    if (v < 10) {
+        *o = (char)('0' + v);
+        return o + 1;
+    }
+    char tmp[20];
+    int i = (int)sizeof(tmp);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        tmp[--i] = pairs[2 * r + 1];
+        tmp[--i] = pairs[2 * r];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[2 * v + 1];
+        tmp[--i] = pairs[2 * v];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
+    size_t n = sizeof(tmp) - (size_t)i;
+    memcpy(o, tmp + i, n);
+    return o + n;
+}
+
 void jb_u64(struct jbuf *b, uint64_t v)
 {
-    char tmp[24];
-    int i = (int)sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    jb_putn(b, tmp + i, sizeof(tmp) - (size_t)i);
+    char *o = jb_reserve(b, 20);
+    if (o) jb_commit(b, jb_u64_at(o, v));
+}
+
+char *jb_reserve(struct jbuf *b, size_t n)
+{
+    return grow(b, n) < 0 ? NULL : b->p + b->len;
+}
+
+void jb_commit(struct jbuf *b, char *end)
+{
+    b->len = (size_t)(end - b->p);
+    b->p[b->len] = 0;
 }
 
 void jb_fixed(struct jbuf *b, double v, unsigned decimals)

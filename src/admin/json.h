@@ -28,6 +28,13 @@ void jb_num(struct jbuf *b, double v);
 void jb_fixed(struct jbuf *b, double v, unsigned decimals);
 /* An unsigned integer in decimal, fast (the metrics' counters). */
 void jb_u64(struct jbuf *b, uint64_t v);
+/* Room for n more bytes (and the final 0): where to write them, or NULL
+ * (oom set). The caller writes at most n bytes there and then calls
+ * jb_commit with the end of what it wrote: one check for many small writes. */
+char *jb_reserve(struct jbuf *b, size_t n);
+void jb_commit(struct jbuf *b, char *end);
+/* v in decimal at o (at most 20 bytes); returns the end. */
+char *jb_u64_at(char *o, uint64_t v);
 
 enum json_type { JSON_STRING, JSON_NUMBER, JSON_BOOL, JSON_NULL };
 

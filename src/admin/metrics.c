@@ -32,52 +32,101 @@ static void label(struct jbuf *b, const char *v)
     }
 }
 
-/* What one scrape knows of one backend: its labels and counters. */
+/* What one scrape knows of one backend: where its labels are, its counters.
+ * The array and the labels' buffer are kept from one scrape to the next, so
+ * that a scrape of many backends makes no allocation once they have grown. */
 struct be_snap {
-    struct jbuf labels; /* pool="..",backend=".." */
+    size_t lab_off; /* in ms.labels: pool="..",backend=".." */
+    size_t lab_len;
     struct stats_backend c;
-    struct stats_info in;
+    uint64_t check_failures, transitions;
     int up, state;
 };
 
-/* name{LABELS[,extra]} value */
-static void line(struct jbuf *b, const char *name, size_t nlen, const struct be_snap *s,
-                 const char *extra, size_t elen, uint64_t v)
+static struct {
+    struct be_snap *snap;
+    uint32_t cap;
+    struct jbuf labels;
+} ms;
+
+void metrics_free(void)
 {
-    jb_putn(b, name, nlen);
-    jb_putn(b, "{", 1);
-    jb_putn(b, s->labels.p, s->labels.len);
-    if (extra) jb_putn(b, extra, elen);
-    jb_putn(b, "} ", 2);
-    jb_u64(b, v);
-    jb_putn(b, "\n", 1);
+    free(ms.snap);
+    jb_free(&ms.labels);
+    memset(&ms, 0, sizeof(ms));
 }
 
-static const char *const les[STATS_NBUCKETS] = {
-    ",le=\"0.0005\"", ",le=\"0.001\"", ",le=\"0.0025\"", ",le=\"0.005\"",
-    ",le=\"0.01\"",   ",le=\"0.025\"", ",le=\"0.05\"",   ",le=\"0.1\"",
-    ",le=\"0.25\"",   ",le=\"0.5\"",   ",le=\"1\"",      ",le=\"2.5\"",
-    ",le=\"5\"",      ",le=\"10\"",    ",le=\"30\"",     ",le=\"+Inf\""};
+struct lit {
+    const char *s;
+    size_t n;
+};
+#define LIT(x)                                                                                     \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
 
-static void hist(struct jbuf *b, const char *name, const struct be_snap *s,
-                 const struct stats_hist *h)
+static inline char *put(char *o, const char *s, size_t n)
 {
-    char n[96];
-    size_t len = strlen(name);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+/* name{LABELS[,extra]} v: at most nl + ll + el + 25 bytes */
+static inline char *line_at(char *o, const char *name, size_t nl, const char *lab, size_t ll,
+                            const struct lit *extra, uint64_t v)
+{
+    o = put(o, name, nl);
+    *o++ = '{';
+    o = put(o, lab, ll);
+    if (extra) o = put(o, extra->s, extra->n);
+    *o++ = '}';
+    *o++ = ' ';
+    o = jb_u64_at(o, v);
+    *o++ = '\n';
+    return o;
+}
+
+static const struct lit les[STATS_NBUCKETS] = {
+    LIT(",le=\"0.0005\""), LIT(",le=\"0.001\""), LIT(",le=\"0.0025\""), LIT(",le=\"0.005\""),
+    LIT(",le=\"0.01\""),   LIT(",le=\"0.025\""), LIT(",le=\"0.05\""),   LIT(",le=\"0.1\""),
+    LIT(",le=\"0.25\""),   LIT(",le=\"0.5\""),   LIT(",le=\"1\""),      LIT(",le=\"2.5\""),
+    LIT(",le=\"5\""),      LIT(",le=\"10\""),    LIT(",le=\"30\""),     LIT(",le=\"+Inf\"")};
+static const struct lit classes_l[5] = {LIT(",code=\"1xx\""), LIT(",code=\"2xx\""),
+                                        LIT(",code=\"3xx\""), LIT(",code=\"4xx\""),
+                                        LIT(",code=\"5xx\"")};
+static const struct lit states_l[4] = {LIT(",state=\"up\""), LIT(",state=\"down\""),
+                                       LIT(",state=\"drain\""), LIT(",state=\"maint\"")};
+#define EXTRA_MAX 16 /* the longest of the extras above */
+
+/* The _bucket lines (cumulative), _sum and _count of one backend's histogram:
+ * at most STATS_NBUCKETS + 2 lines. bucket and count are name_bucket and
+ * name_count, made once per family. */
+static char *hist_at(char *o, const struct lit *name, const struct lit *bucket,
+                     const struct lit *count, const char *lab, size_t ll,
+                     const struct stats_hist *h)
+{
     uint64_t cum = 0;
-    int nl = snprintf(n, sizeof(n), "%s_bucket", name);
     for (int i = 0; i < STATS_NBUCKETS; i++) {
         cum += h->bucket[i];
-        line(b, n, (size_t)nl, s, les[i], strlen(les[i]), cum);
+        o = line_at(o, bucket->s, bucket->n, lab, ll, &les[i], cum);
     }
-    jb_putn(b, name, len);
-    jb_puts(b, "_sum{");
-    jb_putn(b, s->labels.p, s->labels.len);
-    jb_putn(b, "} ", 2);
-    jb_fixed(b, (double)h->sum_us / 1e6, 6);
-    jb_putn(b, "\n", 1);
-    nl = snprintf(n, sizeof(n), "%s_count", name);
-    line(b, n, (size_t)nl, s, NULL, 0, cum);
+    /* the sum in seconds with six decimals at most, from the integer microseconds */
+    o = put(o, name->s, name->n);
+    o = put(o, "_sum{", 5);
+    o = put(o, lab, ll);
+    o = put(o, "} ", 2);
+    o = jb_u64_at(o, h->sum_us / 1000000);
+    uint32_t frac = (uint32_t)(h->sum_us % 1000000);
+    if (frac) {
+        char d[6];
+        int k = 6;
+        while (frac % 10 == 0) frac /= 10, k--;
+        for (int i = k; i > 0; i--) d[i - 1] = (char)('0' + frac % 10), frac /= 10;
+        *o++ = '.';
+        o = put(o, d, (size_t)k);
+    }
+    *o++ = '\n';
+    return line_at(o, count->s, count->n, lab, ll, NULL, cum);
 }
 
 enum {
@@ -119,69 +168,100 @@ static const struct {
     {"usher_backend_idle_connections", "gauge", "Idle keep-alive connections to the backend."},
 };
 
-static void backends(struct jbuf *b, const struct generation *g)
+/* Lines of family m per backend. */
+static size_t family_lines(int m)
 {
-    static const char *const classes_l[5] = {",code=\"1xx\"", ",code=\"2xx\"", ",code=\"3xx\"",
-                                             ",code=\"4xx\"", ",code=\"5xx\""};
-    static const char *const states_l[4] = {",state=\"up\"", ",state=\"down\"", ",state=\"drain\"",
-                                            ",state=\"maint\""};
-    uint32_t n = 0;
-    for (uint32_t p = 0; p < g->cfg->npools; p++) n += g->pools[p].n;
-    struct be_snap *snap = calloc(n ? n : 1, sizeof(*snap));
-    if (!snap) {
-        b->oom = 1;
-        return;
+    return m == M_RESP ? 5 : m == M_STATE ? 4 : (m == M_RT || m == M_TT) ? STATS_NBUCKETS + 2 : 1;
+}
+
+/* One pass over the backends: labels and counters (the workers' summed). 0, or -1 (oom). */
+static int snapshot(const struct generation *g, uint32_t n)
+{
+    if (n > ms.cap) {
+        struct be_snap *s = realloc(ms.snap, n * sizeof(*s));
+        if (!s) return -1;
+        ms.snap = s;
+        ms.cap = n;
     }
-    /* one pass over the workers' counters per backend, then one per family */
+    ms.labels.len = 0;
+    ms.labels.oom = 0;
     uint32_t k = 0;
     for (uint32_t p = 0; p < g->cfg->npools; p++)
         for (uint32_t i = 0; i < g->pools[p].n; i++, k++) {
             const struct backend *be = &g->pools[p].backends[i];
-            struct be_snap *s = &snap[k];
-            jb_puts(&s->labels, "pool=\"");
-            label(&s->labels, g->cfg->pools[p].name);
-            jb_puts(&s->labels, "\",backend=\"");
-            label(&s->labels, be->conf->name);
-            jb_putn(&s->labels, "\"", 1);
-            if (s->labels.oom) b->oom = 1;
+            struct be_snap *s = &ms.snap[k];
+            s->lab_off = ms.labels.len;
+            jb_putn(&ms.labels, "pool=\"", 6);
+            label(&ms.labels, g->cfg->pools[p].name);
+            jb_putn(&ms.labels, "\",backend=\"", 11);
+            label(&ms.labels, be->conf->name);
+            jb_putn(&ms.labels, "\"", 1);
+            s->lab_len = ms.labels.len - s->lab_off;
             stats_backend_sum(be->slot, &s->c);
-            stats_info_get(be->slot, &s->in);
+            struct stats_info in;
+            stats_info_get(be->slot, &in);
+            s->check_failures = in.check_failures;
+            s->transitions = in.transitions;
             s->up = backend_state(be) == BACKEND_UP;
             s->state = backend_maint(be) ? 3 : backend_draining(be) ? 2 : s->up ? 0 : 1;
         }
+    return ms.labels.oom ? -1 : 0;
+}
+
+static void backends(struct jbuf *b, const struct generation *g)
+{
+    uint32_t n = 0;
+    for (uint32_t p = 0; p < g->cfg->npools; p++) n += g->pools[p].n;
+    if (snapshot(g, n) < 0) {
+        b->oom = 1;
+        return;
+    }
+    const char *labels = ms.labels.p;
+    /* then one pass per family (the text format keeps a family's lines together),
+     * each backend's lines written behind one check for room */
     for (int m = 0; m < M_N && !b->oom; m++) {
-        const char *name = defs[m].name;
-        size_t nl = strlen(name);
-        help(b, name, defs[m].type, defs[m].help);
+        struct lit name = {defs[m].name, strlen(defs[m].name)};
+        char bn[64], cn[64];
+        struct lit bucket = {bn, (size_t)snprintf(bn, sizeof(bn), "%s_bucket", name.s)};
+        struct lit count = {cn, (size_t)snprintf(cn, sizeof(cn), "%s_count", name.s)};
+        size_t per_line = bucket.n + EXTRA_MAX + 25, lines = family_lines(m);
+        help(b, name.s, defs[m].type, defs[m].help);
         for (uint32_t i = 0; i < n; i++) {
-            const struct be_snap *s = &snap[i];
+            const struct be_snap *s = &ms.snap[i];
             const struct stats_backend *c = &s->c;
+            const char *lab = labels + s->lab_off;
+            size_t ll = s->lab_len;
+            char *o = jb_reserve(b, lines * (per_line + ll));
+            if (!o) return;
             switch (m) {
-            case M_REQ: line(b, name, nl, s, NULL, 0, c->requests); break;
+            case M_REQ: o = line_at(o, name.s, name.n, lab, ll, NULL, c->requests); break;
             case M_RESP:
                 for (int q = 0; q < 5; q++)
-                    line(b, name, nl, s, classes_l[q], strlen(classes_l[q]), c->responses[q]);
+                    o = line_at(o, name.s, name.n, lab, ll, &classes_l[q], c->responses[q]);
                 break;
-            case M_RT: hist(b, name, s, &c->response_time); break;
-            case M_TT: hist(b, name, s, &c->total_time); break;
-            case M_CUR: line(b, name, nl, s, NULL, 0, c->requests - c->ended); break;
-            case M_UP: line(b, name, nl, s, NULL, 0, (uint64_t)s->up); break;
+            case M_RT: o = hist_at(o, &name, &bucket, &count, lab, ll, &c->response_time); break;
+            case M_TT: o = hist_at(o, &name, &bucket, &count, lab, ll, &c->total_time); break;
+            case M_CUR:
+                o = line_at(o, name.s, name.n, lab, ll, NULL, c->requests - c->ended);
+                break;
+            case M_UP: o = line_at(o, name.s, name.n, lab, ll, NULL, (uint64_t)s->up); break;
             case M_STATE:
                 for (int q = 0; q < 4; q++)
-                    line(b, name, nl, s, states_l[q], strlen(states_l[q]), q == s->state);
+                    o = line_at(o, name.s, name.n, lab, ll, &states_l[q], q == s->state);
                 break;
-            case M_CONNERR: line(b, name, nl, s, NULL, 0, c->connect_errors); break;
-            case M_RETRY: line(b, name, nl, s, NULL, 0, c->retries); break;
-            case M_CHECKF: line(b, name, nl, s, NULL, 0, s->in.check_failures); break;
-            case M_TRANS: line(b, name, nl, s, NULL, 0, s->in.transitions); break;
-            case M_BIN: line(b, name, nl, s, NULL, 0, c->bytes_in); break;
-            case M_BOUT: line(b, name, nl, s, NULL, 0, c->bytes_out); break;
-            case M_IDLE: line(b, name, nl, s, NULL, 0, c->idle_opened - c->idle_closed); break;
+            case M_CONNERR: o = line_at(o, name.s, name.n, lab, ll, NULL, c->connect_errors); break;
+            case M_RETRY: o = line_at(o, name.s, name.n, lab, ll, NULL, c->retries); break;
+            case M_CHECKF: o = line_at(o, name.s, name.n, lab, ll, NULL, s->check_failures); break;
+            case M_TRANS: o = line_at(o, name.s, name.n, lab, ll, NULL, s->transitions); break;
+            case M_BIN: o = line_at(o, name.s, name.n, lab, ll, NULL, c->bytes_in); break;
+            case M_BOUT: o = line_at(o, name.s, name.n, lab, ll, NULL, c->bytes_out); break;
+            case M_IDLE:
+                o = line_at(o, name.s, name.n, lab, ll, NULL, c->idle_opened - c->idle_closed);
+                break;
             }
+            jb_commit(b, o);
         }
     }
-    for (uint32_t i = 0; i < n; i++) jb_free(&snap[i].labels);
-    free(snap);
 }
 
 static void listeners(struct jbuf *b, const struct generation *g)

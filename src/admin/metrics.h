@@ -16,5 +16,7 @@ struct metrics_ctl {
 
 /* Writes the whole exposition into b. */
 void metrics_write(struct jbuf *b, const struct generation *g, const struct metrics_ctl *m);
+/* Frees what scrapes keep from one to the next. */
+void metrics_free(void);
 
 #endif

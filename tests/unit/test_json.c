@@ -125,6 +125,41 @@ static void writes_escaped_strings_and_numbers(void **state)
     jb_free(&o);
 }
 
+/* jb_u64_at writes two digits at a time: every length, and each side of a
+ * power of ten, against printf */
+static void writes_integers_like_printf(void **state)
+{
+    uint64_t v[64];
+    int n = 0;
+    for (uint64_t p = 1; n < 60; p *= 10) {
+        v[n++] = p - 1;
+        v[n++] = p;
+        v[n++] = p + 7;
+        if (p > UINT64_MAX / 10) break;
+    }
+    v[n++] = 18446744073709551615ULL;
+    v[n++] = 1234567890123ULL;
+    for (int i = 0; i < n; i++) {
+        char want[32], got[32];
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+        char *e = jb_u64_at(got, v[i]);
+        *e = 0;
+        assert_string_equal(got, want);
+    }
+    /* reserve, write, commit: the buffer holds what was written, 0-terminated */
+    struct jbuf b = {0};
+    jb_puts(&b, "x=");
+    char *o = jb_reserve(&b, 100000);
+    assert_non_null(o);
+    assert_true(b.cap >= b.len + 100001);
+    o = jb_u64_at(o, 42);
+    *o++ = ';';
+    jb_commit(&b, o);
+    assert_string_equal(b.p, "x=42;");
+    assert_int_equal(b.len, 5);
+    jb_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +168,7 @@ int main(void)
         cmocka_unit_test(refuses_malformed_input),
         cmocka_unit_test(refuses_too_long_strings_and_too_many_fields),
         cmocka_unit_test(writes_escaped_strings_and_numbers),
+        cmocka_unit_test(writes_integers_like_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

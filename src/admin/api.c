@@ -574,11 +574,15 @@ void api_handle(const struct admin_req *rq, struct admin_res *rs)
     }
     if (!strcmp(path, "series")) {
         if (!method_is(rq, rs, "GET, HEAD")) return;
-        long long since = -1;
-        const char *q = strstr(rq->query, "since=");
-        if (q && sscanf(q + 6, "%lld", &since) != 1) since = -1;
+        struct series_query sq;
+        char why[200];
+        int st = series_parse_query(rq->query, &sq, why, sizeof(why)) < 0 ? 400 : 0;
+        if (!st) st = series_json(&rs->body, cur(), &sq, why, sizeof(why));
+        if (st) {
+            api_error(rs, st, "/api/v1/series: %s", why);
+            return;
+        }
         rs->status = 200;
-        series_json(&rs->body, cur(), since);
         return;
     }
     if (!strcmp(path, "reload")) {

@@ -20,8 +20,23 @@
 
 /* Takes the sample of unix second now for every backend of g. */
 void series_sample(const struct generation *g, int64_t now);
-/* Writes the /api/v1/series answer (samples newer than since; since < 0: all). */
-void series_json(struct jbuf *b, const struct generation *g, int64_t since);
+#define SERIES_TOP_DEFAULT 10 /* backends per pool with their arrays, unless asked */
+#define SERIES_TOP_MAX 100000
+
+/* What /api/v1/series was asked (docs/API.md). */
+struct series_query {
+    long long since;  /* samples newer than this unix second; -1: the whole ring */
+    int top;          /* backends per pool written with their arrays, by traffic; -1: all */
+    char pool[64];    /* "": every pool */
+    char backend[64]; /* "": by top; else only this backend of pool */
+};
+
+/* Reads query (after '?') into q: 0, or -1 with why (a 400). */
+int series_parse_query(const char *query, struct series_query *q, char *why, size_t cap);
+/* Writes the /api/v1/series answer for q: 0, or an HTTP status (404: no
+ * such pool or backend) with why, b untouched. */
+int series_json(struct jbuf *b, const struct generation *g, const struct series_query *q, char *why,
+                size_t cap);
 /* The q-quantile in ms of the total time of slot over about the last minute;
  * a negative value without samples. */
 double series_recent_ms(uint32_t slot, const struct stats_backend *now, double q);

@@ -27,7 +27,10 @@
   const model = {
     pools: [], // the last /pools answer
     status: null,
-    series: { end: null, pools: new Map() }, // pool -> backend -> metric -> [{x,y}]
+    // pools: pool -> backend -> metric -> [{x,y}] (the charted backends only);
+    // totals: pool -> metric -> [{x,y}]; last: "pool\0backend" -> newest values;
+    // charted: pool -> {total, charted} backends
+    series: { end: null, pools: new Map(), totals: new Map(), last: new Map(), charted: new Map() },
     events: [],
     eventsLast: null,
     lastOk: null, // Date.now() of the last complete refresh
@@ -159,63 +162,111 @@
     else if (list.length) model.eventsLast = list[list.length - 1].seq;
   }
 
-  async function loadSeries() {
-    const s = model.series;
-    const full = s.end === null;
-    const body = await getJSON("/series" + (full ? "" : "?since=" + s.end));
-    const step = body.step || 1;
-    const end = body.end;
-    if (typeof end !== "number" || !Array.isArray(body.pools)) {
-      throw new Error("GET /api/v1/series: no \"end\" or \"pools\" in the answer");
-    }
-    if (!full && end < s.end) {
-      // usher restarted (its clock of samples went back): start over
-      s.end = null;
-      s.pools.clear();
-      return loadSeries();
-    }
-    for (const p of body.pools) {
-      if (!s.pools.has(p.name)) s.pools.set(p.name, new Map());
-      const bmap = s.pools.get(p.name);
-      for (const b of p.backends || []) {
-        if (!bmap.has(b.name)) {
-          const m = {};
-          for (const k of METRICS) m[k] = [];
-          bmap.set(b.name, m);
-        }
-        const m = bmap.get(b.name);
-        for (const k of METRICS) {
-          const vals = Array.isArray(b[k]) ? b[k] : [];
-          const n = vals.length;
-          for (let i = 0; i < n; i++) {
-            const x = end - (n - 1 - i) * step;
-            const arr = m[k];
-            if (arr.length && arr[arr.length - 1].x >= x) continue; // already have it
-            arr.push({ x: x, y: vals[i] === null ? null : Number(vals[i]) });
-          }
-        }
-      }
-    }
-    if (full || end > s.end) s.end = end;
-    const oldest = s.end - WINDOW_S;
-    for (const bmap of s.pools.values()) {
-      for (const m of bmap.values()) {
-        for (const k of METRICS) {
-          const arr = m[k];
-          let cut = 0;
-          while (cut < arr.length && arr[cut].x <= oldest) cut++;
-          if (cut) arr.splice(0, cut);
-        }
+  // The series of every pool's total and of its TOP busiest backends (by
+  // traffic over the last 10 minutes); the others' newest values only, for
+  // the table: a poll stays small with 1,000 backends (docs/API.md).
+  const TOP = 10;
+
+  function emptyMetrics() {
+    const m = {};
+    for (const k of METRICS) m[k] = [];
+    return m;
+  }
+
+  // Appends the points of answer object b (arrays ending at end) to m.
+  function mergeArrays(m, b, end, step) {
+    for (const k of METRICS) {
+      const vals = Array.isArray(b[k]) ? b[k] : [];
+      const n = vals.length;
+      const arr = m[k];
+      for (let i = 0; i < n; i++) {
+        const x = end - (n - 1 - i) * step;
+        if (arr.length && arr[arr.length - 1].x >= x) continue; // already have it
+        arr.push({ x: x, y: vals[i] === null ? null : Number(vals[i]) });
       }
     }
   }
 
-  function latest(poolName, backendName, metric) {
+  function trim(m, oldest) {
+    for (const k of METRICS) {
+      const arr = m[k];
+      let cut = 0;
+      while (cut < arr.length && arr[cut].x <= oldest) cut++;
+      if (cut) arr.splice(0, cut);
+    }
+  }
+
+  function checkSeries(body) {
+    if (typeof body.end !== "number" || !Array.isArray(body.pools)) {
+      throw new Error("GET /api/v1/series: no \"end\" or \"pools\" in the answer");
+    }
+  }
+
+  // A backend that just became one of the charted: its last 10 minutes, once.
+  async function loadHistory(poolName, backendName) {
+    const body = await getJSON("/series?pool=" + encodeURIComponent(poolName) +
+      "&backend=" + encodeURIComponent(backendName));
+    checkSeries(body);
+    const p = body.pools.find((x) => x.name === poolName);
+    const b = p && (p.backends || []).find((x) => x.name === backendName);
     const bmap = model.series.pools.get(poolName);
-    const m = bmap && bmap.get(backendName);
-    if (!m) return null;
-    const arr = m[metric];
-    return arr.length ? arr[arr.length - 1].y : null;
+    if (!b || !bmap || !bmap.has(backendName)) return; // gone meanwhile
+    const m = emptyMetrics();
+    mergeArrays(m, b, body.end, body.step || 1);
+    // and what the polls since brought
+    const had = bmap.get(backendName);
+    for (const k of METRICS) for (const pt of had[k]) if (!m[k].length || pt.x > m[k][m[k].length - 1].x) m[k].push(pt);
+    bmap.set(backendName, m);
+  }
+
+  async function loadSeries() {
+    const s = model.series;
+    const full = s.end === null;
+    const body = await getJSON("/series?top=" + TOP + (full ? "" : "&since=" + s.end));
+    const step = body.step || 1;
+    const end = body.end;
+    checkSeries(body);
+    if (!full && end < s.end) {
+      // usher restarted (its clock of samples went back): start over
+      s.end = null;
+      s.pools.clear();
+      s.totals.clear();
+      s.last.clear();
+      return loadSeries();
+    }
+    const newcomers = [];
+    for (const p of body.pools) {
+      if (!s.pools.has(p.name)) s.pools.set(p.name, new Map());
+      if (!s.totals.has(p.name)) s.totals.set(p.name, emptyMetrics());
+      if (p.total && typeof p.total === "object") mergeArrays(s.totals.get(p.name), p.total, end, step);
+      s.charted.set(p.name, { total: p.backends_total, charted: p.backends_charted });
+      const bmap = s.pools.get(p.name);
+      const charted = new Set();
+      for (const b of p.backends || []) {
+        if (b.last && typeof b.last === "object") s.last.set(p.name + "\u0000" + b.name, b.last);
+        if (!Array.isArray(b.rps)) continue; // not one of the charted
+        charted.add(b.name);
+        if (!bmap.has(b.name)) {
+          bmap.set(b.name, emptyMetrics());
+          if (!full) newcomers.push([p.name, b.name]);
+        }
+        mergeArrays(bmap.get(b.name), b, end, step);
+      }
+      // a backend no longer among the charted leaves the charts
+      for (const name of [...bmap.keys()]) if (!charted.has(name)) bmap.delete(name);
+    }
+    if (full || end > s.end) s.end = end;
+    const oldest = s.end - WINDOW_S;
+    for (const bmap of s.pools.values()) for (const m of bmap.values()) trim(m, oldest);
+    for (const m of s.totals.values()) trim(m, oldest);
+    await Promise.all(newcomers.map(([pn, bn]) => loadHistory(pn, bn)));
+  }
+
+  // The newest sample of a backend (usher sends it for every backend, charted or not).
+  function latest(poolName, backendName, metric) {
+    const last = model.series.last.get(poolName + "\u0000" + backendName);
+    const v = last ? last[metric] : null;
+    return v === null || v === undefined ? null : Number(v);
   }
 
   // -- drawing: the summary ------------------------------------------------------------
@@ -475,31 +526,64 @@
     }
   }
 
+  // total - the sum of the charted backends, second by second: what the
+  // backends that are not charted did.
+  function othersOf(total, charted) {
+    const sum = new Map();
+    for (const arr of charted) for (const p of arr) if (p.y !== null) sum.set(p.x, (sum.get(p.x) || 0) + p.y);
+    return total.map((p) => ({ x: p.x, y: p.y === null ? null : Math.max(0, p.y - (sum.get(p.x) || 0)) }));
+  }
+
   function datasetsFor(pool, kind) {
     const bmap = model.series.pools.get(pool.name) || new Map();
     const out = [];
+    const line = (label, data, colour, dash) => ({
+      label: label, data: data, borderColor: colour, backgroundColor: colour,
+      borderDash: dash || [], pointRadius: 0,
+    });
+    const shown = [];
     for (const b of pool.backends || []) {
       const m = bmap.get(b.name);
       if (!m) continue;
+      shown.push(m);
       const colour = colourOf(pool.name, b.name);
-      const line = (label, data, dash) => ({
-        label: label, data: data, borderColor: colour, backgroundColor: colour,
-        borderDash: dash || [], pointRadius: 0,
-      });
       if (kind === "rps") {
         // stacked areas: the top edge is the pool's total
-        const l = line(b.name, m.rps);
+        const l = line(b.name, m.rps, colour);
         l.fill = out.length ? "-1" : "origin";
         l.backgroundColor = colour + "40";
         out.push(l);
       }
-      else if (kind === "inflight") out.push(line(b.name, m.inflight));
+      else if (kind === "inflight") out.push(line(b.name, m.inflight, colour));
       else if (kind === "errors") {
-        out.push(line(b.name + " 5xx", m.rate_5xx));
-        out.push(line(b.name + " 4xx", m.rate_4xx, [5, 4]));
+        out.push(line(b.name + " 5xx", m.rate_5xx, colour));
+        out.push(line(b.name + " 4xx", m.rate_4xx, colour, [5, 4]));
       } else if (kind === "latency") {
-        out.push(line(b.name + " p99", m.p99_ms));
-        out.push(line(b.name + " p50", m.p50_ms, [5, 4]));
+        out.push(line(b.name + " p99", m.p99_ms, colour));
+        out.push(line(b.name + " p50", m.p50_ms, colour, [5, 4]));
+      }
+    }
+    // more backends than charted: the rest as one line, from the pool's total
+    const c = model.series.charted.get(pool.name);
+    const total = model.series.totals.get(pool.name);
+    const rest = c && total ? c.total - shown.length : 0;
+    if (rest > 0) {
+      const grey = "#8c959f";
+      const word = rest + " other" + (rest === 1 ? "" : "s");
+      if (kind === "rps") {
+        const l = line(word, othersOf(total.rps, shown.map((m) => m.rps)), grey);
+        l.fill = out.length ? "-1" : "origin";
+        l.backgroundColor = grey + "40";
+        out.push(l);
+      } else if (kind === "inflight") {
+        out.push(line(word, othersOf(total.inflight, shown.map((m) => m.inflight)), grey));
+      } else if (kind === "errors") {
+        out.push(line(word + " 5xx", othersOf(total.rate_5xx, shown.map((m) => m.rate_5xx)), grey));
+        out.push(line(word + " 4xx", othersOf(total.rate_4xx, shown.map((m) => m.rate_4xx)), grey, [5, 4]));
+      } else if (kind === "latency") {
+        // a quantile does not subtract: the pool's own
+        out.push(line("pool p99", total.p99_ms, grey));
+        out.push(line("pool p50", total.p50_ms, grey, [5, 4]));
       }
     }
     return out;
@@ -510,9 +594,10 @@
   // traffic is not a sliver at the right edge.
   function oldestSample(pool) {
     const bmap = model.series.pools.get(pool.name);
+    const total = model.series.totals.get(pool.name);
     let oldest = null;
     if (!bmap) return null;
-    for (const m of bmap.values()) {
+    for (const m of [...bmap.values(), ...(total ? [total] : [])]) {
       for (const k of METRICS) {
         const hit = m[k].find((p) => p.y !== null);
         if (hit && (oldest === null || hit.x < oldest)) oldest = hit.x;

@@ -404,3 +404,115 @@ def test_delete_drains_then_removes(start_backend, start_usher):
     assert r.status_code == 409 and "being removed" in r.json()["error"]
     t2.join(10)
     assert slow2["r"] == (200, "d2")
+
+
+SERIES_FILE = """
+admin: { bind: "%(admin)s" }
+listeners:
+  - { bind: "<L0>", pool: web }
+pools:
+  web:
+    balance: weighted-round-robin
+    health: { type: off }
+    backends:
+      - { url: "http://%(b2)s", name: "light:1" }
+      - { url: "http://%(b1)s", name: "heavy", weight: 3 }
+  many:
+    health: { type: off }
+    backends:
+%(many)s
+"""
+METRICS = ("rps", "rate_4xx", "rate_5xx", "p50_ms", "p95_ms", "p99_ms", "inflight")
+
+
+def test_series_totals_top_pool_backend_and_errors(start_backend, start_usher_file):
+    b1, b2 = start_backend("s1"), start_backend("s2")
+    port = free_port()
+    # 13 backends that get no traffic (closed ports, checks off): more than the 10 charted
+    many = "\n".join("      - http://127.0.0.%d:%d" % (2 + i % 3, 1 + i) for i in range(13))
+    u = start_usher_file(SERIES_FILE % {"admin": "%s:%d" % (HOST, port), "b1": name_of(b1),
+                                        "b2": name_of(b2), "many": many})
+    a = Admin(port)
+    port_u = u.ports[0]
+
+    # traffic for a few seconds: heavy gets 3 of 4 requests
+    def busy():
+        for _ in range(8):
+            hit(port_u)
+        s = a.call("GET", "/api/v1/series?pool=web&top=all").json()
+        web = s["pools"][0]
+        rates = {b["name"]: sum(v for v in b["rps"] if v) for b in web["backends"]}
+        return s if rates["heavy"] > 0 and rates["light:1"] > 0 and web["total"]["rps"].count(None) < 598 else None
+    wait_until(busy, timeout=60, what="samples of both web backends")
+    time.sleep(2.5)
+
+    # the default: every pool's total and at most 10 backends with arrays; all with "last"
+    s = a.call("GET", "/api/v1/series").json()
+    assert s["top"] == 10 and s["step"] == 1
+    pools = {p["name"]: p for p in s["pools"]}
+    assert set(pools) == {"web", "many"}
+    m = pools["many"]
+    assert m["backends_total"] == 13 and m["backends_charted"] == 10
+    assert len(m["backends"]) == 13
+    assert sum(1 for b in m["backends"] if "rps" in b) == 10
+    for b in m["backends"]:
+        assert set(b["last"]) == set(METRICS), b
+    for k in METRICS:
+        assert len(m["total"][k]) == s["points"], k
+        assert len(pools["web"]["total"][k]) == s["points"], k
+    # idle backends: no requests, none in flight
+    assert all(v in (None, 0) for v in m["total"]["rps"])
+
+    # the pool's total is the sum of its backends, second by second
+    s = a.call("GET", "/api/v1/series?pool=web&top=all").json()
+    assert [p["name"] for p in s["pools"]] == ["web"]
+    web = s["pools"][0]
+    by = {b["name"]: b for b in web["backends"]}
+    summed = 0
+    for i, t in enumerate(web["total"]["rps"]):
+        parts = [by[n]["rps"][i] for n in by if by[n]["rps"][i] is not None]
+        if t is None:
+            assert not parts, i
+            continue
+        assert abs(t - sum(parts)) < 0.01, (i, t, parts)
+        summed += t > 0
+    assert summed >= 2
+    assert web["total"]["last"]["rps"] == web["total"]["rps"][-1]
+
+    # top=1: the busier backend (by requests over the ring) keeps its arrays,
+    # though the file names it second
+    s = a.call("GET", "/api/v1/series?pool=web&top=1").json()
+    web = s["pools"][0]
+    assert web["backends_charted"] == 1 and s["top"] == 1
+    assert [b["name"] for b in web["backends"] if "rps" in b] == ["heavy"]
+    assert [b["name"] for b in web["backends"]] == ["light:1", "heavy"]
+    # top=0: the totals only
+    s = a.call("GET", "/api/v1/series?top=0").json()
+    assert all("rps" not in b for p in s["pools"] for b in p["backends"])
+    assert all(p["backends_charted"] == 0 and len(p["total"]["rps"]) == s["points"] for p in s["pools"])
+
+    # one backend, its name %-encoded (':' as %3A), with since=
+    full = a.call("GET", "/api/v1/series?pool=web&backend=light%3A1").json()
+    assert [b["name"] for b in full["pools"][0]["backends"]] == ["light:1"]
+    assert len(full["pools"][0]["backends"][0]["rps"]) == full["points"] == 600
+    later = a.call("GET", "/api/v1/series?pool=web&backend=light:1&since=%d" % (full["end"] - 2)).json()
+    assert later["points"] in (2, 3, 4) and len(later["pools"][0]["backends"][0]["p99_ms"]) == later["points"]
+    assert len(later["pools"][0]["total"]["rps"]) == later["points"]
+
+    # bad parameters: 400, unknown names: 404, each a JSON error saying what
+    for q, want in (("top=x", "top must be"), ("top=-1", "top must be"), ("top=", "top must be"),
+                    ("top=100001", "top must be"), ("since=abc", "since must be"),
+                    ("since=-5", "since must be"), ("since", "no value"),
+                    ("color=red", "unknown parameter 'color'"), ("top=1&top=2", "given twice"),
+                    ("backend=heavy", "needs pool="), ("pool=%zz", "%-escape"),
+                    ("pool=", "empty"), ("pool=" + "p" * 70, "longer than a name")):
+        # sent as written (httpx would escape the '%')
+        with RawHTTPConnection(HOST, port, timeout=10) as c:
+            r = c.roundtrip("GET", "/api/v1/series?" + q, [("Connection", "close")])
+        assert r.status == 400, (q, r)
+        assert r.header("Content-Type") == "application/json" and want in r.json()["error"], (q, r.json())
+    for q, want in (("pool=nope", "no pool named 'nope'"),
+                    ("pool=web&backend=nope", "pool 'web' has no backend 'nope'")):
+        r = a.call("GET", "/api/v1/series?" + q)
+        assert r.status_code == 404 and want in r.json()["error"], (q, r.text)
+    assert a.call("POST", "/api/v1/series", raw=b"{}").status_code == 405

@@ -424,3 +424,43 @@ def test_narrow_window_has_no_horizontal_overflow(browser, backends, start_usher
     browser.screenshot(str(SHOTS / "dashboard-narrow.png"), width=400)
     errors = severe(browser.console())
     assert not errors, errors
+
+
+# Datasets of one chart: label, points with a value, points > 0.
+DATASETS_JS = """
+var cv = document.querySelector('section[data-pool="' + arguments[0] + '"] canvas[data-chart="' + arguments[1] + '"]');
+return Chart.getChart(cv).data.datasets.map(function (ds) {
+  var pts = 0, nonzero = 0;
+  ds.data.forEach(function (p) { if (p.y !== null) { pts++; if (p.y > 0) nonzero++; } });
+  return {label: ds.label, points: pts, nonzero: nonzero};
+});
+"""
+
+
+def test_many_backends_chart_the_busiest_and_the_others(browser, start_backend, start_usher, traffic):
+    # 12 backends: the page charts 10 of them and the other 2 as one line from
+    # the pool's total (GET /api/v1/series?top=10); the table shows all 12
+    many = [start_backend("m%d" % i) for i in range(12)]
+    u, admin = quick_usher(start_usher, many)
+    load = traffic(u.port, pause=0.005)
+    browser.wait("requests through usher", lambda: load.count() >= 60, timeout=WAIT)
+    browser.open(admin.url + "/")
+    browser.wait("the 12 backends", lambda: len(rows(browser)) == 12)
+
+    def drawn():
+        sets = browser.js(DATASETS_JS, "default", "rps")
+        return sets if len(sets) == 11 and all(s["nonzero"] > 0 for s in sets) else None
+    sets = browser.wait("10 backends and '2 others' with traffic on the request-rate chart", drawn, timeout=WAIT)
+    assert sets[-1]["label"] == "2 others", sets
+    assert len({s["label"] for s in sets[:10]} & set(names_of(many))) == 10, sets
+    lat = browser.js(DATASETS_JS, "default", "latency")
+    assert [s["label"] for s in lat[-2:]] == ["pool p99", "pool p50"], lat
+    # every row's rate comes from the newest sample, charted or not
+    rate = browser.wait(
+        "a request rate > 0 on every row",
+        lambda: (lambda v: v if len(v) == 12 and all(x > 0 for x in v) else None)(browser.js(
+            "return Array.from(document.querySelectorAll('tr[data-backend] td[data-label=\"Req/s\"]'))"
+            ".map(function (td) { return parseFloat(td.textContent); })")), timeout=WAIT)
+    assert len(rate) == 12
+    errors = severe(browser.console())
+    assert not errors, errors

@@ -2,33 +2,44 @@
 # What one /metrics scrape costs with 1,000 backends, and whether scraping
 # raises the workers' p99.
 #
-#   bench/scrape_1000.sh [-b BUILD_DIR] [-n BACKENDS] [-s SCRAPES] [-d SECONDS]
+#   bench/scrape_1000.sh [-b BUILD_DIR] [-n BACKENDS] [-s SCRAPES] [-d SECONDS] [-r PAIRS] [-c CPUS]
 #
-# usher gets two pools: "web" with two demo backends (the listener's traffic)
-# and "many" with BACKENDS (default 1000) backends on closed loopback ports,
-# health checks off (so nothing but the scrape walks them). It times SCRAPES
-# scrapes of /metrics (and one of /api/v1/pools and /api/v1/series) with curl
-# (wall time, and usher's own CPU time per scrape, steadier on a shared machine),
-# then runs wrk twice for SECONDS against "web": without scrapes, and with a
-# scrape every second in a loop beside it (as Prometheus at 1 s), and prints both p99s.
-# Ports from SCRAPE_PORT_BASE (default 19600). Needs wrk, curl, python3.
+# usher (--threads 1) gets two pools: "web" with two demo backends (the
+# listener's traffic) and "many" with BACKENDS (default 1000) backends on
+# closed loopback ports, health checks off (so nothing but the scrape walks
+# them). usher runs pinned to CPU U, curl, wrk and the backends to CPU L
+# (CPUS "U,L", default 0,1): the scrape then competes with the worker for its
+# CPU (the control thread shares it), the worst case for the p99.
+# 1. SCRAPES (default 100) scrapes of /metrics one after the other with curl:
+#    the wall time (median, p90, p99, max) and usher's own CPU time per scrape
+#    (/proc/PID/stat), steadier on a shared machine;
+# 2. GET /api/v1/pools and /api/v1/series (the dashboard's first poll, a later
+#    poll with since=, and the whole ?top=all): time and size;
+# 3. PAIRS (default 3) pairs of wrk runs of SECONDS (default 10) against "web",
+#    -c16: without scrapes, then with a scrape every second beside it (as
+#    Prometheus at 1 s): each run's p99, and the medians.
+# Ports from SCRAPE_PORT_BASE (default 19600). Needs wrk, curl, taskset, python3.
 set -euo pipefail
 
 B=build
 N=1000
-S=20
+S=100
 DUR=10
-while getopts "b:n:s:d:h" o; do
+PAIRS=3
+CPUS=0,1
+while getopts "b:n:s:d:r:c:h" o; do
   case $o in
-    b) B=$OPTARG ;; n) N=$OPTARG ;; s) S=$OPTARG ;; d) DUR=$OPTARG ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    b) B=$OPTARG ;; n) N=$OPTARG ;; s) S=$OPTARG ;; d) DUR=$OPTARG ;; r) PAIRS=$OPTARG ;; c) CPUS=$OPTARG ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
 done
+UCPU=${CPUS%,*} LCPU=${CPUS#*,}
 BASE=${SCRAPE_PORT_BASE:-19600}
 B1=$((BASE+1)) B2=$((BASE+2)) PU=$((BASE+10)) PA=$((BASE+11))
 W=$(mktemp -d /tmp/usher-scrape.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+SCRAPER=
+cleanup() { for p in $SCRAPER "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 
 {
@@ -45,40 +56,53 @@ trap cleanup EXIT
   for i in $(seq 1 "$N"); do echo "      - http://127.0.0.$((2 + i % 4)):$((1 + i))"; done
 } >"$W/usher.yaml"
 
-"$B/demo-backend" --port $B1 --name b1 --host 127.0.0.1 >"$W/b1.log" 2>&1 & PIDS+=($!)
-"$B/demo-backend" --port $B2 --name b2 --host 127.0.0.1 >"$W/b2.log" 2>&1 & PIDS+=($!)
-"$B/usher" -c "$W/usher.yaml" --threads 2 >"$W/usher.log" 2>&1 & PIDS+=($!)
+L() { taskset -c "$LCPU" "$@"; }
+L "$B/demo-backend" --port $B1 --name b1 --host 127.0.0.1 >"$W/b1.log" 2>&1 & PIDS+=($!)
+L "$B/demo-backend" --port $B2 --name b2 --host 127.0.0.1 >"$W/b2.log" 2>&1 & PIDS+=($!)
+taskset -c "$UCPU" "$B/usher" -c "$W/usher.yaml" --threads 1 >"$W/usher.log" 2>&1 & PIDS+=($!)
+USHER_PID=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PA/healthz" && break; sleep 0.1; done
 curl -s -o /dev/null "http://127.0.0.1:$PU/" || { echo "scrape_1000.sh: usher did not start" >&2; cat "$W/usher.log" >&2; exit 1; }
-wrk -t1 -c8 -d2s "http://127.0.0.1:$PU/" >/dev/null # some counts in the histograms
+L wrk -t1 -c8 -d3s "http://127.0.0.1:$PU/" >/dev/null # some counts in the histograms, some seconds of series
+printf '# scrape_1000.sh: %s backends, usher on CPU %s, the rest on CPU %s, %s CPUs, load %s\n' \
+  "$((N + 2))" "$UCPU" "$LCPU" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-USHER_PID=${PIDS[2]}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$USHER_PID/stat"; }
 T0=$(cpu_ticks)
-times=()
 for _ in $(seq 1 "$S"); do
-  times+=("$(curl -s -o "$W/metrics.txt" -w '%{time_total}' "http://127.0.0.1:$PA/metrics")")
-done
+  L curl -s -o "$W/metrics.txt" -w '%{time_total}\n' "http://127.0.0.1:$PA/metrics"
+done >"$W/times"
 T1=$(cpu_ticks)
-echo "usher's CPU time per scrape (user + system, /proc): $(( (T1 - T0) * 1000000 / $(getconf CLK_TCK) / S )) us"
 lines=$(grep -vc '^#' "$W/metrics.txt")
 bytes=$(wc -c <"$W/metrics.txt")
-printf '%s\n' "${times[@]}" | python3 -c '
+python3 - "$W/times" "$((N + 2))" "$lines" "$bytes" "$(( (T1 - T0) * 1000000 / $(getconf CLK_TCK) / S ))" <<'EOF2'
 import sys
-t = sorted(float(x) * 1000 for x in sys.stdin)
-print("GET /metrics with %s backends: %d scrapes, median %.1f ms, max %.1f ms (%s samples, %s bytes)"
-      % (sys.argv[1], len(t), t[len(t) // 2], t[-1], sys.argv[2], sys.argv[3]))' "$((N + 2))" "$lines" "$bytes"
-for path in /api/v1/pools /api/v1/series; do
-  printf 'GET %s: %.1f ms (%s bytes)\n' "$path" \
-    "$(curl -s -o "$W/out" -w '%{time_total}' "http://127.0.0.1:$PA$path" | awk '{print $1 * 1000}')" \
-    "$(wc -c <"$W/out")"
+t = sorted(float(x) * 1000 for x in open(sys.argv[1]))
+q = lambda p: t[min(len(t) - 1, int(p * len(t)))]
+print("GET /metrics with %s backends (%s samples, %s bytes): %d scrapes, median %.1f ms, p90 %.1f, p99 %.1f, max %.1f;"
+      " usher's CPU %s us per scrape" % (sys.argv[2], sys.argv[3], sys.argv[4], len(t), q(0.5), q(0.9), q(0.99), t[-1], sys.argv[5]))
+EOF2
+END=$(curl -s "http://127.0.0.1:$PA/api/v1/series?top=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"])')
+for path in /api/v1/pools /api/v1/series "/api/v1/series?since=$((END - 2))" "/api/v1/series?top=all"; do
+  best=
+  for _ in 1 2 3; do
+    ms=$(L curl -s -o "$W/out" -w '%{time_total}' "http://127.0.0.1:$PA$path" | awk '{print $1 * 1000}')
+    best=$(awk -v a="$ms" -v b="${best:-1e9}" 'BEGIN {print (a < b ? a : b)}')
+  done
+  printf 'GET %s: %.1f ms (best of 3), %s bytes\n' "$path" "$best" "$(wc -c <"$W/out")"
 done
 
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
-wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/quiet.txt"
-( while :; do curl -s -o /dev/null "http://127.0.0.1:$PA/metrics"; sleep 1; done ) & SCRAPER=$!
-PIDS+=($SCRAPER)
-wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/scraped.txt"
-kill $SCRAPER 2>/dev/null || true
-echo "wrk p99 without scrapes: $(p99 "$W/quiet.txt") ($(awk '/^Requests\/sec:/ {print $2}' "$W/quiet.txt") req/s)"
-echo "wrk p99 with a scrape every second: $(p99 "$W/scraped.txt") ($(awk '/^Requests\/sec:/ {print $2}' "$W/scraped.txt") req/s)"
+rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+for r in $(seq 1 "$PAIRS"); do
+  L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/quiet.$r"
+  ( while :; do curl -s -o /dev/null "http://127.0.0.1:$PA/metrics"; sleep 1; done ) & SCRAPER=$!
+  taskset -cp "$LCPU" "$SCRAPER" >/dev/null
+  L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/scraped.$r"
+  kill $SCRAPER 2>/dev/null || true; wait $SCRAPER 2>/dev/null || true; SCRAPER=
+  echo "pair $r: wrk p99 without scrapes $(p99 "$W/quiet.$r") ($(rps "$W/quiet.$r") req/s), with a scrape every second $(p99 "$W/scraped.$r") ($(rps "$W/scraped.$r") req/s)"
+done
+med() { awk '{ v = $1; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }' |
+  sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+echo "median wrk p99: without scrapes $(for r in $(seq 1 "$PAIRS"); do p99 "$W/quiet.$r"; done | med) ms," \
+  "with a scrape every second $(for r in $(seq 1 "$PAIRS"); do p99 "$W/scraped.$r"; done | med) ms"

@@ -10,9 +10,10 @@
 # them). usher runs pinned to CPU U, curl, wrk and the backends to CPU L
 # (CPUS "U,L", default 0,1): the scrape then competes with the worker for its
 # CPU (the control thread shares it), the worst case for the p99.
-# 1. SCRAPES (default 100) scrapes of /metrics one after the other with curl:
-#    the wall time (median, p90, p99, max) and usher's own CPU time per scrape
-#    (/proc/PID/stat), steadier on a shared machine;
+# 1. SCRAPES (default 100) scrapes of /metrics one after the other with curl
+#    (to /dev/null): the wall time to the last byte and to the first (median,
+#    p90, p99, max) and usher's own CPU time per scrape (/proc/PID/stat),
+#    steadier on a shared machine;
 # 2. GET /api/v1/pools and /api/v1/series (the dashboard's first poll, a later
 #    poll with since=, and the whole ?top=all): time and size;
 # 3. PAIRS (default 3) pairs of wrk runs of SECONDS (default 10) against "web",
@@ -70,17 +71,24 @@ printf '# scrape_1000.sh: %s backends, usher on CPU %s, the rest on CPU %s, %s C
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$USHER_PID/stat"; }
 T0=$(cpu_ticks)
 for _ in $(seq 1 "$S"); do
-  L curl -s -o "$W/metrics.txt" -w '%{time_total}\n' "http://127.0.0.1:$PA/metrics"
+  L curl -s -o /dev/null -w '%{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$PA/metrics"
 done >"$W/times"
 T1=$(cpu_ticks)
+curl -s -o "$W/metrics.txt" "http://127.0.0.1:$PA/metrics"
 lines=$(grep -vc '^#' "$W/metrics.txt")
 bytes=$(wc -c <"$W/metrics.txt")
 python3 - "$W/times" "$((N + 2))" "$lines" "$bytes" "$(( (T1 - T0) * 1000000 / $(getconf CLK_TCK) / S ))" <<'EOF2'
 import sys
-t = sorted(float(x) * 1000 for x in open(sys.argv[1]))
-q = lambda p: t[min(len(t) - 1, int(p * len(t)))]
-print("GET /metrics with %s backends (%s samples, %s bytes): %d scrapes, median %.1f ms, p90 %.1f, p99 %.1f, max %.1f;"
-      " usher's CPU %s us per scrape" % (sys.argv[2], sys.argv[3], sys.argv[4], len(t), q(0.5), q(0.9), q(0.99), t[-1], sys.argv[5]))
+rows = [l.split() for l in open(sys.argv[1])]
+def qs(col):
+    t = sorted(float(r[col]) * 1000 for r in rows)
+    q = lambda p: t[min(len(t) - 1, int(p * len(t)))]
+    return "median %.1f ms, p90 %.1f, p99 %.1f, max %.1f" % (q(0.5), q(0.9), q(0.99), t[-1])
+print("GET /metrics with %s backends (%s samples, %s bytes), %d scrapes one after the other:"
+      % (sys.argv[2], sys.argv[3], sys.argv[4], len(rows)))
+print("  to the last byte (curl's time_total): " + qs(1))
+print("  to the first byte (the exposition written): " + qs(0))
+print("  usher's CPU time: %s us per scrape" % sys.argv[5])
 EOF2
 END=$(curl -s "http://127.0.0.1:$PA/api/v1/series?top=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"])')
 for path in /api/v1/pools /api/v1/series "/api/v1/series?since=$((END - 2))" "/api/v1/series?top=all"; do

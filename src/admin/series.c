@@ -407,7 +407,11 @@ static int choose(const struct pool *p, const struct series_query *q, uint8_t *c
     for (uint32_t i = 0; i < n; i++) {
         uint32_t slot = p->backends[i].slot;
         se.order[i] = i;
-        se.score[i] = traffic(slot < se.n ? se.t[slot] : NULL);
+        /* in steps of 25 %: backends of about the same traffic rank in the pool's
+         * order, so that the charted set does not change with every second's noise */
+        double x = 1 + traffic(slot < se.n ? se.t[slot] : NULL), step = 0;
+        while (x >= 1.25) x /= 1.25, step++;
+        se.score[i] = step;
     }
     qsort(se.order, n, sizeof(*se.order), by_score);
     for (int i = 0; i < q->top; i++) chosen[se.order[i]] = 1;

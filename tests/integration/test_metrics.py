@@ -201,3 +201,67 @@ def test_http2_usher_own_503_is_counted(start_usher):
     assert h2_statuses(u.port, ["/a", "/b"]) == [503, 503]
     s = scrape(admin)
     assert value(s, "usher_listener_responses_total", listener="%s:%d" % (HOST, u.port), code="5xx") == 2
+
+
+def test_many_backends_each_with_every_family(start_backend, start_usher_file):
+    """70 backends (more than one chunk of 64 counter slots), one named with a
+    quote and a backslash: every backend has every family, in valid text format
+    (the client library's parser, and promtool when Debian's prometheus is
+    installed), the labels escaped, the counts those of the traffic sent."""
+    import shutil
+    import subprocess
+
+    b = start_backend("many1")
+    admin = free_port()
+    many = "\n".join("      - http://127.0.0.%d:%d" % (2 + i % 3, 1 + i) for i in range(69))
+    text = """
+admin: { bind: "%s:%d" }
+listeners:
+  - { bind: "<L0>", pool: web }
+pools:
+  web:
+    health: { type: off }
+    backends: [ { url: "http://%s:%d", name: 'odd "name" \\ here' } ]
+  many:
+    health: { type: off }
+    backends:
+%s
+""" % (HOST, admin, HOST, b.port, many)
+    u = start_usher_file(text)
+    for i in range(7):
+        assert get(u.ports[0], "/status/404" if i < 2 else "/") == (404 if i < 2 else 200)
+    s = scrape(admin)
+    r = httpx.get("http://%s:%d/metrics" % (HOST, admin), timeout=10, trust_env=False)
+    odd = 'odd "name" \\ here'
+    assert 'backend="odd \\"name\\" \\\\ here"' in r.text
+    names = [("web", odd)] + [("many", "127.0.0.%d:%d" % (2 + i % 3, 1 + i)) for i in range(69)]
+    for pool, name in names:
+        lab = {"pool": pool, "backend": name}
+        web = pool == "web"
+        assert value(s, "usher_backend_requests_total", **lab) == (7 if web else 0)
+        for code, n in (("1xx", 0), ("2xx", 5), ("3xx", 0), ("4xx", 2), ("5xx", 0)):
+            assert value(s, "usher_backend_responses_total", code=code, **lab) == (n if web else 0)
+        for h in ("usher_backend_response_time_seconds", "usher_backend_total_time_seconds"):
+            buckets = [v for (n, ls), v in s.items() if n == h + "_bucket" and dict(ls).get("backend") == name
+                       and dict(ls).get("pool") == pool]
+            assert len(buckets) == 16, (h, name)
+            assert value(s, h + "_bucket", le="+Inf", **lab) == value(s, h + "_count", **lab) == (7 if web else 0)
+            total = value(s, h + "_sum", **lab)
+            assert (0 < total < 60) if web else total == 0
+        states = [value(s, "usher_backend_state", state=st, **lab) for st in ("up", "down", "drain", "maint")]
+        assert states == [1, 0, 0, 0], (name, states)
+        for m in ("usher_backend_current_requests", "usher_backend_connect_errors_total",
+                  "usher_backend_retries_total", "usher_backend_check_failures_total",
+                  "usher_backend_transitions_total", "usher_backend_idle_connections"):
+            assert value(s, m, **lab) >= 0
+        assert value(s, "usher_backend_bytes_out_total", **lab) > 0 if web else True
+    # a sum of integer microseconds is written as decimal seconds, no exponent
+    for line in r.text.splitlines():
+        if "_sum{" in line:
+            v = line.rsplit(" ", 1)[1]
+            assert "e" not in v and (v == "0" or "." in v or v.isdigit()), line
+    promtool = shutil.which("promtool")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=r.content, capture_output=True, timeout=60)
+        # a format error and any lint finding (names, units, HELP) make it exit 1
+        assert p.returncode == 0, p.stdout + p.stderr

@@ -464,3 +464,37 @@ def test_many_backends_chart_the_busiest_and_the_others(browser, start_backend, 
     assert len(rate) == 12
     errors = severe(browser.console())
     assert not errors, errors
+
+
+def test_a_big_pool_lists_those_not_up_and_the_busiest_until_asked(browser, backends, start_usher_file):
+    # 60 backends that get no traffic (closed ports, checks off: up): the page
+    # lists 50, those not up first, and all 60 when asked
+    many = "\n".join("      - http://127.0.0.%d:%d" % (2 + i % 3, 1 + i) for i in range(60))
+    text = ("listeners:\n  - { bind: <L0>, pool: web }\nadmin: { bind: <L1> }\npools:\n"
+            "  web:\n    backends: [ \"http://127.0.0.1:%d\" ]\n"
+            "  many:\n    health: { type: off }\n    backends:\n%s\n") % (backends[0].port, many)
+    u = start_usher_file(text, 2)
+    wait_admin(u.proc, u.ports[1])
+    admin = Admin(u.ports[1])
+    last = "127.0.0.%d:%d" % (2 + 59 % 3, 60)
+    with httpx.Client(base_url=admin.url, trust_env=False, timeout=10.0) as c:
+        r = c.patch("/api/v1/pools/many/backends/" + last, json={"state": "maint"})
+    assert r.status_code == 200, r.text
+    browser.open(admin.url + "/")
+
+    def many_rows():
+        return [r for r in rows(browser) if r["pool"] == "many"]
+    got = browser.wait("50 rows of pool many", lambda: (lambda m: m if len(m) == 50 else None)(many_rows()))
+    # the one in maintenance is listed, though the file names it 60th
+    assert [r["state"] for r in got if r["name"] == last] == ["maint"], got
+    note = "return document.querySelector('section[data-pool=\"many\"] .rows-note')"
+    assert "Showing 50 of 60 backends" in browser.js(note + ".textContent")
+    assert browser.js(note + ".hidden") is False
+    assert browser.js("return document.querySelector('section[data-pool=\"web\"] .rows-note').hidden") is True
+    browser.js(note + ".querySelector('button').click()")
+    browser.wait("all 60 rows", lambda: len(many_rows()) == 60)
+    assert "All 60 backends" in browser.js(note + ".textContent")
+    browser.js(note + ".querySelector('button').click()")
+    browser.wait("50 rows again", lambda: len(many_rows()) == 50)
+    errors = severe(browser.console())
+    assert not errors, errors

@@ -493,36 +493,45 @@
     return { tr: tr, c: c, input: input, buttons: acts.querySelectorAll("button[data-action]") };
   }
 
+  // Writes only what changed: with 1,000 rows, writing every cell every second
+  // (the same text again) made a refresh take longer than a second.
+  function setText(e, v) { if (e.textContent !== v) e.textContent = v; }
+  function setAttr(e, k, v) { if (e[k] !== v) e[k] = v; }
+
   function updateRow(row, poolName, b) {
     const c = row.c;
     const now = Date.now() / 1000;
-    row.tr.dataset.state = b.state;
-    row.tr.className = b.state === "down" ? "is-down" : "";
-    c.name.querySelector(".backend-name").textContent = b.name;
-    c.name.querySelector(".backend-url").textContent = (b.url || "") + (b.source === "api" ? " (added by API)" : "");
+    if (row.tr.dataset.state !== b.state) row.tr.dataset.state = b.state;
+    setAttr(row.tr, "className", b.state === "down" ? "is-down" : "");
+    if (!row.nameEl) {
+      row.nameEl = c.name.querySelector(".backend-name");
+      row.urlEl = c.name.querySelector(".backend-url");
+    }
+    setText(row.nameEl, b.name);
+    setText(row.urlEl, (b.url || "") + (b.source === "api" ? " (added by API)" : ""));
     const badge = c.state.firstChild;
-    badge.className = "state state-" + b.state;
-    badge.textContent = stateWord(b.state);
+    setAttr(badge, "className", "state state-" + b.state);
+    setText(badge, stateWord(b.state));
     let why = "";
     if (typeof b.since === "number" && b.since > 0) why = duration(now - b.since) + " (since " + clock(b.since) + ")";
     if (b.reason) why += (why ? ": " : "") + b.reason;
-    c.why.textContent = why || "\u2013";
-    c.rps.textContent = num(latest(poolName, b.name, "rps"), 1);
-    c.r4.textContent = num(latest(poolName, b.name, "rate_4xx"), 1);
-    c.r5.textContent = num(latest(poolName, b.name, "rate_5xx"), 1);
+    setText(c.why, why || "\u2013");
+    setText(c.rps, num(latest(poolName, b.name, "rps"), 1));
+    setText(c.r4, num(latest(poolName, b.name, "rate_4xx"), 1));
+    setText(c.r5, num(latest(poolName, b.name, "rate_5xx"), 1));
     const p50 = latest(poolName, b.name, "p50_ms");
     const p95 = latest(poolName, b.name, "p95_ms");
     const p99 = latest(poolName, b.name, "p99_ms");
     // the last second's, as the rates are (a backend without traffic has none)
-    c.lat.textContent = num(p50, 1) + " / " + num(p95, 1) + " / " + num(p99, 1);
-    c.inflight.textContent = num(b.inflight, 0);
-    c.weight.textContent = num(b.weight, 0);
-    row.input.placeholder = String(b.weight !== undefined ? b.weight : "");
+    setText(c.lat, num(p50, 1) + " / " + num(p95, 1) + " / " + num(p99, 1));
+    setText(c.inflight, num(b.inflight, 0));
+    setText(c.weight, num(b.weight, 0));
+    setAttr(row.input, "placeholder", String(b.weight !== undefined ? b.weight : ""));
     for (const btn of row.buttons) {
       if (btn.dataset.busy) continue;
       const a = btn.dataset.action;
-      btn.disabled = (a === "drain" && b.state === "drain") || (a === "maint" && b.state === "maint") ||
-        (a === "ready" && b.state === "up");
+      setAttr(btn, "disabled", (a === "drain" && b.state === "drain") || (a === "maint" && b.state === "maint") ||
+        (a === "ready" && b.state === "up"));
     }
   }
 
@@ -626,8 +635,44 @@
     }
   }
 
+  // A pool of more than ROW_LIMIT backends lists, until asked for all, those
+  // not up first, then the charted (busiest) ones, at most ROW_LIMIT: a table
+  // of 1,000 rows is no help to read, and laying it out every second took
+  // longer than the second.
+  const ROW_LIMIT = 50;
+
+  function rowsToShow(pool, view) {
+    const all = pool.backends || [];
+    if (all.length <= ROW_LIMIT || view.showAll) return all;
+    const bmap = model.series.pools.get(pool.name) || new Map();
+    const pick = new Set();
+    for (const b of all) if (pick.size < ROW_LIMIT && b.state !== "up") pick.add(b.name);
+    for (const b of all) if (pick.size < ROW_LIMIT && bmap.has(b.name)) pick.add(b.name);
+    for (const b of all) if (pick.size < ROW_LIMIT) pick.add(b.name);
+    return all.filter((b) => pick.has(b.name));
+  }
+
+  function updateRowsNote(pool, view, shown) {
+    const total = (pool.backends || []).length;
+    if (!view.note) {
+      view.noteText = el("span");
+      view.noteButton = el("button", { type: "button", class: "secondary" });
+      view.noteButton.addEventListener("click", () => {
+        view.showAll = !view.showAll;
+        renderPools();
+      });
+      view.note = el("p", { class: "rows-note" }, view.noteText, " ", view.noteButton);
+      view.section.querySelector(".table-wrap").after(view.note);
+    }
+    view.note.hidden = total <= ROW_LIMIT;
+    setText(view.noteText, view.showAll ? "All " + total + " backends." :
+      "Showing " + shown + " of " + total + " backends: those not up, then the busiest.");
+    setText(view.noteButton, view.showAll ? "Show fewer" : "Show all " + total);
+  }
+
   function renderPools() {
     const seen = new Set();
+    const drawn = [];
     for (const pool of model.pools) {
       seen.add(pool.name);
       let view = views.get(pool.name);
@@ -635,10 +680,11 @@
         view = makePoolView(pool);
         views.set(pool.name, view);
       }
-      view.section.querySelector(".pool-balance").textContent = pool.balance ? "(" + pool.balance + ")" : "";
+      setText(view.section.querySelector(".pool-balance"), pool.balance ? "(" + pool.balance + ")" : "");
       const names = new Set();
       let order = 0;
-      for (const b of pool.backends || []) {
+      const shown = rowsToShow(pool, view);
+      for (const b of shown) {
         names.add(b.name);
         let row = view.rows.get(b.name);
         if (!row) {
@@ -655,8 +701,11 @@
           view.rows.delete(name);
         }
       }
-      updateCharts(pool, view);
+      updateRowsNote(pool, view, shown.length);
+      drawn.push([pool, view]);
     }
+    // the charts after every table: a chart's update reads the layout, once
+    for (const [pool, view] of drawn) updateCharts(pool, view);
     for (const [name, view] of views) {
       if (!seen.has(name)) {
         for (const ch of Object.values(view.charts)) ch.destroy();

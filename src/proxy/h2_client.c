@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "proxy/h2.h"
@@ -38,6 +39,15 @@
 #define PREFACE_LEN 24
 #define CTL_PER_SECOND 100 /* control frames a second before each counts as a glitch */
 #define MAX_CONN_WINDOW (1U << 30)
+/* The work one connection does in a loop turn before it yields to the other
+ * connections of its worker (F6): a flood's frames cost nghttp2 (and usher)
+ * far more per byte than a request does (an HPACK bomb ~1 ms a 16 KiB read,
+ * a Rapid Reset a stream per 35 bytes), so the bound is on time, checked
+ * between slices of the input; a connection past half its glitch budget gets
+ * a quarter of it. */
+#define TURN_US 1000
+#define SLICE 4096           /* bytes given to nghttp2 at a time */
+#define MAX_FREE_STREAMS 256 /* stream objects a worker keeps for reuse (~1 KiB each) */
 
 static struct h2_conn *hc_of(void *ud)
 {
@@ -69,6 +79,19 @@ static void control_frame(struct h2_conn *hc, const char *what)
         hc->ctl_in_second = 0;
     }
     if (++hc->ctl_in_second > CTL_PER_SECOND) h2_glitch(hc, what);
+}
+
+static uint64_t clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Whether this turn's time is spent (h2_progress set turn_end). */
+static int turn_spent(const struct h2_conn *hc)
+{
+    return clock_us() >= hc->turn_end;
 }
 
 /* nghttp2_session_mem_recv failed with err: nghttp2 queues no GOAWAY for
@@ -363,19 +386,58 @@ int h2_maybe_start(struct session *s)
 
 /* ---- reading, writing ------------------------------------------------------------ */
 
+/* Gives nghttp2 the bytes at p (n of them) in slices while the turn lasts;
+ * returns how many it took (what is left waits in hc->in). */
+static size_t feed(struct h2_conn *hc, const uint8_t *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n && !hc->fatal) {
+        size_t k = n - done < SLICE ? n - done : SLICE;
+        ssize_t r = nghttp2_session_mem_recv(hc->ng, p + done, k);
+        if (r < 0) {
+            broken(hc, (int)r);
+            return n;
+        }
+        done += k;
+        if (hc->s->closed || turn_spent(hc)) break;
+    }
+    return hc->fatal ? n : done;
+}
+
 static int h2_read(struct h2_conn *hc)
 {
     struct session *s = hc->s;
-    if (!s->c.readable || hc->fatal || s->c_eof) return 0;
+    if (hc->in && (hc->fatal || s->lingering)) drop_buf(s, &hc->in);
     /* frames wait for the socket: do not take more work (or acknowledgements) */
     if (hc->pend_len || (hc->out && buf_room(hc->out) == 0)) return 0;
-    if (!s->lingering && !nghttp2_session_want_read(hc->ng)) return 0;
+    if (hc->in) {
+        /* the last turn's input first: the socket waits behind it */
+        struct buf *b = hc->in;
+        b->start += (uint32_t)feed(hc, (const uint8_t *)b->data + b->start, buf_len(b));
+        if (!s->closed && b->start == b->end) drop_buf(s, &hc->in);
+        return 1;
+    }
+    if (!s->c.readable || s->c_eof) return 0;
+    /* a lingering close reads (and drops) whatever came before the client's
+     * FIN, fatal or not: else it waits LINGER_MS for a FIN it never reads, and
+     * a client that reconnects at once after each GOAWAY (F7) has thousands
+     * of connections (their nghttp2 sessions, streams, buffers) held */
+    if (!s->lingering && (hc->fatal || !nghttp2_session_want_read(hc->ng))) return 0;
     uint8_t in[BUF_SIZE];
     ssize_t n = conn_read(&s->c, in, sizeof(in));
     if (n > 0) {
         if (s->lingering) return 1; /* closing: read and dropped */
-        ssize_t r = nghttp2_session_mem_recv(hc->ng, in, (size_t)n);
-        if (r < 0) broken(hc, (int)r);
+        size_t k = feed(hc, in, (size_t)n);
+        if (k < (size_t)n && !s->closed) {
+            /* the turn is over: the rest is held until the next one */
+            struct buf *b = take_buf(s, &hc->in);
+            if (!b) {
+                broken(hc, NGHTTP2_ERR_NOMEM);
+                return 1;
+            }
+            memcpy(b->data, in + k, (size_t)n - k);
+            b->end = (uint32_t)((size_t)n - k);
+        }
         return 1;
     }
     if (n == -EAGAIN) return 0;
@@ -462,14 +524,28 @@ static int flushed(const struct h2_conn *hc)
 
 /* ---- the connection's life ------------------------------------------------------------ */
 
+/* Gives st back to the worker's free list, which keeps at most
+ * MAX_FREE_STREAMS (a burst of streams must not stay held once it is over):
+ * each entry's id holds the length of the list from it down. */
+static void stream_put(struct proxy_worker *px, struct h2_stream *st)
+{
+    int32_t n = px->free_streams ? px->free_streams->id : 0;
+    if (n >= MAX_FREE_STREAMS) {
+        free(st);
+        return;
+    }
+    st->id = n + 1;
+    st->next = px->free_streams;
+    px->free_streams = st;
+}
+
 static void free_dead(struct h2_conn *hc)
 {
     struct proxy_worker *px = px_of(hc->s);
     while (hc->dead) {
         struct h2_stream *st = hc->dead;
         hc->dead = st->next;
-        st->next = px->free_streams;
-        px->free_streams = st;
+        stream_put(px, st);
     }
 }
 
@@ -533,8 +609,11 @@ void h2_progress(struct session *s)
     struct h2_conn *hc = s->h2;
     if (hc->stepping || s->closed) return;
     hc->stepping = 1;
-    int round;
-    for (round = 0; round < MAX_ROUNDS; round++) {
+    const struct config *c = cfg(s);
+    int suspect = c->h2_glitches_threshold && hc->glitches >= c->h2_glitches_threshold / 2;
+    hc->turn_end = clock_us() + (suspect ? TURN_US / 4 : TURN_US);
+    int busy = 0;
+    for (int round = 0;; round++) {
         int p = h2_read(hc);
         if (s->closed) goto out;
         if (s->lingering) {
@@ -543,17 +622,21 @@ void h2_progress(struct session *s)
                 goto out;
             }
             if (!p) break; /* the linger's deadline is armed below (watch) */
-            continue;
+        } else {
+            if (!hc->broken)
+                for (struct h2_stream *st = hc->streams; st; st = st->next) p |= h2_stream_step(st);
+            if (s->closed) goto out;
+            p |= h2_flush(hc);
+            if (s->closed) goto out;
+            free_dead(hc);
+            if (!p) break;
         }
-        if (!hc->broken)
-            for (struct h2_stream *st = hc->streams; st; st = st->next) p |= h2_stream_step(st);
-        if (s->closed) goto out;
-        p |= h2_flush(hc);
-        if (s->closed) goto out;
-        free_dead(hc);
-        if (!p) break;
+        if (round + 1 == MAX_ROUNDS || hc->in || turn_spent(hc)) {
+            busy = 1;
+            break;
+        }
     }
-    if (!s->lingering && flushed(hc) &&
+    if (!busy && !s->lingering && flushed(hc) &&
         (s->c_eof || hc->fatal ||
          (!nghttp2_session_want_read(hc->ng) && !nghttp2_session_want_write(hc->ng)))) {
         /* GOAWAY went (or the client left) and no stream is open: the end */
@@ -563,7 +646,7 @@ void h2_progress(struct session *s)
             h2_linger(s);
         goto out;
     }
-    if (round == MAX_ROUNDS) {
+    if (busy) {
         /* still busy: let other connections run, come back on the next iteration
          * (1 ms on: a timer due now would run again in this same pass of the
          * loop's timers, which would then never get back to epoll) */
@@ -671,6 +754,7 @@ void h2_close(struct session *s)
     hc->closed = 1;
     for (struct h2_stream *st = hc->streams; st; st = st->next) h2_stream_release(st);
     drop_buf(s, &hc->out);
+    drop_buf(s, &hc->in);
     hc->pend_len = 0;
 }
 
@@ -682,8 +766,7 @@ void h2_free(struct session *s)
     while (hc->streams) {
         struct h2_stream *st = hc->streams;
         hc->streams = st->next;
-        st->next = px->free_streams;
-        px->free_streams = st;
+        stream_put(px, st);
     }
     free_dead(hc);
     free(hc);

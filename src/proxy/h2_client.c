@@ -119,6 +119,8 @@ static void broken(struct h2_conn *hc, int err)
     hc->tail_len = sizeof(hc->tail);
 }
 
+static void feed_or_hold(struct h2_conn *hc, const uint8_t *p, size_t n);
+
 /* ---- nghttp2 callbacks ----------------------------------------------------------- */
 
 /* RFC 9113 5.1.1: a stream id the client skipped is closed for good; a
@@ -183,7 +185,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct h2_stream *st = stream_get(hc, f->hd.stream_id);
     if (!st || st->closed) return 0;
     nghttp2_nv nv = {(uint8_t *)name, (uint8_t *)value, namelen, valuelen, flags};
+    int first = f->headers.cat == NGHTTP2_HCAT_REQUEST && !st->header_bytes;
     int r = h2_stream_header(st, &nv);
+    /* a new request once the turn is spent: the rest waits for the next turn
+     * (each request may cost a backend connect, and Rapid Reset sends one
+     * every 35 bytes: a 4 KiB slice would be ~100 connects) */
+    if (!r && first && turn_spent(hc)) return NGHTTP2_ERR_PAUSE;
     if (r == NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) {
         log_debug("client %s: stream %d: header block over h2.max_header_list_size",
                   hc->s->x.client_ip, st->id);
@@ -373,10 +380,10 @@ int h2_maybe_start(struct session *s)
     }
     s->rq = RQ_IDLE;
     if (b && buf_len(b)) {
-        /* what the HTTP/1 side read already is the preface and what follows */
-        ssize_t r =
-            nghttp2_session_mem_recv(s->h2->ng, (const uint8_t *)b->data + b->start, buf_len(b));
-        if (r < 0) broken(s->h2, (int)r);
+        /* what the HTTP/1 side read already is the preface and what follows
+         * (h2_progress runs next: it takes what this turn left) */
+        s->h2->turn_end = clock_us() + TURN_US;
+        feed_or_hold(s->h2, (const uint8_t *)b->data + b->start, buf_len(b));
     }
     drop_buf(s, &s->cin);
     s->cin_parsed = s->cin_sent = 0;
@@ -398,10 +405,25 @@ static size_t feed(struct h2_conn *hc, const uint8_t *p, size_t n)
             broken(hc, (int)r);
             return n;
         }
-        done += k;
-        if (hc->s->closed || turn_spent(hc)) break;
+        done += (size_t)r; /* fewer than k: paused (on_header) */
+        if (hc->s->closed || (size_t)r < k || turn_spent(hc)) break;
     }
     return hc->fatal ? n : done;
+}
+
+/* feed, then what the turn left is held in hc->in until the next one. */
+static void feed_or_hold(struct h2_conn *hc, const uint8_t *p, size_t n)
+{
+    struct session *s = hc->s;
+    size_t k = feed(hc, p, n);
+    if (k == n || s->closed) return;
+    struct buf *b = take_buf(s, &hc->in);
+    if (!b) {
+        broken(hc, NGHTTP2_ERR_NOMEM);
+        return;
+    }
+    memcpy(b->data, p + k, n - k);
+    b->end = (uint32_t)(n - k);
 }
 
 static int h2_read(struct h2_conn *hc)
@@ -427,17 +449,7 @@ static int h2_read(struct h2_conn *hc)
     ssize_t n = conn_read(&s->c, in, sizeof(in));
     if (n > 0) {
         if (s->lingering) return 1; /* closing: read and dropped */
-        size_t k = feed(hc, in, (size_t)n);
-        if (k < (size_t)n && !s->closed) {
-            /* the turn is over: the rest is held until the next one */
-            struct buf *b = take_buf(s, &hc->in);
-            if (!b) {
-                broken(hc, NGHTTP2_ERR_NOMEM);
-                return 1;
-            }
-            memcpy(b->data, in + k, (size_t)n - k);
-            b->end = (uint32_t)((size_t)n - k);
-        }
+        feed_or_hold(hc, in, (size_t)n);
         return 1;
     }
     if (n == -EAGAIN) return 0;

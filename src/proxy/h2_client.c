@@ -22,6 +22,11 @@
  *     ENHANCE_YOUR_CALM;
  *   - nghttp2's own limits as a second line: the RST_STREAM rate, SETTINGS
  *     entries, queued PING/SETTINGS acknowledgements;
+ *   - work: one turn of a connection lasts at most TURN_US (a quarter of it
+ *     past half the glitch budget); its input goes to nghttp2 in slices, a new
+ *     request after the turn's time pauses nghttp2, and what is left waits in
+ *     hc->in for the next turn (the resume timer), so that a flood cannot hold
+ *     the worker's other connections;
  *   - output: while frames wait for the socket (the out buffer is full), the
  *     connection is not read, so that a client that does not read cannot
  *     make usher queue acknowledgements or responses without end. */

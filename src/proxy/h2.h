@@ -59,9 +59,9 @@ struct h2_stream {
     struct exchange x; /* first: the exchange's owner is the stream */
     struct h2_conn *hc;
     struct h2_stream *next, *prev; /* the connection's streams, or a free list */
-    int32_t id;
-    struct buf *area;   /* the request's fields (h2map), then usher's own answer */
-    struct buf *logrec; /* access log fields, while the log is on */
+    int32_t id;                    /* in the worker's free list: the length of the list from here */
+    struct buf *area;              /* the request's fields (h2map), then usher's own answer */
+    struct buf *logrec;            /* access log fields, while the log is on */
     struct buf *body[H2_BODY_BUFS_MAX];
     struct h2map map;
     struct h2_chunk_cursor cc;
@@ -105,6 +105,8 @@ struct h2_conn {
     struct h2_stream *streams; /* open */
     struct h2_stream *dead;    /* closed by nghttp2, given back once it returned */
     struct buf *out;           /* frames gathered for one write */
+    struct buf *in;            /* bytes read that nghttp2 gets in the next turn (F6) */
+    uint64_t turn_end;         /* h2_progress: when this turn's time is spent (us) */
     const uint8_t *pend;       /* a chunk from nghttp2_session_mem_send not copied to out */
     size_t pend_len;
     uint32_t nstreams;      /* open streams */

@@ -22,6 +22,11 @@
  *     ENHANCE_YOUR_CALM;
  *   - nghttp2's own limits as a second line: the RST_STREAM rate, SETTINGS
  *     entries, queued PING/SETTINGS acknowledgements;
+ *   - work: one turn of a connection lasts at most TURN_US (a quarter of it
+ *     past half the glitch budget); its input goes to nghttp2 in slices, a new
+ *     request after the turn's time pauses nghttp2, and what is left waits in
+ *     hc->in for the next turn (the resume timer), so that a flood cannot hold
+ *     the worker's other connections;
  *   - output: while frames wait for the socket (the out buffer is full), the
  *     connection is not read, so that a client that does not read cannot
  *     make usher queue acknowledgements or responses without end. */
@@ -29,6 +34,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "proxy/h2.h"
@@ -38,6 +44,15 @@
 #define PREFACE_LEN 24
 #define CTL_PER_SECOND 100 /* control frames a second before each counts as a glitch */
 #define MAX_CONN_WINDOW (1U << 30)
+/* The work one connection does in a loop turn before it yields to the other
+ * connections of its worker (F6): a flood's frames cost nghttp2 (and usher)
+ * far more per byte than a request does (an HPACK bomb ~1 ms a 16 KiB read,
+ * a Rapid Reset a stream per 35 bytes), so the bound is on time, checked
+ * between slices of the input; a connection past half its glitch budget gets
+ * a quarter of it. */
+#define TURN_US 1000
+#define SLICE 4096           /* bytes given to nghttp2 at a time */
+#define MAX_FREE_STREAMS 256 /* stream objects a worker keeps for reuse (~1 KiB each) */
 
 static struct h2_conn *hc_of(void *ud)
 {
@@ -71,6 +86,19 @@ static void control_frame(struct h2_conn *hc, const char *what)
     if (++hc->ctl_in_second > CTL_PER_SECOND) h2_glitch(hc, what);
 }
 
+static uint64_t clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Whether this turn's time is spent (h2_progress set turn_end). */
+static int turn_spent(const struct h2_conn *hc)
+{
+    return clock_us() >= hc->turn_end;
+}
+
 /* nghttp2_session_mem_recv failed with err: nghttp2 queues no GOAWAY for
  * these (a flood, too many CONTINUATION frames, a broken header block, the
  * preface), so usher writes one itself after what is pending (RFC 9113
@@ -95,6 +123,8 @@ static void broken(struct h2_conn *hc, int err)
     }
     hc->tail_len = sizeof(hc->tail);
 }
+
+static void feed_or_hold(struct h2_conn *hc, const uint8_t *p, size_t n);
 
 /* ---- nghttp2 callbacks ----------------------------------------------------------- */
 
@@ -160,7 +190,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct h2_stream *st = stream_get(hc, f->hd.stream_id);
     if (!st || st->closed) return 0;
     nghttp2_nv nv = {(uint8_t *)name, (uint8_t *)value, namelen, valuelen, flags};
+    int first = f->headers.cat == NGHTTP2_HCAT_REQUEST && !st->header_bytes;
     int r = h2_stream_header(st, &nv);
+    /* a new request once the turn is spent: the rest waits for the next turn
+     * (each request may cost a backend connect, and Rapid Reset sends one
+     * every 35 bytes: a 4 KiB slice would be ~100 connects) */
+    if (!r && first && turn_spent(hc)) return NGHTTP2_ERR_PAUSE;
     if (r == NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE) {
         log_debug("client %s: stream %d: header block over h2.max_header_list_size",
                   hc->s->x.client_ip, st->id);
@@ -350,10 +385,10 @@ int h2_maybe_start(struct session *s)
     }
     s->rq = RQ_IDLE;
     if (b && buf_len(b)) {
-        /* what the HTTP/1 side read already is the preface and what follows */
-        ssize_t r =
-            nghttp2_session_mem_recv(s->h2->ng, (const uint8_t *)b->data + b->start, buf_len(b));
-        if (r < 0) broken(s->h2, (int)r);
+        /* what the HTTP/1 side read already is the preface and what follows
+         * (h2_progress runs next: it takes what this turn left) */
+        s->h2->turn_end = clock_us() + TURN_US;
+        feed_or_hold(s->h2, (const uint8_t *)b->data + b->start, buf_len(b));
     }
     drop_buf(s, &s->cin);
     s->cin_parsed = s->cin_sent = 0;
@@ -363,19 +398,63 @@ int h2_maybe_start(struct session *s)
 
 /* ---- reading, writing ------------------------------------------------------------ */
 
+/* Gives nghttp2 the bytes at p (n of them) in slices while the turn lasts;
+ * returns how many it took (what is left waits in hc->in). */
+static size_t feed(struct h2_conn *hc, const uint8_t *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n && !hc->fatal) {
+        size_t k = n - done < SLICE ? n - done : SLICE;
+        ssize_t r = nghttp2_session_mem_recv(hc->ng, p + done, k);
+        if (r < 0) {
+            broken(hc, (int)r);
+            return n;
+        }
+        done += (size_t)r; /* fewer than k: paused (on_header) */
+        if (hc->s->closed || (size_t)r < k || turn_spent(hc)) break;
+    }
+    return hc->fatal ? n : done;
+}
+
+/* feed, then what the turn left is held in hc->in until the next one. */
+static void feed_or_hold(struct h2_conn *hc, const uint8_t *p, size_t n)
+{
+    struct session *s = hc->s;
+    size_t k = feed(hc, p, n);
+    if (k == n || s->closed) return;
+    struct buf *b = take_buf(s, &hc->in);
+    if (!b) {
+        broken(hc, NGHTTP2_ERR_NOMEM);
+        return;
+    }
+    memcpy(b->data, p + k, n - k);
+    b->end = (uint32_t)(n - k);
+}
+
 static int h2_read(struct h2_conn *hc)
 {
     struct session *s = hc->s;
-    if (!s->c.readable || hc->fatal || s->c_eof) return 0;
+    if (hc->in && (hc->fatal || s->lingering)) drop_buf(s, &hc->in);
     /* frames wait for the socket: do not take more work (or acknowledgements) */
     if (hc->pend_len || (hc->out && buf_room(hc->out) == 0)) return 0;
-    if (!s->lingering && !nghttp2_session_want_read(hc->ng)) return 0;
+    if (hc->in) {
+        /* the last turn's input first: the socket waits behind it */
+        struct buf *b = hc->in;
+        b->start += (uint32_t)feed(hc, (const uint8_t *)b->data + b->start, buf_len(b));
+        if (!s->closed && b->start == b->end) drop_buf(s, &hc->in);
+        return 1;
+    }
+    if (!s->c.readable || s->c_eof) return 0;
+    /* a lingering close reads (and drops) whatever came before the client's
+     * FIN, fatal or not: else it waits LINGER_MS for a FIN it never reads, and
+     * a client that reconnects at once after each GOAWAY (F7) has thousands
+     * of connections (their nghttp2 sessions, streams, buffers) held */
+    if (!s->lingering && (hc->fatal || !nghttp2_session_want_read(hc->ng))) return 0;
     uint8_t in[BUF_SIZE];
     ssize_t n = conn_read(&s->c, in, sizeof(in));
     if (n > 0) {
         if (s->lingering) return 1; /* closing: read and dropped */
-        ssize_t r = nghttp2_session_mem_recv(hc->ng, in, (size_t)n);
-        if (r < 0) broken(hc, (int)r);
+        feed_or_hold(hc, in, (size_t)n);
         return 1;
     }
     if (n == -EAGAIN) return 0;
@@ -462,14 +541,28 @@ static int flushed(const struct h2_conn *hc)
 
 /* ---- the connection's life ------------------------------------------------------------ */
 
+/* Gives st back to the worker's free list, which keeps at most
+ * MAX_FREE_STREAMS (a burst of streams must not stay held once it is over):
+ * each entry's id holds the length of the list from it down. */
+static void stream_put(struct proxy_worker *px, struct h2_stream *st)
+{
+    int32_t n = px->free_streams ? px->free_streams->id : 0;
+    if (n >= MAX_FREE_STREAMS) {
+        free(st);
+        return;
+    }
+    st->id = n + 1;
+    st->next = px->free_streams;
+    px->free_streams = st;
+}
+
 static void free_dead(struct h2_conn *hc)
 {
     struct proxy_worker *px = px_of(hc->s);
     while (hc->dead) {
         struct h2_stream *st = hc->dead;
         hc->dead = st->next;
-        st->next = px->free_streams;
-        px->free_streams = st;
+        stream_put(px, st);
     }
 }
 
@@ -533,8 +626,11 @@ void h2_progress(struct session *s)
     struct h2_conn *hc = s->h2;
     if (hc->stepping || s->closed) return;
     hc->stepping = 1;
-    int round;
-    for (round = 0; round < MAX_ROUNDS; round++) {
+    const struct config *c = cfg(s);
+    int suspect = c->h2_glitches_threshold && hc->glitches >= c->h2_glitches_threshold / 2;
+    hc->turn_end = clock_us() + (suspect ? TURN_US / 4 : TURN_US);
+    int busy = 0;
+    for (int round = 0;; round++) {
         int p = h2_read(hc);
         if (s->closed) goto out;
         if (s->lingering) {
@@ -543,17 +639,21 @@ void h2_progress(struct session *s)
                 goto out;
             }
             if (!p) break; /* the linger's deadline is armed below (watch) */
-            continue;
+        } else {
+            if (!hc->broken)
+                for (struct h2_stream *st = hc->streams; st; st = st->next) p |= h2_stream_step(st);
+            if (s->closed) goto out;
+            p |= h2_flush(hc);
+            if (s->closed) goto out;
+            free_dead(hc);
+            if (!p) break;
         }
-        if (!hc->broken)
-            for (struct h2_stream *st = hc->streams; st; st = st->next) p |= h2_stream_step(st);
-        if (s->closed) goto out;
-        p |= h2_flush(hc);
-        if (s->closed) goto out;
-        free_dead(hc);
-        if (!p) break;
+        if (round + 1 == MAX_ROUNDS || hc->in || turn_spent(hc)) {
+            busy = 1;
+            break;
+        }
     }
-    if (!s->lingering && flushed(hc) &&
+    if (!busy && !s->lingering && flushed(hc) &&
         (s->c_eof || hc->fatal ||
          (!nghttp2_session_want_read(hc->ng) && !nghttp2_session_want_write(hc->ng)))) {
         /* GOAWAY went (or the client left) and no stream is open: the end */
@@ -563,7 +663,7 @@ void h2_progress(struct session *s)
             h2_linger(s);
         goto out;
     }
-    if (round == MAX_ROUNDS) {
+    if (busy) {
         /* still busy: let other connections run, come back on the next iteration
          * (1 ms on: a timer due now would run again in this same pass of the
          * loop's timers, which would then never get back to epoll) */
@@ -671,6 +771,7 @@ void h2_close(struct session *s)
     hc->closed = 1;
     for (struct h2_stream *st = hc->streams; st; st = st->next) h2_stream_release(st);
     drop_buf(s, &hc->out);
+    drop_buf(s, &hc->in);
     hc->pend_len = 0;
 }
 
@@ -682,8 +783,7 @@ void h2_free(struct session *s)
     while (hc->streams) {
         struct h2_stream *st = hc->streams;
         hc->streams = st->next;
-        st->next = px->free_streams;
-        px->free_streams = st;
+        stream_put(px, st);
     }
     free_dead(hc);
     free(hc);

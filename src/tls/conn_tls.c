@@ -145,6 +145,10 @@ static ssize_t tls_read(struct conn *c, void *p, size_t len)
 {
     SSL *ssl = c->tls;
     size_t got = 0;
+    /* in_drained must say what a socket read of this call saw: a record
+     * OpenSSL returns without reading the socket says nothing of what came
+     * since an earlier short read (the edge of those bytes was taken already) */
+    c->in_drained = 0;
     int r = SSL_read_ex(ssl, p, len, &got);
     if (r == 1) {
         /* nothing left in OpenSSL and the socket is drained: wait for the next edge */

@@ -101,6 +101,48 @@ def test_rapid_reset_goaway_names_a_stream_it_saw(h2_usher):
     assert res.goaway_last_stream < 2 * res.sent_units, res
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_bystander_is_served_during_a_rapid_reset_flood(h2_usher, tls):
+    """Rapid Reset on connection after connection (each closed by the glitch
+    budget, the next opened at once) while a normal client on a connection
+    of its own sends 20 requests: all 20 are answered by a backend, and they
+    were sent while the flood went on (no latency asserted here: that is
+    bench/h2_attacks.py's)."""
+    import threading
+
+    u = h2_usher
+    port = u.port(tls)
+    stop = threading.Event()
+    results, errors = [], []
+
+    def flood():
+        deadline = time.monotonic() + 60 * SLOW
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                results.append(h2attack.rapid_reset(port, tls=tls, duration=ATTACK_FOR))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    with h2attack.H2Client(port, tls) as bystander:
+        normal_get(bystander)
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        try:
+            while not results and t.is_alive() and not errors:
+                time.sleep(0.05)  # the first attack connection has run
+            answered = [normal_get(bystander) for _ in range(20)]
+            flooding = t.is_alive()
+        finally:
+            stop.set()
+            t.join(ATTACK_FOR + 30)
+        assert not errors, errors
+        assert len(answered) == 20
+        assert flooding, "the flood ended before the 20 requests did: %r" % results[-1:]
+        for res in results:
+            check_closed(res, ("ENHANCE_YOUR_CALM",))
+        check_survived(u, tls, bystander)
+
+
 def test_oversized_header_block_refuses_the_stream(h2_usher, backends):
     """One header block past h2.max_header_list_size: that request is not
     forwarded (the stream gets 431 or RST_STREAM, or the connection a

@@ -216,6 +216,33 @@ static void t13_free(struct tls13_conn *t)
     free(t);
 }
 
+/* The state of a connection whose client writes under rsec (next record
+ * rseq) and we under wsec (wseq). NULL when out of memory. */
+static struct tls13_conn *make(int suite, const uint8_t *rsec, const uint8_t *wsec, size_t len,
+                               uint64_t rseq, uint64_t wseq)
+{
+    struct tls13_conn *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    if (rec13_key_init(&t->rd, suite, 0, rsec, len, rseq) < 0 ||
+        rec13_key_init(&t->wr, suite, 1, wsec, len, wseq) < 0) {
+        t13_free(t);
+        return NULL;
+    }
+    t->suite = (uint8_t)suite;
+    return t;
+}
+
+int tls13_conn_start(struct conn *c, int suite, const uint8_t *rsec, const uint8_t *wsec,
+                     size_t len, uint64_t rseq, uint64_t wseq)
+{
+    struct tls13_conn *t = make(suite, rsec, wsec, len, rseq, wseq);
+    if (!t) return -ENOMEM;
+    c->tls = t;
+    c->ops = &conn_tls13;
+    c->tls_wpend = 0;
+    return 0;
+}
+
 int tls13_try_handoff(struct conn *c)
 {
     SSL *ssl = c->tls;
@@ -240,21 +267,15 @@ int tls13_try_handoff(struct conn *c)
         }
         return 0;
     }
-    struct tls13_conn *t = calloc(1, sizeof(*t));
-    if (!t || rec13_key_init(&t->rd, suite, 0, h->csec, h->clen, h->rseq) < 0 ||
-        rec13_key_init(&t->wr, suite, 1, h->ssec, h->slen, h->wseq) < 0) {
+    struct tls13_conn *t = make(suite, h->csec, h->ssec, h->clen, h->rseq, h->wseq);
+    char text[1024];
+    if (t) {
+        t->alpn_h2 = tls_conn_alpn_h2(c) ? 1 : 0;
+        t->peer = (uint8_t)tls_conn_peer(c, text, sizeof(text));
+    }
+    if (!t || (t->peer != TLS_PEER_NONE && !(t->peer_text = strdup(text)))) {
         if (t) t13_free(t);
         ERR_clear_error();
-        hs_end(ssl);
-        OPENSSL_clear_free(h, sizeof(*h));
-        return 0;
-    }
-    t->suite = (uint8_t)suite;
-    t->alpn_h2 = tls_conn_alpn_h2(c) ? 1 : 0;
-    char text[1024];
-    t->peer = (uint8_t)tls_conn_peer(c, text, sizeof(text));
-    if (t->peer != TLS_PEER_NONE && !(t->peer_text = strdup(text))) {
-        t13_free(t);
         hs_end(ssl);
         OPENSSL_clear_free(h, sizeof(*h));
         return 0;

@@ -55,6 +55,12 @@ int tls13_hs_begin(SSL *ssl);
  * OpenSSL holds nothing, frees the SSL and makes c a conn_tls13 connection
  * (1); else 0 (c stays on OpenSSL for now, or for good). */
 int tls13_try_handoff(struct conn *c);
+/* Makes c (its socket open, c->tls free) a conn_tls13 connection: the
+ * client's traffic secret rsec, ours wsec (len bytes each, the suite's hash
+ * length), the sequence numbers of the next records. 0 or -ENOMEM. For the
+ * handoff, the tests and the fuzzer. */
+int tls13_conn_start(struct conn *c, int suite, const uint8_t *rsec, const uint8_t *wsec,
+                     size_t len, uint64_t rseq, uint64_t wseq);
 /* Whether c's SSL is still a handoff candidate. */
 int tls13_candidate(const SSL *ssl);
 /* What tls_conn_peer and tls_conn_alpn_h2 answer for a conn_tls13 connection. */

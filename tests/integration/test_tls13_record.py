@@ -348,3 +348,41 @@ def test_client_certificate_result_and_subject_survive_the_handoff(start_usher_t
         assert len(verify) == 1 and verify[0].startswith(b"FAILED:") and len(verify[0]) > 7, got
         assert subject == [], got
     expect_handoffs(u, layer, 3)
+
+
+def test_file_mode_record_layer_per_listener(start_usher_file_tls, backends, certs, layer):
+    other = "openssl" if layer == "usher" else "usher"
+    text = (
+        "threads: 1\n"
+        "log: { level: debug }\n"
+        "listeners:\n"
+        "  - bind: <L0>\n"
+        "    pool: web\n"
+        "    tls:\n"
+        "      certificates: [ { cert: %s, key: %s } ]\n"
+        "      record_layer: %s\n"
+        "  - bind: <L1>\n"
+        "    pool: web\n"
+        "    tls:\n"
+        "      certificates: [ { cert: %s, key: %s } ]\n"
+        "      record_layer: %s\n"
+        "pools:\n"
+        "  web:\n"
+        "    backends: [ \"http://%s:%d\" ]\n"
+        % (certs.a_ec.cert, certs.a_ec.key, layer, certs.a_ec.cert, certs.a_ec.key, other, HOST, backends[0].port)
+    )
+    fu = start_usher_file_tls(text, 2, tls=(0, 1))
+    ports = {layer: fu.ports[0], other: fu.ports[1]}
+
+    def served(port):
+        for i in range(3):
+            with TLSConnection(port, client_ctx(certs, min_version=TLS13)) as c:
+                assert c.get("/echo/file%d" % i).status == 200
+
+    n = len(handoffs(fu))  # the readiness probes may have been handed off already
+    served(ports["usher"])
+    assert wait_for(fu.proc, re.compile(HANDOFF), 10, count=n + 3) is not None, fu.proc.read_log()[-2000:]
+    n = len(handoffs(fu))
+    served(ports["openssl"])
+    # a handoff is logged in the read that takes the request, before the response
+    assert len(handoffs(fu)) == n, fu.proc.read_log()[-2000:]

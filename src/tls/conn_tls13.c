@@ -37,6 +37,7 @@
 #define WRITE_RECORDS 4     /* records sealed per send() */
 #define READ_RECORDS 4      /* records the read scratch holds */
 #define OUT_MAX (64 * 1024) /* ciphertext kept unsent beyond one batch (KeyUpdates, alerts) */
+#define BARREN_MAX 32       /* records in a row without data (as OpenSSL's MAX_EMPTY_RECORDS) */
 
 /* ---- during the handshake ----------------------------------------------------------- */
 
@@ -191,6 +192,7 @@ struct tls13_conn {
     uint8_t alpn_h2;
     uint8_t peer; /* enum tls_peer */
     uint8_t suite;
+    uint8_t barren;  /* records in a row that carried no data: empty, KeyUpdate, user_canceled */
     char *peer_text; /* the subject or the reason of the client certificate check */
 };
 
@@ -592,6 +594,12 @@ static ssize_t t13_read(struct conn *c, void *buf, size_t len)
         if (e < 0) return fail(c, t, -e);
         uint8_t *pp = s + at + REC13_HDR;
         at += (size_t)rl;
+        /* a stream of records without data would keep this call (and the
+         * worker) busy: refused, as OpenSSL refuses more than 32 empty ones */
+        if (type == REC13_APPDATA && pl)
+            t->barren = 0;
+        else if (!(type == REC13_ALERT && pl == 2 && !pp[1]) && ++t->barren > BARREN_MAX)
+            return fail(c, t, REC13_AL_UNEXPECTED_MESSAGE);
         if (type == REC13_APPDATA) {
             size_t k = pl < len - got ? pl : len - got;
             memcpy(p + got, pp, k);

@@ -12,7 +12,8 @@
  * all of it when there was none, once the wire is in); a failed connection
  * stays failed; usher never fails a clean stream; every record usher sends
  * opens under the keys the client expects (its KeyUpdate answers included),
- * and its application data is what it was given. */
+ * and its application data is what it was given. More than 32 records in a
+ * row without data are refused (as OpenSSL does): that counts as bad input. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,7 @@ struct st {
     uint8_t *sent; /* the plaintext sealed, in order */
     size_t sent_len, clean_len; /* clean_len: what precedes the first bad byte or alert */
     int poisoned, ended;
+    int barren; /* records in a row without data: past 32 usher refuses them (poisoned) */
     uint8_t *got; /* what usher read */
     size_t got_len;
     int failed, eof;
@@ -81,6 +83,10 @@ static void add_wire(struct st *s, const uint8_t *p, size_t n)
 
 static void seal(struct st *s, uint8_t type, const uint8_t *p, size_t n)
 {
+    if (type == REC13_APPDATA && n)
+        s->barren = 0;
+    else if (!(type == REC13_ALERT && p[1] == 0) && ++s->barren > 32)
+        s->poisoned = 1;
     static uint8_t rec[REC13_MAX_PLAIN + REC13_OVERHEAD];
     struct iovec iov = {(void *)p, n};
     long len = rec13_seal(&s->cw, type, &iov, 1, rec);

@@ -310,6 +310,36 @@ static void a_plaintext_record_after_the_handshake_is_refused(void **state)
     teardown_pair(&p);
 }
 
+/* The client sends n KeyUpdates (update_not_requested) in a row. */
+static void key_updates(struct pair *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(SSL_key_update(p->client, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+        assert_int_equal(SSL_do_handshake(p->client), 1); /* sends it */
+    }
+}
+
+static void a_flood_of_records_without_data_is_refused(void **state)
+{
+    struct pair p;
+    setup_pair(&p, NULL, 0, 0);
+    key_updates(&p, 32); /* as many as OpenSSL allows empty records: still served */
+    client_to_usher(&p, 1000, 1000, 4096);
+    key_updates(&p, 33);
+    char b[100];
+    ssize_t r = -EAGAIN;
+    for (int k = 0; k < 100 && r == -EAGAIN; k++) {
+        p.c.readable = 1;
+        r = conn_read(&p.c, b, sizeof(b));
+    }
+    assert_int_equal(r, -EPROTO);
+    size_t n;
+    assert_int_equal(SSL_read_ex(p.client, b, sizeof(b), &n), 0);
+    assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE);
+    ERR_clear_error();
+    teardown_pair(&p);
+}
+
 static void tls12_stays_on_openssl(void **state)
 {
     struct pair p;
@@ -331,6 +361,7 @@ int main(void)
         cmocka_unit_test(close_sends_close_notify),
         cmocka_unit_test(a_forged_record_gets_bad_record_mac),
         cmocka_unit_test(a_plaintext_record_after_the_handshake_is_refused),
+        cmocka_unit_test(a_flood_of_records_without_data_is_refused),
         cmocka_unit_test(tls12_stays_on_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -196,9 +196,10 @@ struct tls13_conn {
     char *peer_text; /* the subject or the reason of the client certificate check */
 };
 
-static __thread uint8_t *rscratch, *wscratch;
 #define RSCRATCH (READ_RECORDS * (REC13_HDR + REC13_MAX_BODY))
 #define WSCRATCH (WRITE_RECORDS * (REC13_MAX_PLAIN + REC13_OVERHEAD))
+/* per thread, not per connection (pages touched only by threads that use them) */
+static __thread uint8_t rscratch[RSCRATCH], wscratch[WSCRATCH];
 
 static _Atomic uint64_t handoffs;
 
@@ -410,7 +411,6 @@ static ssize_t t13_writev(struct conn *c, const struct iovec *iov, int n)
             return -EIO;
         }
     }
-    if (!wscratch && !(wscratch = malloc(WSCRATCH))) return taken ? (ssize_t)taken : -ENOMEM;
     int i = 0;
     size_t off = 0, skip = taken;
     while (i < n && skip) { /* past what was taken */
@@ -535,7 +535,6 @@ static ssize_t t13_read(struct conn *c, void *buf, size_t len)
         c->readable = 0;
         return 0;
     }
-    if (!rscratch && !(rscratch = malloc(RSCRATCH))) return -ENOMEM;
     uint8_t *s = rscratch;
     size_t have = 0, at = 0, got = 0;
     int drained = 0;

@@ -140,7 +140,7 @@ FUZZ_DIR      := build/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=gnu11 -O1 -g -pthread -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) $(FUZZ_SAN)
 FUZZ_WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function
-FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni fuzz_h2 fuzz_dnsmsg
+FUZZ_TARGETS  := fuzz_request_head fuzz_chunked fuzz_response_head fuzz_session fuzz_sni fuzz_h2 fuzz_dnsmsg fuzz_rec13
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
 FUZZ_LLHTTP   := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o $(FUZZ_DIR)/llhttp/http.o
 FUZZ_LIB      := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/gen/dashboard_page.o
@@ -175,6 +175,10 @@ $(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h $(F
 
 # HTTP/2 frames into a whole connection (nghttp2's HPACK inflater checks what comes back)
 $(FUZZ_DIR)/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
+
+# the TLS 1.3 record layer (rec13.c, conn_tls13.c) on a socketpair, the client played by the target
+$(FUZZ_DIR)/fuzz_rec13: tests/fuzz/fuzz_rec13.c $(FUZZ_LIB) $(FUZZ_LLHTTP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
 
 fuzz: $(FUZZ_BINS)

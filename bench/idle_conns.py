@@ -420,7 +420,8 @@ def start_usher(args, port, backend_port, tmp, log):
     else:
         listen = ["--listen", f"127.0.0.1:{port}"]
     argv = [args.usher, *listen,
-            "--backend", f"http://127.0.0.1:{backend_port}", "--threads", "1"]
+            "--backend", f"http://127.0.0.1:{backend_port}", "--threads", "1",
+            *args.usher_arg]
     return argv, None
 
 
@@ -591,6 +592,9 @@ def main():
     ap.add_argument("--tls", action="store_true",
                     help="TLS listeners (self-signed ECDSA P-256 certificate made with the "
                          "openssl CLI); every client connection does a TLS 1.3 handshake")
+    ap.add_argument("--usher-arg", action="append", default=[],
+                    help="one more argument for usher (repeat), e.g. "
+                         "--usher-arg=--tls-record-layer --usher-arg=openssl")
     args = ap.parse_args()
     only = [p.strip() for p in args.only.split(",") if p.strip()]
     for p in only:

@@ -16,6 +16,13 @@ Run once with 0 requests and once with N; the difference divided by N is
 the cost of one request (start-up and shut-down cancel out; health checks
 are few and count alike in both runs).
 
+With --tls usher's listener is https:// (a self-signed P-256 certificate
+made with the openssl CLI) and the client speaks TLS 1.3 (Python's ssl, no
+verification); in keepalive mode each run, the one with no requests too,
+makes one handshake, so the difference is the requests' cost.
+--usher-arg passes more arguments (e.g. --usher-arg=--tls-record-layer
+--usher-arg=openssl).
+
 With --allocs the same runs go under memcheck and the figure is heap
 allocations per request, from valgrind's "total heap usage" line: 0 means no
 request allocates in steady state.
@@ -29,6 +36,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -75,10 +83,28 @@ def read_response(sock, buf):
     return status, rest[n:]
 
 
+TLS_CTX = None  # the client context with --tls
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    if TLS_CTX is not None:
+        s = TLS_CTX.wrap_socket(s, server_hostname="bench.test")
+    return s
+
+
+def make_cert(work):
+    key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=bench.test",
+                    "-addext", "subjectAltName=DNS:bench.test"], check=True, capture_output=True)
+    return cert, key
+
+
 def drive(port, n, mode):
     bad = 0
     if mode == "keepalive":
-        s = socket.create_connection(("127.0.0.1", port))
+        s = connect(port)
         buf = b""
         for _ in range(n):
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -87,7 +113,7 @@ def drive(port, n, mode):
         s.close()
     else:
         for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", port))
+            s = connect(port)
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             status, _ = read_response(s, b"")
             bad += status != 200
@@ -113,7 +139,7 @@ def total_allocs(path):
     sys.exit(f"no heap summary in {path}")
 
 
-def measure(binary, demo, n, mode, work, allocs=False):
+def measure(binary, demo, n, mode, work, allocs=False, tls=None, extra=()):
     procs = []
     try:
         bports = [free_port(), free_port()]
@@ -125,7 +151,9 @@ def measure(binary, demo, n, mode, work, allocs=False):
         out = os.path.join(work, f"cg.{os.getpid()}.{time.monotonic_ns()}")
         tool = (["--tool=memcheck", f"--log-file={out}"] if allocs else
                 ["--tool=callgrind", f"--callgrind-out-file={out}"])
-        argv = ["valgrind"] + tool + [binary, "--listen", f"127.0.0.1:{port}", "--threads", "1"]
+        listen = ["--listen", f"https://127.0.0.1:{port}", "--cert", tls[0], "--key", tls[1]] if tls else \
+            ["--listen", f"127.0.0.1:{port}"]
+        argv = ["valgrind"] + tool + [binary, *listen, "--threads", "1", *extra]
         for p in bports:
             argv += ["--backend", f"http://127.0.0.1:{p}"]
         u = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -149,15 +177,25 @@ def main():
     ap.add_argument("--mode", choices=["keepalive", "close"], default="keepalive")
     ap.add_argument("--demo", default=os.path.join(ROOT, "build", "demo-backend"))
     ap.add_argument("--allocs", action="store_true", help="count heap allocations (memcheck)")
+    ap.add_argument("--tls", action="store_true", help="an https:// listener, TLS 1.3 clients")
+    ap.add_argument("--usher-arg", action="append", default=[], help="one more usher argument (repeat)")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
+    global TLS_CTX
     with tempfile.TemporaryDirectory() as work:
+        tls = None
+        if a.tls:
+            tls = make_cert(work)
+            TLS_CTX = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            TLS_CTX.check_hostname = False
+            TLS_CTX.verify_mode = ssl.CERT_NONE
+            TLS_CTX.minimum_version = ssl.TLSVersion.TLSv1_3
         for b in a.binaries:
-            base = measure(b, a.demo, 0, a.mode, work, a.allocs)
-            full = measure(b, a.demo, a.requests, a.mode, work, a.allocs)
+            base = measure(b, a.demo, 0, a.mode, work, a.allocs, tls, a.usher_arg)
+            full = measure(b, a.demo, a.requests, a.mode, work, a.allocs, tls, a.usher_arg)
             what = "heap allocations" if a.allocs else "instructions"
             per = (full - base) / a.requests
-            print(f"{b}: {a.mode}: {per:.{3 if a.allocs else 0}f} {what} per request "
+            print(f"{b} {' '.join(a.usher_arg)}{' (TLS)' if a.tls else ''}: {a.mode}: {per:.{3 if a.allocs else 0}f} {what} per request "
                   f"({a.requests} requests: {full}; none: {base})")
 
 

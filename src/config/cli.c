@@ -210,6 +210,8 @@ static void usage(FILE *f)
             "                            header H (off by default; H sent by a client is\n"
             "                            always removed)\n"
             "  --client-subject-header H the same for the client certificate's subject\n"
+            "  --tls-record-layer L      usher (default: usher runs the TLS 1.3 record\n"
+            "                            layer after OpenSSL's handshake) or openssl\n"
             "  --hsts-max-age SECONDS    TLS listeners send Strict-Transport-Security\n"
             "                            (default 0: not sent)\n"
             "  --hsts-include-subdomains B  add includeSubDomains (default false)\n"

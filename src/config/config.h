@@ -73,6 +73,8 @@ enum tls_client_verify { TLS_CLIENT_REQUIRED, TLS_CLIENT_OPTIONAL };
 enum tls_version { TLS_V12, TLS_V13 };
 /* what a listener speaks (its protocols key) */
 enum listener_protocols { PROTO_AUTO, PROTO_HTTP1, PROTO_H2 };
+/* who runs the TLS 1.3 record layer after the handshake (src/tls/conn_tls13.c) */
+enum tls_record_layer { TLS_RECORD_USHER, TLS_RECORD_OPENSSL };
 
 struct listener_conf {
     char bind[80];
@@ -95,6 +97,7 @@ struct listener_conf {
     uint8_t client_verify;         /* enum tls_client_verify */
     char client_verify_header[64]; /* "" = the result is not passed on */
     char client_subject_header[64];
+    uint8_t tls_record_layer; /* enum tls_record_layer */
 
     uint8_t protocols; /* enum listener_protocols */
 

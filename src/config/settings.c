@@ -39,6 +39,7 @@ static const char *const client_verify[] = {"required", "optional", NULL}; /* co
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}; /* log.h order */
 static const char *const log_formats[] = {"text", "json", NULL};                  /* log.h order */
 static const char *const listener_protocols[] = {"auto", "http1", "h2", NULL}; /* config.h order */
+static const char *const record_layers[] = {"usher", "openssl", NULL}; /* enum tls_record_layer */
 
 /* clang-format off */
 const struct setting settings_table[] = {
@@ -133,6 +134,8 @@ const struct setting settings_table[] = {
     {.key = "tls.client_subject_header", .flag = "--client-subject-header",
      .type = SETTING_COOKIE, LISTENER(client_subject_header),
      .expect = "a header name such as X-Client-Subject"},
+    {.key = "tls.record_layer", .flag = "--tls-record-layer", .type = SETTING_ENUM,
+     LISTENER(tls_record_layer), .choices = record_layers, .def = "usher"},
     /* auto: HTTP/1.1, and HTTP/2 by ALPN or by its preface; http1; h2 (HAProxy's proto h2) */
     {.key = "protocols", .flag = "--protocols", .type = SETTING_ENUM, LISTENER(protocols),
      .choices = listener_protocols, .def = "auto"},

@@ -153,9 +153,13 @@ static ssize_t tls_read(struct conn *c, void *p, size_t len)
     if (r == 1) {
         /* nothing left in OpenSSL and the socket is drained: wait for the next edge */
         if (c->in_drained && !c->rdhup && !SSL_has_pending(ssl)) c->readable = 0;
+        if (tls13_candidate(ssl)) tls13_try_handoff(c); /* usher's record layer from here */
         return (ssize_t)got;
     }
-    return tls_failed(c, ssl, r, 1);
+    ssize_t e = tls_failed(c, ssl, r, 1);
+    /* the handshake ended in this read, nothing else came yet: the usual handoff point */
+    if (e == -EAGAIN && !c->read_needs_out && tls13_candidate(ssl)) tls13_try_handoff(c);
+    return e;
 }
 
 static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int n)

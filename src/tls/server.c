@@ -48,7 +48,8 @@ struct tls_server {
     struct tls_group *groups;
     uint32_t ngroups;
     char bind[80];
-    uint8_t protocols; /* the listener's (enum listener_protocols): what ALPN offers */
+    uint8_t protocols;    /* the listener's (enum listener_protocols): what ALPN offers */
+    uint8_t record_layer; /* enum tls_record_layer: TLS_RECORD_USHER hands TLS 1.3 off */
     _Atomic uint64_t failures;
     pthread_mutex_t last_lock;
     char last[128];
@@ -329,6 +330,8 @@ static SSL_CTX *make_ctx(const struct config *cfg, const struct listener_conf *l
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, srv);
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, srv);
     SSL_CTX_set_ex_data(ctx, srv_index, srv);
+    /* the traffic secrets, for the handoff to usher's TLS 1.3 record layer (conn_tls13.c) */
+    if (l->tls_record_layer == TLS_RECORD_USHER) SSL_CTX_set_keylog_callback(ctx, tls13_keylog);
     if (l->client_ca[0]) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(l->client_ca);
         if (!names || SSL_CTX_load_verify_locations(ctx, l->client_ca, NULL) != 1) {
@@ -389,6 +392,7 @@ struct tls_server *tls_server_new(const struct config *cfg, const struct listene
     pthread_mutex_init(&srv->last_lock, NULL);
     snprintf(srv->bind, sizeof(srv->bind), "%s", l->bind);
     srv->protocols = l->protocols;
+    srv->record_layer = l->tls_record_layer;
     int bad = 0;
     if (!l->ncerts) {
         fprintf(errs, "%s: a TLS listener needs at least one certificate\n", where);
@@ -493,11 +497,14 @@ int tls_server_attach(struct conn *c, struct tls_server *srv)
         return -ENOMEM;
     }
     SSL_set_accept_state(ssl);
+    /* no memory for the handoff's state: the connection stays on OpenSSL */
+    if (srv->record_layer == TLS_RECORD_USHER) tls13_hs_begin(ssl);
     return 0;
 }
 
 enum tls_peer tls_conn_peer(struct conn *c, char *text, size_t cap)
 {
+    if (c->ops == &conn_tls13) return tls13_conn_peer(c, text, cap);
     SSL *ssl = c->tls;
     text[0] = 0;
     X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
@@ -533,6 +540,7 @@ int tls_conn_alpn_h2(const struct conn *c)
     const unsigned char *p = NULL;
     unsigned int n = 0;
     if (!c->tls) return 0;
+    if (c->ops == &conn_tls13) return tls13_conn_alpn_h2(c);
     SSL_get0_alpn_selected(c->tls, &p, &n);
     return n == 2 && !memcmp(p, "h2", 2);
 }

@@ -2,6 +2,9 @@
  *
  *   conn_tls.c  the transport: conn_tls ops over an SSL whose BIO is the
  *               connection's socket (read-ahead; one SSL_write per gather)
+ *   conn_tls13.c  after a TLS 1.3 server handshake, the connection leaves
+ *               OpenSSL: usher runs the record layer with rec13.c (the
+ *               codec); tls.record_layer: openssl keeps it on OpenSSL
  *   server.c    one struct tls_server per TLS listener: its certificates
  *               grouped by names (one SSL_CTX per group: an ECDSA and an RSA
  *               certificate for the same names share one), SNI, ALPN,

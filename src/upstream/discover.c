@@ -242,7 +242,17 @@ struct discover {
     int failing;                  /* said once per run of failures */
     uint64_t ok_count, failed_count;
     int addr_status; /* A_AAAA: the worst status of this round's two questions */
+    struct discover *next_running, **prev_running; /* the list of running ones */
 };
+
+static struct discover *running; /* control thread only */
+
+const struct discover *discover_running(uint32_t i)
+{
+    struct discover *d = running;
+    while (d && i--) d = d->next_running;
+    return d;
+}
 
 struct lookup {
     struct discover *d;
@@ -625,6 +635,10 @@ struct discover *discover_start(struct loop *loop, const struct discover_spec *s
             return NULL;
         }
     }
+    d->next_running = running;
+    d->prev_running = &running;
+    if (running) running->prev_running = &d->next_running;
+    running = d;
     ask(d);
     return d;
 }
@@ -632,6 +646,8 @@ struct discover *discover_start(struct loop *loop, const struct discover_spec *s
 void discover_stop(struct discover *d)
 {
     if (!d) return;
+    *d->prev_running = d->next_running;
+    if (d->next_running) d->next_running->prev_running = d->prev_running;
     d->stopped = 1;
     loop_timer_stop(d->loop, &d->ares_timer);
     loop_timer_stop(d->loop, &d->next);

@@ -76,6 +76,10 @@ void discover_add_counts(struct discover *d, uint64_t ok, uint64_t failed);
 /* The set in use (the last one handed over). */
 const struct discover_set *discover_current(const struct discover *d);
 
+/* The discoverers running now (control thread), for the metrics: i from 0
+ * while it returns one. */
+const struct discover *discover_running(uint32_t i);
+
 /* ---- the pure parts, for the tests ---- */
 
 /* An address of an SRV target, from the answer to a question asked for it:

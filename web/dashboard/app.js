@@ -448,7 +448,12 @@
     row.tr.dataset.state = b.state;
     row.tr.className = b.state === "down" ? "is-down" : "";
     c.name.querySelector(".backend-name").textContent = b.name;
-    c.name.querySelector(".backend-url").textContent = (b.url || "") + (b.source === "api" ? " (added by API)" : "");
+    c.name.querySelector(".backend-url").textContent =
+      (b.url || "") +
+      (b.source === "api" ? " (added by API)" : "") +
+      (b.source === "dns"
+        ? " (from DNS" + (b.priority !== undefined ? ", priority " + b.priority + (b.standby ? ", standby" : "") : "") + ")"
+        : "");
     const badge = c.state.firstChild;
     badge.className = "state state-" + b.state;
     badge.textContent = stateWord(b.state);

@@ -211,7 +211,7 @@ static void describe(const struct generation *g, uint32_t nthreads)
                  cfg->listeners[l].nroutes ? " unless a route says otherwise" : "");
     for (uint32_t i = 0; i < cfg->npools; i++) {
         const struct pool_conf *pc = &cfg->pools[i];
-        char list[1024];
+        char list[1024] = "";
         size_t off = 0;
         for (uint32_t b = 0; b < pc->nbackends && off < sizeof(list); b++)
             off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s%s", b ? ", " : "",

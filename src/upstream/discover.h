@@ -1,7 +1,7 @@
 /* discover: a pool's backends from DNS (A, AAAA, SRV), resolved with c-ares
  * on the control thread's loop. A worker never waits on DNS: each new set
- * is handed to the owner (main.c), which applies it the way the admin API
- * applies a runtime change.
+ * is handed to the owner (app/discovery.c), which applies it the way the
+ * admin API applies a runtime change.
  *
  * One struct discover per discovered name. It asks, reads the answer
  * (dnsmsg.c), and for SRV asks the addresses of the targets the answer did
@@ -12,8 +12,8 @@
  * min_ttl_ms; past the hold time the set is empty.
  *
  * Backends are identified by address and port: a target that stays across
- * answers is the same backend (main.c keeps its state, counters and pooled
- * connections). */
+ * answers is the same backend (the generation keeps its state, counters and
+ * pooled connections). */
 #ifndef USHER_UPSTREAM_DISCOVER_H
 #define USHER_UPSTREAM_DISCOVER_H
 

@@ -560,7 +560,10 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         char dwhy[300];
         const char *key;
         if (config_check_discover(&p->discover, dwhy, sizeof(dwhy), &key) < 0)
-            return fail("%s: %s", !strcmp(key, "max_ttl") ? "--dns-max-ttl" : "--backend", dwhy);
+            return fail("%s: %s",
+                        !strcmp(key, "max_ttl") ? (dns_flag ? dns_flag : "--dns-max-ttl")
+                                                : "--backend",
+                        dwhy);
     }
     int any_https = 0;
     for (uint32_t k = 0; k < p->nbackends; k++) any_https |= p->backends[k].tls;

@@ -358,9 +358,11 @@ static void read_discover(struct walk *w, const yaml_node_t *n, struct pool_conf
     const char *key = NULL;
     char why[300];
     if (config_check_discover(d, why, sizeof(why), &key) < 0) {
+        /* max_ttl below min_ttl: said at whichever of the two the file gives */
+        if (!strcmp(key, "max_ttl") && !get(w, n, "max_ttl")) key = "min_ttl";
         yaml_node_t *at = get(w, n, key);
         if (!strcmp(key, "port") && !at) at = get(w, n, "type");
-        err(w, at ? at : n, "%s: %s", sub, why);
+        err(w, at ? at : n, "discover.%s: %s", key, why);
     }
 }
 

@@ -381,7 +381,9 @@ static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, st
     if (v)
         read_backends(w, v, p, name);
     else if (!disc)
-        err(w, n, "%s: 'backends' (a list of URLs) or 'discover' (backends from DNS) is required",
+        err(w, n,
+            "%s: 'backends' is required (a list of URLs), unless the pool has 'discover' "
+            "(backends from DNS)",
             where);
     yaml_node_t *t = get(w, n, "tls");
     int https = 0;

@@ -410,7 +410,7 @@ def test_pool_with_neither_backends_nor_discover(usher_bin, tmp_path):
     path.write_text(text)
     r = subprocess.run([usher_bin, "-t", "-c", str(path)], capture_output=True, timeout=20)
     assert r.returncode == 1
-    assert "%s:6:5: pool 'web': 'backends' (a list of URLs) or 'discover'" % path in r.stderr.decode()
+    assert "%s:6:5: pool 'web': 'backends' is required (a list of URLs), unless the pool has 'discover'" % path in r.stderr.decode()
 
 
 def test_good_discover_block_passes_check(usher_bin, tmp_path):

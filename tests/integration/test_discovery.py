@@ -347,7 +347,7 @@ def test_three_maglev_ushers_agree(procs, usher_bin, demo_bin, dns, port_pair):
     d = dns(hosts=[("127.0.0.%d" % i, "hash.test") for i in (2, 3, 4)], ttl=1)
     ushers = [start_quick(procs, usher_bin, "--backend", "dns+http://hash.test:%d" % p, "--resolver", d.resolver,
                           "--balance", "maglev", "--hash-key", "header:X-Key", *FAST_HEALTH)[1] for _ in range(3)]
-    keys = ["k%d" % i for i in range(40)]
+    keys = ["k%d" % i for i in range(100)]
 
     def placement(port):
         return [who(port, 1, {"X-Key": k})[0] for k in keys]
@@ -362,9 +362,11 @@ def test_three_maglev_ushers_agree(procs, usher_bin, demo_bin, dns, port_pair):
         wait_for(lambda port=port: serves(port, {"b2", "b4", "b5"}, n=30), "the new set in use")
     after = [placement(port) for port in ushers]
     assert after[0] == after[1] == after[2]
-    # consistent hashing: keys of the backends that stayed mostly stay
+    # consistent hashing: most keys of the backends that stayed stay (about 3 in 4 with
+    # maglev here, which rebuilds its table: bench/dns_maglev.py; the ports, hence the
+    # URLs hashed, differ from run to run)
     stayed = sum(1 for a, b in zip(first[0], after[0]) if a == b and a in ("b2", "b4"))
-    assert stayed >= sum(1 for a in first[0] if a in ("b2", "b4")) * 0.6
+    assert stayed >= sum(1 for a in first[0] if a in ("b2", "b4")) * 0.5
 
 
 # -- bad settings: file:line:column, flags --------------------------------------------------------

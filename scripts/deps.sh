@@ -19,11 +19,12 @@ for w in "${want[@]}"; do
                   libjs-chart.js python3 libc-ares-dev) ;;
     # systemd, man-db, logrotate: the packaging tests (systemd-analyze verify,
     # man -l, logrotate -d); chromium, its driver and selenium: the dashboard
-    # in a real browser (test_dashboard.py)
+    # in a real browser (test_dashboard.py); dnsmasq-base: the DNS server of
+    # the discovery tests (test_discovery.py)
     test)  pkgs+=(libcmocka-dev python3 python3-pytest python3-httpx curl openssl
                   systemd man-db logrotate nghttp2-client python3-h2 python3-prometheus-client
-                  chromium chromium-driver python3-selenium) ;;
-    bench) pkgs+=(wrk haproxy nginx-light curl procps prometheus) ;;
+                  chromium chromium-driver python3-selenium dnsmasq-base) ;;
+    bench) pkgs+=(wrk haproxy nginx-light curl procps prometheus dnsmasq-base) ;;
     fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     # h2spec from source, offline (../shared/tools/h2spec/build.sh): Go and
     # the Go libraries it imports, from Debian

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "app/discovery.h"
 #include "app/notify.h"
 #include "app/privs.h"
 #include "app/worker.h"
@@ -210,14 +211,17 @@ static void describe(const struct generation *g, uint32_t nthreads)
                  cfg->listeners[l].nroutes ? " unless a route says otherwise" : "");
     for (uint32_t i = 0; i < cfg->npools; i++) {
         const struct pool_conf *pc = &cfg->pools[i];
-        char list[1024];
+        char list[1024] = "";
         size_t off = 0;
         for (uint32_t b = 0; b < pc->nbackends && off < sizeof(list); b++)
             off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s%s", b ? ", " : "",
                                     pc->backends[b].url,
                                     pc->backends[b].drain ? " (draining: no new requests)" : "");
-        log_info("pool '%s': %s over %u backend%s: %s", pc->name, pc->balance, pc->nbackends,
-                 pc->nbackends == 1 ? "" : "s", list);
+        log_info("pool '%s': %s over %u backend%s: %s%s", pc->name, pc->balance, pc->nbackends,
+                 pc->nbackends == 1 ? "" : "s", list,
+                 pc->discover.dns[0]
+                     ? (pc->nbackends ? " (with those DNS gives)" : "none yet (DNS gives them)")
+                     : "");
         uint32_t https = 0;
         for (uint32_t b = 0; b < pc->nbackends; b++) https += pc->backends[b].tls;
         if (pc->health_interval_ms)
@@ -225,9 +229,9 @@ static void describe(const struct generation *g, uint32_t nthreads)
                      "%u failures in a row on live traffic take a backend out",
                      pc->name,
                      pc->health_path[0] ? (https ? "HTTP GET (over TLS for https://)" : "HTTP GET")
-                     : https == pc->nbackends ? "TLS handshake"
-                     : https                  ? "TCP connect (a TLS handshake for https://)"
-                                              : "TCP connect",
+                     : https && https == pc->nbackends ? "TLS handshake"
+                     : https ? "TCP connect (a TLS handshake for https://)"
+                             : "TCP connect",
                      pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
                      pc->health_fall, pc->max_fails);
         if (pc->slow_start_ms)
@@ -310,6 +314,23 @@ static int admin_apply(struct config *next, char *msg, size_t cap)
     return switch_to(next, &tls, "runtime change applied", msg, cap);
 }
 
+/* Discovery (app/discovery.c): the configuration in force, and a new set
+ * applied the API's way; not while shutting down. */
+static const struct config *current_config(void)
+{
+    return ctl.gen->cfg;
+}
+
+static int discovery_apply(struct config *next, char *msg, size_t cap)
+{
+    if (ctl.shutting_down) {
+        config_free(next);
+        snprintf(msg, cap, "shutting down");
+        return -1;
+    }
+    return admin_apply(next, msg, cap);
+}
+
 /* SIGHUP or the API: read the file again; if it is valid, switch every
  * worker to it, else keep serving with what is in force and say why.
  * Returns 0 (reloaded), -1 (failed) or 1 (nothing to reload); msg says it. */
@@ -366,6 +387,7 @@ static int reload(char *msg, size_t cap)
         return -1;
     }
     free(text);
+    discovery_fill(&next);   /* the backends DNS gives stay */
     admin_overlay(&next, 1); /* the API's changes stay */
     int terrs = 0;
     if (any_tls(&next) && (tls_init() < 0 || (terrs = reload_tls(&next, &tls)) < 0)) {
@@ -381,6 +403,7 @@ build:;
     char what[300];
     snprintf(what, sizeof(what), "reloaded %s", file[0] ? file : "the certificates");
     if (switch_to(&next, &tls, what, msg, cap) < 0) return -1;
+    discovery_sync(ctl.gen->cfg);
     log_info("%s", what);
     describe(ctl.gen, ctl.nworkers);
     return 0;
@@ -506,6 +529,9 @@ int main(int argc, char **argv)
             .loop = &control, .gen = &ctl.gen, .reload = reload, .apply = admin_apply};
         if (admin_start(&host, gen->cfg) < 0) return 1;
     }
+    struct discovery_host dhost = {
+        .loop = &control, .current = current_config, .apply = discovery_apply};
+    if (discovery_start(&dhost, gen->cfg) < 0) return 1;
     ctl.rotate.cb = on_rotate;
     ctl.failures.cb = on_failures;
     loop_timer_set(&control, &ctl.rotate, gen->cfg->tls_ticket_rotation_ms);
@@ -513,6 +539,7 @@ int main(int argc, char **argv)
     notify_start(&control, &ctl.gen, workers, nthreads); /* READY=1: listeners open, workers run */
     loop_run(&control);
     notify_stop(&control);
+    discovery_stop();
     admin_stop();
     stop_health();
     loop_run_deferred(&control); /* the loop has stopped: what they deferred is freed now */

@@ -95,8 +95,9 @@ static void backend_json(struct jbuf *b, const struct pool *p, const struct back
         jb_puts(b, ",\"last_check\":null");
     }
     int api = o ? o->api : be->conf->api;
-    jb_printf(b, ",\"source\":\"%s\",\"file\":", api ? "api" : "file");
-    if (api)
+    int dns = !api && be->conf->dns;
+    jb_printf(b, ",\"source\":\"%s\",\"file\":", api ? "api" : dns ? "dns" : "file");
+    if (api || dns)
         jb_puts(b, "null");
     else
         jb_printf(b, "{\"weight\":%u,\"drain\":%s}", o ? o->file_weight : be->conf->weight,
@@ -111,7 +112,11 @@ static void backend_json(struct jbuf *b, const struct pool *p, const struct back
                                          : "ready"),
             any = 1;
     if (o && o->removing) jb_printf(b, "%s\"removing\":true", any ? "," : "");
-    jb_puts(b, "}}");
+    jb_puts(b, "}");
+    if (be->conf->dns == BACKEND_DNS_SRV)
+        jb_printf(b, ",\"priority\":%u,\"standby\":%s", be->conf->priority,
+                  atomic_load_explicit(&be->standby, memory_order_relaxed) ? "true" : "false");
+    jb_puts(b, "}");
 }
 
 static void pool_json(struct jbuf *b, const struct pool *p)
@@ -177,7 +182,7 @@ static void set_state_atomics(struct pool *p, struct backend *be, int drain, con
 {
     atomic_store(&be->drain, drain);
     stats_note_state(be->slot, why, 0);
-    (void)p;
+    pool_update_standby(p); /* a drained SRV priority lets the next one serve */
 }
 
 static void patch_backend(const struct admin_req *rq, struct admin_res *rs, int pi,

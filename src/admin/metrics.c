@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "upstream/stats.h"
+#include "upstream/discover.h"
 #include "version.h"
 
 static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -335,10 +336,37 @@ static void process(struct jbuf *b, const struct metrics_ctl *m)
     jb_printf(b, "process_start_time_seconds %.3f\n", m->start_time);
 }
 
+/* DNS discovery (upstream/discover.c): one series per discovering pool */
+static void discovery(struct jbuf *b)
+{
+    const struct discover *d = discover_running(0);
+    if (!d) return;
+    help(b, "usher_discovery_queries_total", "counter",
+         "DNS rounds of a discovering pool by result: ok (a set), failed (timeout, SERVFAIL, "
+         "NXDOMAIN, no address).");
+    for (uint32_t i = 0; (d = discover_running(i)); i++) {
+        uint64_t ok, failed;
+        discover_counts(d, &ok, &failed);
+        jb_puts(b, "usher_discovery_queries_total{pool=\"");
+        label(b, discover_spec_of(d)->pool);
+        jb_printf(b, "\",result=\"ok\"} %llu\n", (unsigned long long)ok);
+        jb_puts(b, "usher_discovery_queries_total{pool=\"");
+        label(b, discover_spec_of(d)->pool);
+        jb_printf(b, "\",result=\"failed\"} %llu\n", (unsigned long long)failed);
+    }
+    help(b, "usher_discovery_backends", "gauge", "Backends the DNS answer in use gives a pool.");
+    for (uint32_t i = 0; (d = discover_running(i)); i++) {
+        jb_puts(b, "usher_discovery_backends{pool=\"");
+        label(b, discover_spec_of(d)->pool);
+        jb_printf(b, "\"} %u\n", discover_current(d)->n);
+    }
+}
+
 void metrics_write(struct jbuf *b, const struct generation *g, const struct metrics_ctl *m)
 {
     backends(b, g);
     listeners(b, g);
+    discovery(b);
     help(b, "usher_config_reloads_total", "counter", "Reloads (SIGHUP or the API) by result.");
     jb_printf(b, "usher_config_reloads_total{result=\"ok\"} %llu\n",
               (unsigned long long)m->reloads_ok);

@@ -134,7 +134,7 @@ static void worker_switch(struct worker *w, struct generation *g)
 {
     const struct config *nc = g->cfg, *oc = w->px.gen->cfg;
     struct worker_listener *nl = calloc(nc->nlisteners ? nc->nlisteners : 1, sizeof(*nl));
-    if (!nl || upconn_pool_reset(&w->px.ups, g->nbackends, nc->upstream_idle_ms) < 0) {
+    if (!nl || upconn_pool_reset(&w->px.ups, g, nc->upstream_idle_ms) < 0) {
         log_err("worker %u: out of memory: keeping the previous configuration", w->id);
         free(nl);
         gen_release(g);

@@ -98,6 +98,7 @@ static struct backend *slow_start_pick(struct pool *p, const struct balance_ctx 
 struct backend *balance_pick(struct pool *p, const struct balance_ctx *ctx,
                              const struct balance_tried *tried)
 {
+    if (!p->n) return NULL; /* discovered backends, none yet */
     struct backend *b = p->ops->pick(p->balancer, p, ctx, tried);
     if (b && atomic_load_explicit(&b->ramp_from_ms, memory_order_relaxed))
         return slow_start_pick(p, ctx, tried, b);

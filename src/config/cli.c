@@ -226,6 +226,19 @@ static void usage(FILE *f)
             "                            https://10.0.0.1 (repeatable, at least one);\n"
             "                            weight 1..1000 (default 1); drain: it takes no\n"
             "                            new requests\n"
+            "  --backend dns+http://NAME:PORT\n"
+            "                            backends from DNS: the A and AAAA records of NAME,\n"
+            "                            on PORT, followed as they change (docs/DISCOVERY.md)\n"
+            "  --backend srv+http://_service._proto.NAME\n"
+            "                            backends from DNS SRV records: their targets,\n"
+            "                            ports, weights and priorities\n"
+            "  --resolver HOST:PORT      the DNS server to ask (repeatable, at most 8;\n"
+            "                            default: those of /etc/resolv.conf)\n"
+            "  --dns-min-ttl DUR         ask again no sooner than this (default 1s)\n"
+            "  --dns-max-ttl DUR         ask again at least this often (default 300s)\n"
+            "  --dns-hold DUR            while the DNS fails, the last set stays this long\n"
+            "                            (default 5m)\n"
+            "  --dns-timeout DUR         one question, two tries (default 2s)\n"
             "  --backend-tls-verify B    check https:// backends' certificates (default\n"
             "                            true)\n"
             "  --backend-tls-ca FILE     CAs for that check (default: the system store)\n"
@@ -337,6 +350,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
     const struct setting *only[8]; /* flags given that one algorithm only uses */
     size_t nonly = 0;
     const char *backend_tls_flag = NULL; /* a --backend-tls-* flag given */
+    const char *dns_flag = NULL;         /* a --dns-* flag given */
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         free(binds);                                                                               \
@@ -372,7 +386,7 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
         }
         const struct setting *set = settings_find_flag(name);
         if (!set && strcmp(name, "-c") && strcmp(name, "--listen") && strcmp(name, "--backend") &&
-            strcmp(name, "--cert") && strcmp(name, "--key"))
+            strcmp(name, "--cert") && strcmp(name, "--key") && strcmp(name, "--resolver"))
             FAIL("unknown option '%s'%s", arg, "");
         if (!val) {
             if (i + 1 >= argc) FAIL("%s needs a value%s", name, "");
@@ -392,6 +406,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             if (set->only_balance && nonly < sizeof(only) / sizeof(only[0])) only[nonly++] = set;
             if (set->scope == SETTING_POOL && !strncmp(set->key, "tls.", 4))
                 backend_tls_flag = set->flag;
+            if (set->scope == SETTING_POOL && !strncmp(set->key, "discover.", 9))
+                dns_flag = set->flag;
             if (!strcmp(name, "--threads")) threads_given = 1;
             if ((set->flags & SETTING_WITH_FILE) &&
                 noverrides < sizeof(overrides) / sizeof(overrides[0])) {
@@ -429,8 +445,28 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             } else {
                 snprintf(tmpl.certs[tmpl.ncerts - 1].key, sizeof(tmpl.certs[0].key), "%s", val);
             }
+        } else if (!strcmp(name, "--resolver")) {
+            char why[256];
+            struct discover_conf *d = &p->discover;
+            if (d->nresolvers >= CONFIG_MAX_RESOLVERS)
+                FAIL("--resolver: at most %s resolvers%s", "8", "");
+            if (config_parse_resolver(val, d->resolvers[d->nresolvers], sizeof(d->resolvers[0]),
+                                      why, sizeof(why)) < 0)
+                FAIL("--resolver: %s%s", why, "");
+            d->nresolvers++;
         } else if (!strcmp(name, "--backend")) {
             char why[256];
+            struct discover_conf dc = p->discover;
+            int disc = config_parse_discover_url(val, &dc, why, sizeof(why));
+            if (disc < 0) FAIL("--backend '%s': %s", val, why);
+            if (disc > 0 && p->discover.dns[0])
+                FAIL("--backend '%s': only one dns+http:// or srv+http:// backend (the pool "
+                     "already discovers %s)",
+                     val, p->discover.dns);
+            if (disc > 0) {
+                p->discover = dc;
+                continue;
+            }
             if (p->nbackends >= CONFIG_MAX_BACKENDS) FAIL("too many backends%s%s", "", "");
             struct backend_conf *grown =
                 realloc(p->backends, (p->nbackends + 1) * sizeof(*p->backends));
@@ -515,8 +551,22 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                     "", "");
     char awhy[256];
     if (config_check_admin(c, awhy, sizeof(awhy)) < 0) return fail("--admin: %s%s", awhy, "");
-    if (p->nbackends == 0)
-        return fail("no backend given: add --backend http://HOST:PORT (at least one)%s%s", "", "");
+    if (p->nbackends == 0 && !p->discover.dns[0])
+        return fail("no backend given: add --backend http://HOST:PORT (at least one), or "
+                    "dns+http://NAME:PORT or srv+http://_service._proto.NAME%s%s",
+                    "", "");
+    if (!p->discover.dns[0] && (dns_flag || p->discover.nresolvers))
+        return fail("%s is given but no --backend dns+http:// or srv+http:// uses it%s",
+                    dns_flag ? dns_flag : "--resolver", "");
+    if (p->discover.dns[0]) {
+        char dwhy[300];
+        const char *key;
+        if (config_check_discover(&p->discover, dwhy, sizeof(dwhy), &key) < 0)
+            return fail("%s: %s",
+                        !strcmp(key, "max_ttl") ? (dns_flag ? dns_flag : "--dns-max-ttl")
+                                                : "--backend",
+                        dwhy);
+    }
     int any_https = 0;
     for (uint32_t k = 0; k < p->nbackends; k++) any_https |= p->backends[k].tls;
     if (backend_tls_flag && !any_https)

@@ -15,12 +15,32 @@ struct backend_conf {
     char url[256];       /* as the user wrote it, without ",weight=..." */
     char authority[128]; /* "host:port" for a Host header when the client sent none */
     struct sock_addr addr;
-    uint32_t weight; /* 1..1000, default 1 */
-    uint8_t drain;   /* 1: takes no new requests (in-flight ones finish) */
-    uint8_t tls;     /* https:// (the pool's tls settings say how) */
-    char name[64];   /* its name: the file's name:, else the URL's HOST:PORT */
-    uint8_t maint;   /* the admin API's maintenance: out of rotation, health checks paused */
-    uint8_t api;     /* added through the admin API, not by the file */
+    uint32_t weight;   /* 1..1000, default 1 */
+    uint8_t drain;     /* 1: takes no new requests (in-flight ones finish) */
+    uint8_t tls;       /* https:// (the pool's tls settings say how) */
+    char name[64];     /* its name: the file's name:, else the URL's HOST:PORT */
+    uint8_t maint;     /* the admin API's maintenance: out of rotation, health checks paused */
+    uint8_t api;       /* added through the admin API, not by the file */
+    uint8_t dns;       /* enum backend_source_dns: discovered from DNS (app/discovery.c) */
+    uint16_t priority; /* SRV priority (dns == BACKEND_DNS_SRV): the lowest up one serves */
+};
+
+/* backend_conf.dns */
+enum backend_source_dns { BACKEND_STATIC = 0, BACKEND_DNS_ADDR = 1, BACKEND_DNS_SRV = 2 };
+
+#define CONFIG_MAX_RESOLVERS 8
+/* discover.type (settings.c's choices, in this order) */
+enum discover_conf_type { DISC_A, DISC_AAAA, DISC_SRV, DISC_A_AAAA };
+
+/* A pool's backends from DNS (docs/DISCOVERY.md): off while dns is "". */
+struct discover_conf {
+    char dns[254];                            /* the name asked */
+    uint8_t type;                             /* enum discover_conf_type */
+    uint32_t port;                            /* A and AAAA: the backends' port; 0 for SRV */
+    char resolvers[CONFIG_MAX_RESOLVERS][64]; /* "HOST:PORT"; none: /etc/resolv.conf */
+    uint32_t nresolvers;
+    uint32_t min_ttl_ms, max_ttl_ms, hold_ms, timeout_ms;
+    uint32_t line, column; /* where the file gives it (0 on the command line) */
 };
 
 /* One pool: a set of backends and how to spread requests over them. */
@@ -45,11 +65,12 @@ struct pool_conf {
     uint32_t response_ms;   /* backend idle while a response is awaited or streamed: 504 */
     uint32_t slow_start_ms; /* a backend back UP ramps to its full share over this; 0 = off */
     /* TLS to the https:// backends of the pool */
-    uint8_t tls_verify;        /* check the backend's certificate (default true) */
-    char tls_ca[256];          /* CA file; "" = the system store */
-    char tls_server_name[256]; /* SNI and the name checked; "" = the URL's host */
-    char tls_cert[256];        /* client certificate (PEM chain, may hold the key); "" = none */
-    char tls_key[256];         /* its key; "" = in tls_cert */
+    uint8_t tls_verify;            /* check the backend's certificate (default true) */
+    char tls_ca[256];              /* CA file; "" = the system store */
+    char tls_server_name[256];     /* SNI and the name checked; "" = the URL's host */
+    char tls_cert[256];            /* client certificate (PEM chain, may hold the key); "" = none */
+    char tls_key[256];             /* its key; "" = in tls_cert */
+    struct discover_conf discover; /* backends from DNS; off while discover.dns is "" */
 };
 
 /* A request whose Host (without port) and target match goes to pool; an
@@ -188,6 +209,19 @@ int config_parse_duration(const char *s, uint32_t *ms);
  * "https://..." (TLS, port 443 by default) into b. Returns 0, or -EINVAL with
  * an explanation written into why. */
 int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap);
+
+/* Checks a pool's discover settings together (the port for A and AAAA only, an
+ * SRV name's shape, min_ttl <= max_ttl): 0, or -EINVAL with why written and
+ * *key set to the key at fault ("port", "dns", "max_ttl"). */
+int config_check_discover(const struct discover_conf *d, char *why, size_t why_cap,
+                          const char **key);
+/* Checks a resolver "HOST:PORT" (numeric IPv4 or [IPv6]) and copies it into
+ * out in the form c-ares takes: 0, or -EINVAL with why written. */
+int config_parse_resolver(const char *s, char *out, size_t cap, char *why, size_t why_cap);
+/* Parses a quick-mode "dns+http://NAME:PORT" or "srv+http://_svc._proto.NAME"
+ * into d (type, name, port): 1 when s is one of them, 0 when it is not (a
+ * plain URL), -EINVAL with why written when it is one but wrong. */
+int config_parse_discover_url(const char *s, struct discover_conf *d, char *why, size_t why_cap);
 
 /* Checks the admin listener's settings (after USHER_ADMIN_TOKEN fills an
  * empty token): the address parses, and one that is not loopback has a

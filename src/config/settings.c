@@ -40,6 +40,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const log_formats[] = {"text", "json", NULL};                  /* log.h order */
 static const char *const listener_protocols[] = {"auto", "http1", "h2", NULL}; /* config.h order */
 static const char *const record_layers[] = {"usher", "openssl", NULL}; /* enum tls_record_layer */
+/* enum discover_conf_type order; a+aaaa asks both (quick mode's dns+http://) */
+static const char *const discover_types[] = {"a", "aaaa", "srv", "a+aaaa", NULL};
 
 /* clang-format off */
 const struct setting settings_table[] = {
@@ -206,6 +208,25 @@ const struct setting settings_table[] = {
      .max = 255, POOL(tls_cert), .expect = "a PEM file: certificate, chain, maybe the key"},
     {.key = "tls.key", .flag = "--backend-tls-key", .type = SETTING_STRING, .min = 0, .max = 255,
      POOL(tls_key), .expect = "a PEM key file"},
+    /* backends from DNS (docs/DISCOVERY.md): the block is checked as a whole by
+     * config_check_discover; resolvers (a list) by config_parse_resolver */
+    {.key = "discover.dns", .type = SETTING_DNSNAME, POOL(discover.dns),
+     .expect = "a DNS name such as web.service.consul or _http._tcp.web.service.consul"},
+    {.key = "discover.type", .type = SETTING_ENUM, POOL(discover.type), .choices = discover_types,
+     .def = "a+aaaa"},
+    {.key = "discover.port", .type = SETTING_UINT, .min = 1, .max = 65535, POOL(discover.port)},
+    /* a TTL below min_ttl is asked again after min_ttl, above max_ttl after max_ttl */
+    {.key = "discover.min_ttl", .flag = "--dns-min-ttl", .type = SETTING_DURATION, .min = 100,
+     .max = 24 * 3600 * 1000U, POOL(discover.min_ttl_ms), .def = "1s"},
+    {.key = "discover.max_ttl", .flag = "--dns-max-ttl", .type = SETTING_DURATION, .min = 100,
+     .max = 24 * 3600 * 1000U, POOL(discover.max_ttl_ms), .def = "300s"},
+    /* how long the last set stays while the DNS fails (then the pool has no
+     * discovered backend); 0: none stays */
+    {.key = "discover.hold", .flag = "--dns-hold", .type = SETTING_DURATION,
+     .max = 7 * 24 * 3600 * 1000U, POOL(discover.hold_ms), .def = "5m"},
+    /* one question, both of its tries */
+    {.key = "discover.timeout", .flag = "--dns-timeout", .type = SETTING_DURATION, .min = 10,
+     .max = 60000, POOL(discover.timeout_ms), .def = "2s"},
 
     /* a backend of a pool's list: struct backend_conf (the URL is parsed apart) */
     {.key = "weight", .type = SETTING_UINT, .min = 1, .max = 1000, BACKEND(weight), .def = "1"},
@@ -302,6 +323,7 @@ void settings_expected(const struct setting *s, char *buf, size_t cap)
                  s->size - 1);
         return;
     case SETTING_PATH: snprintf(buf, cap, "a path starting with / (no spaces)"); return;
+    case SETTING_DNSNAME: snprintf(buf, cap, "a DNS name"); return;
     case SETTING_USER: snprintf(buf, cap, "the name of a user of this system"); return;
     case SETTING_GROUP: snprintf(buf, cap, "the name of a group of this system"); return;
     }
@@ -373,6 +395,51 @@ static void store_string(void *base, const struct setting *s, const char *text)
     if (base) snprintf((char *)base + s->off, s->size, "%s", text);
 }
 
+/* Whether name looks like a DNS name (RFC 1035 2.3.4: labels of 1 to 63
+ * characters, 253 in all; letters, digits, '-' and '_' (SRV's _service._proto,
+ * RFC 2782), no '-' at a label's ends). A final '.' is allowed. */
+static int dns_name_ok(const char *name, char *why, size_t cap)
+{
+    size_t len = strlen(name), label = 0;
+    if (!len || (len == 1 && name[0] == '.')) {
+        snprintf(why, cap, "empty");
+        return 0;
+    }
+    if (len > 253 + (name[len - 1] == '.')) {
+        snprintf(why, cap, "longer than 253 characters");
+        return 0;
+    }
+    for (size_t i = 0; i <= len; i++) {
+        char ch = name[i];
+        if (ch == '.' || ch == 0) {
+            if (!label && !(ch == 0 && i == len && i > 0 && name[i - 1] == '.')) {
+                snprintf(why, cap, "an empty label (two dots, or a dot first)");
+                return 0;
+            }
+            if (label && name[i - 1] == '-') {
+                snprintf(why, cap, "a label ends with '-'");
+                return 0;
+            }
+            label = 0;
+            continue;
+        }
+        if (!isalnum((unsigned char)ch) && ch != '-' && ch != '_') {
+            snprintf(why, cap, "the character '%c' is not allowed (letters, digits, - and _)",
+                     isprint((unsigned char)ch) ? ch : '?');
+            return 0;
+        }
+        if (!label && ch == '-') {
+            snprintf(why, cap, "a label starts with '-'");
+            return 0;
+        }
+        if (++label > 63) {
+            snprintf(why, cap, "a label longer than 63 characters");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Checks a string-typed value; 0, or -EINVAL with why written. */
 static int check_string(const struct setting *s, const char *text, char *why, size_t why_cap)
 {
@@ -410,6 +477,11 @@ static int check_string(const struct setting *s, const char *text, char *why, si
     case SETTING_PATH:
         if (text[0] == '/' && !strpbrk(text, " \t\r\n")) return 0;
         break;
+    case SETTING_DNSNAME:
+        if (dns_name_ok(text, spec, sizeof(spec))) return 0;
+        snprintf(why, why_cap, "'%s' is not a DNS name: %s (expected %s)", text, spec,
+                 s->expect ? s->expect : "a DNS name");
+        return -EINVAL;
     case SETTING_USER:
     case SETTING_GROUP: {
         /* looked up here so that -t and a reload say it, with the file's line */
@@ -487,6 +559,7 @@ int settings_parse(const struct setting *s, const char *text, void *base, char *
     case SETTING_KEY:
     case SETTING_COOKIE:
     case SETTING_PATH:
+    case SETTING_DNSNAME:
     case SETTING_USER:
     case SETTING_GROUP:
         if (check_string(s, text, why, why_cap) < 0) return -EINVAL;
@@ -548,6 +621,133 @@ int config_check_admin(struct config *c, char *why, size_t why_cap)
         return -EINVAL;
     }
     return 0;
+}
+
+int config_check_discover(const struct discover_conf *d, char *why, size_t why_cap,
+                          const char **key)
+{
+    if (!d->dns[0]) {
+        *key = "dns";
+        snprintf(why, why_cap, "'dns' is required (the name to ask, such as web.service.consul)");
+        return -EINVAL;
+    }
+    if (d->type == DISC_SRV) {
+        /* RFC 2782: _Service._Proto.Name */
+        const char *dot = strchr(d->dns, '.');
+        const char *dot2 = dot ? strchr(dot + 1, '.') : NULL;
+        if (d->dns[0] != '_' || !dot || dot[1] != '_' || !dot2 || !dot2[1]) {
+            *key = "dns";
+            snprintf(why, why_cap,
+                     "an SRV name is _service._proto.name, such as _http._tcp.web.service.consul "
+                     "(not '%s')",
+                     d->dns);
+            return -EINVAL;
+        }
+        if (d->port) {
+            *key = "port";
+            snprintf(why, why_cap, "'port' is for type a or aaaa: an SRV record gives the port");
+            return -EINVAL;
+        }
+    } else if (!d->port) {
+        *key = "port";
+        snprintf(why, why_cap, "'port' is required for type %s (the backends' port, 1 to 65535)%s",
+                 discover_types[d->type], d->dns[0] == '_' ? "; for an SRV name: type: srv" : "");
+        return -EINVAL;
+    }
+    if (d->min_ttl_ms > d->max_ttl_ms) {
+        *key = "max_ttl";
+        snprintf(why, why_cap, "max_ttl (%u ms) is below min_ttl (%u ms)", d->max_ttl_ms,
+                 d->min_ttl_ms);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_parse_resolver(const char *s, char *out, size_t cap, char *why, size_t why_cap)
+{
+    char text[80];
+    const char *rb = strrchr(s, ']'), *colon = strrchr(s, ':');
+    /* no port: 53; [IPv6] must be bracketed to carry one */
+    int has_port = colon && (!rb || colon > rb) && !(s[0] != '[' && strchr(s, ':') != colon);
+    if (strlen(s) > 70) {
+        snprintf(why, why_cap, "too long (expected HOST:PORT such as 127.0.0.1:8600)");
+        return -EINVAL;
+    }
+    snprintf(text, sizeof(text), "%s%s", s, has_port ? "" : ":53");
+    struct sock_addr a;
+    const char *perr;
+    if (sock_parse_addr(text, &a, &perr) < 0) {
+        snprintf(why, why_cap,
+                 "'%s': %s (expected HOST:PORT with a numeric IPv4 or [IPv6] host, "
+                 "such as 127.0.0.1:8600)",
+                 s, perr);
+        return -EINVAL;
+    }
+    char ip[INET6_ADDRSTRLEN];
+    if (a.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a.in.sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(a.in.sin_port));
+    } else {
+        inet_ntop(AF_INET6, &a.in6.sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(a.in6.sin6_port));
+    }
+    return 0;
+}
+
+int config_parse_discover_url(const char *s, struct discover_conf *d, char *why, size_t why_cap)
+{
+    int srv = !strncmp(s, "srv+http://", 11);
+    if (!srv && strncmp(s, "dns+http://", 11)) {
+        if (!strncmp(s, "dns+", 4) || !strncmp(s, "srv+", 4)) {
+            snprintf(why, why_cap,
+                     "expected dns+http://NAME:PORT or srv+http://_service._proto.NAME");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    const char *name = s + 11;
+    char host[256];
+    size_t n = strcspn(name, ":/,");
+    if (n >= sizeof(host) || n == 0) {
+        snprintf(why, why_cap, "expected a DNS name after %.11s", s);
+        return -EINVAL;
+    }
+    memcpy(host, name, n);
+    host[n] = 0;
+    const char *rest = name + n;
+    d->type = srv ? DISC_SRV : DISC_A_AAAA;
+    d->port = 0;
+    if (*rest == ':') {
+        char *end;
+        unsigned long long port;
+        if (parse_number(rest + 1, &port, &end) < 0 || port < 1 || port > 65535) {
+            snprintf(why, why_cap, "expected a port from 1 to 65535 after the name");
+            return -EINVAL;
+        }
+        d->port = (uint32_t)port;
+        rest = end;
+    }
+    if (*rest == '/' && !rest[1]) rest++;
+    if (*rest) {
+        snprintf(why, why_cap, "%s",
+                 *rest == ',' ? "a discovered backend takes no ,weight= or ,drain "
+                                "(SRV records give the weights)"
+                              : "the URL may not have a path");
+        return -EINVAL;
+    }
+    const struct setting *ns = settings_find(SETTING_POOL, "discover.dns");
+    if (check_string(ns, host, why, why_cap) < 0) return -EINVAL;
+    snprintf(d->dns, sizeof(d->dns), "%.253s", host);
+    const char *key;
+    char cwhy[256];
+    if (config_check_discover(d, cwhy, sizeof(cwhy), &key) < 0) {
+        snprintf(why, why_cap, "%s",
+                 !strcmp(key, "port") && srv ? "srv+http:// takes no port: the SRV records give it"
+                 : !strcmp(key, "port")      ? "dns+http://NAME:PORT needs the backends' port"
+                                             : cwhy);
+        return -EINVAL;
+    }
+    return 1;
 }
 
 void config_defaults(struct config *c)

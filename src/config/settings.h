@@ -23,6 +23,7 @@ enum setting_type {
     SETTING_PATH,     /* char[]: starts with /, no spaces */
     SETTING_USER,     /* char[]: a user name this system knows (getpwnam) */
     SETTING_GROUP,    /* char[]: a group name this system knows (getgrnam) */
+    SETTING_DNSNAME,  /* char[]: a DNS name (labels of letters, digits, - and _) */
 };
 
 /* Which struct a setting lands in. */

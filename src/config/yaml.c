@@ -314,20 +314,77 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
     }
 }
 
+/* discover: { dns: NAME, type: a|aaaa|srv|a+aaaa, port: N, resolvers: [...], min_ttl,
+ * max_ttl, hold, timeout }: the table's keys, the resolvers list, then the
+ * block checked as a whole (config_check_discover). */
+static void read_discover(struct walk *w, const yaml_node_t *n, struct pool_conf *p,
+                          const char *where)
+{
+    static const char *const extra[] = {"resolvers", NULL};
+    char sub[128];
+    snprintf(sub, sizeof(sub), "%s discover", where);
+    if (!expect(w, n, YAML_MAPPING_NODE, "discover")) return;
+    struct discover_conf *d = &p->discover;
+    d->line = (uint32_t)n->start_mark.line + 1;
+    d->column = (uint32_t)n->start_mark.column + 1;
+    int before = w->errors;
+    read_settings(w, n, SETTING_POOL, "discover.", sub, extra, p);
+    yaml_node_t *r = get(w, n, "resolvers");
+    if (r && expect(w, r, YAML_SEQUENCE_NODE, "discover.resolvers")) {
+        size_t count = (size_t)(r->data.sequence.items.top - r->data.sequence.items.start);
+        if (count == 0 || count > CONFIG_MAX_RESOLVERS)
+            err(w, r,
+                "%s: resolvers: expected 1 to %d HOST:PORT addresses (or leave it out: "
+                "/etc/resolv.conf)",
+                sub, CONFIG_MAX_RESOLVERS);
+        for (yaml_node_item_t *it = r->data.sequence.items.start;
+             it < r->data.sequence.items.top && d->nresolvers < CONFIG_MAX_RESOLVERS; it++) {
+            yaml_node_t *x = node(w, *it);
+            const char *text = scalar(x);
+            char why[256];
+            if (!text) {
+                err(w, x, "%s: resolvers: expected HOST:PORT, found %s", sub, kind_name(x));
+                continue;
+            }
+            if (config_parse_resolver(text, d->resolvers[d->nresolvers], sizeof(d->resolvers[0]),
+                                      why, sizeof(why)) < 0) {
+                err(w, x, "%s: resolvers: %s", sub, why);
+                continue;
+            }
+            d->nresolvers++;
+        }
+    }
+    if (w->errors != before) return;
+    const char *key = NULL;
+    char why[300];
+    if (config_check_discover(d, why, sizeof(why), &key) < 0) {
+        /* max_ttl below min_ttl: said at whichever of the two the file gives */
+        if (!strcmp(key, "max_ttl") && !get(w, n, "max_ttl")) key = "min_ttl";
+        yaml_node_t *at = get(w, n, key);
+        if (!strcmp(key, "port") && !at) at = get(w, n, "type");
+        err(w, at ? at : n, "discover.%s: %s", key, why);
+    }
+}
+
 static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, struct pool_conf *p)
 {
-    static const char *const extra[] = {"backends", NULL};
+    static const char *const extra[] = {"backends", "discover", NULL};
     char where[96];
     snprintf(where, sizeof(where), "pool '%s'", name);
     if (!expect(w, n, YAML_MAPPING_NODE, where)) return;
     read_settings(w, n, SETTING_POOL, "", where, extra, p);
     apply_health_type(w, n, p);
     yaml_node_t *v = get(w, n, "backends");
+    yaml_node_t *disc = get(w, n, "discover");
     int before = w->errors;
+    if (disc) read_discover(w, disc, p, where);
     if (v)
         read_backends(w, v, p, name);
-    else
-        err(w, n, "%s: 'backends' is required (a list of URLs)", where);
+    else if (!disc)
+        err(w, n,
+            "%s: 'backends' is required (a list of URLs), unless the pool has 'discover' "
+            "(backends from DNS)",
+            where);
     yaml_node_t *t = get(w, n, "tls");
     int https = 0;
     for (uint32_t i = 0; i < p->nbackends; i++) https |= p->backends[i].tls;

@@ -112,7 +112,8 @@ int exchange_begin(struct exchange *x, struct pool *pool, const struct h1_head *
     x->be = NULL;
     x->pool = pool;
     rw->client_ip = x->client_ip;
-    rw->default_host = pool->backends[0].conf->authority;
+    /* a pool of discovered backends may have none yet: the request gets 503 */
+    rw->default_host = pool->n ? pool->backends[0].conf->authority : "localhost";
     rw->upgrade = x->upgrade_req;
     long n = h1_write_request(h, rw, rh->data, BUF_SIZE);
     if (n < 0) return -ENOSPC;

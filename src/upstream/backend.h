@@ -34,6 +34,12 @@ struct backend {
      * full share; set by the health checks (balance_slow_start), cleared by
      * the first pick that finds the ramp over */
     _Atomic uint64_t ramp_from_ms;
+    /* SRV priorities (conf->dns == BACKEND_DNS_SRV): 1 while a lower priority
+     * of the pool has a usable backend; written by pool_update_standby */
+    _Atomic uint8_t standby;
+    /* discovered and not yet checked: DOWN until its first passing check
+     * (health.c), whatever health.rise says */
+    _Atomic uint8_t unchecked;
 };
 
 struct balancer_ops;
@@ -43,13 +49,20 @@ struct pool {
     struct backend *backends;
     uint32_t n;
     const struct balancer_ops *ops;
-    void *balancer; /* the algorithm's own state, from ops->init */
+    void *balancer;     /* the algorithm's own state, from ops->init (NULL while n is 0) */
+    uint8_t priorities; /* some backends have SRV priorities: pool_update_standby has work */
 };
 
 /* Builds a pool from c's backends with c's balancer; its backends are
  * numbered from gbase among all pools. Returns 0 or -errno. */
 int pool_init(struct pool *p, const struct pool_conf *c, uint32_t gbase);
 void pool_destroy(struct pool *p);
+/* SRV priorities: marks standby the SRV backends of p whose priority is above
+ * the lowest one that has a backend UP and not draining (none when no SRV
+ * backend is usable: then the lowest priority serves). Called after every
+ * change of state or drain (health checks, passive failures, the API, a new
+ * generation), from any thread; serialised inside. */
+void pool_update_standby(struct pool *p);
 
 static inline int backend_state(const struct backend *b)
 {
@@ -67,10 +80,11 @@ static inline int backend_maint(const struct backend *b)
     return backend_draining(b) == BACKEND_MAINT;
 }
 
-/* Whether b takes new requests: UP and not draining. */
+/* Whether b takes new requests: UP, not draining, not a standby SRV priority. */
 static inline int backend_usable(const struct backend *b)
 {
-    return backend_state(b) == BACKEND_UP && !backend_draining(b);
+    return backend_state(b) == BACKEND_UP && !backend_draining(b) &&
+           !atomic_load_explicit(&b->standby, memory_order_relaxed);
 }
 
 #endif

@@ -100,6 +100,24 @@ int discover_build_set(const struct discover_spec *spec, const struct dns_answer
     return 0;
 }
 
+int discover_build_addrs(const struct discover_spec *spec, const struct discover_addr *addrs,
+                         uint32_t naddrs, struct discover_set *out, const char **why)
+{
+    out->n = 0;
+    out->ttl_s = UINT32_MAX;
+    for (uint32_t i = 0; i < naddrs; i++) {
+        put_target(out, addrs[i].family, addrs[i].a, spec->port, 1, 0);
+        min_ttl(out, addrs[i].ttl);
+    }
+    discover_sort(out);
+    if (!out->n) {
+        *why = "the answers have no address (A or AAAA)";
+        out->ttl_s = 0;
+        return -1;
+    }
+    return 0;
+}
+
 static int cmp_target(const void *pa, const void *pb)
 {
     const struct discover_target *a = pa, *b = pb;
@@ -223,7 +241,18 @@ struct discover {
     uint64_t last_ok;             /* loop ms of the last good answer; 0: never */
     int failing;                  /* said once per run of failures */
     uint64_t ok_count, failed_count;
+    int addr_status; /* A_AAAA: the worst status of this round's two questions */
+    struct discover *next_running, **prev_running; /* the list of running ones */
 };
+
+static struct discover *running; /* control thread only */
+
+const struct discover *discover_running(uint32_t i)
+{
+    struct discover *d = running;
+    while (d && i--) d = d->next_running;
+    return d;
+}
 
 struct lookup {
     struct discover *d;
@@ -241,7 +270,10 @@ static void init_ares(void)
 
 static const char *type_name(enum discover_type t)
 {
-    return t == DISCOVER_A ? "A" : t == DISCOVER_AAAA ? "AAAA" : "SRV";
+    return t == DISCOVER_A      ? "A"
+           : t == DISCOVER_AAAA ? "AAAA"
+           : t == DISCOVER_SRV  ? "SRV"
+                                : "A/AAAA";
 }
 
 /* Arms the c-ares timer from what c-ares waits for now. */
@@ -364,7 +396,15 @@ static void round_failed(struct discover *d, const char *why)
 static void round_done(struct discover *d)
 {
     const char *why = NULL;
-    if (discover_build_set(&d->spec, d->answer, d->addrs, d->naddrs, d->fresh, &why) < 0) {
+    if (d->spec.type == DISCOVER_A_AAAA) {
+        if (discover_build_addrs(&d->spec, d->addrs, d->naddrs, d->fresh, &why) < 0) {
+            /* both failed, or one failed and the other had nothing: say the failure */
+            round_failed(d, d->addr_status != ARES_SUCCESS && d->addr_status != ARES_ENODATA
+                                ? status_words(d->addr_status)
+                                : why);
+            return;
+        }
+    } else if (discover_build_set(&d->spec, d->answer, d->addrs, d->naddrs, d->fresh, &why) < 0) {
         round_failed(d, why);
         return;
     }
@@ -388,6 +428,25 @@ static void on_lookup(void *arg, int status, int timeouts, unsigned char *abuf, 
     if (status == ARES_EDESTRUCTION || d->stopped || l->round != d->round) {
         free(l);
         return;
+    }
+    if (d->spec.type == DISCOVER_A_AAAA) {
+        int st = status;
+        if (st == ARES_SUCCESS &&
+            (!abuf || dns_parse_answer(abuf, (size_t)alen, d->scratch, NULL) < 0))
+            st = ARES_EBADRESP;
+        else if (st == ARES_SUCCESS && d->scratch->rcode == DNS_RCODE_NXDOMAIN)
+            st = ARES_ENOTFOUND;
+        else if (st == ARES_SUCCESS && d->scratch->rcode != DNS_RCODE_NOERROR)
+            st = ARES_ESERVFAIL;
+        /* NXDOMAIN or a timeout says more than "no records of this type" */
+        if (st != ARES_SUCCESS &&
+            (d->addr_status == ARES_SUCCESS || d->addr_status == ARES_ENODATA))
+            d->addr_status = st;
+        if (st != ARES_SUCCESS) {
+            free(l);
+            if (--d->pending == 0) round_done(d);
+            return;
+        }
     }
     if (status == ARES_SUCCESS && abuf &&
         dns_parse_answer(abuf, (size_t)alen, d->scratch, NULL) == 0) {
@@ -467,10 +526,32 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     if (--d->pending == 0) round_done(d);
 }
 
+static void ask_addrs(struct discover *d, int type)
+{
+    struct lookup *l = malloc(sizeof(*l));
+    if (!l) return;
+    *l = (struct lookup){d, d->round, 0};
+    d->pending++;
+    ares_query(d->channel, d->spec.name, 1 /* IN */, type, on_lookup, l);
+}
+
 static void ask(struct discover *d)
 {
     d->round++;
     d->pending = 0;
+    if (d->spec.type == DISCOVER_A_AAAA) {
+        d->naddrs = 0;
+        d->addr_status = ARES_SUCCESS;
+        d->pending = 1; /* this function's own: an answer from the cache comes at once */
+        ask_addrs(d, DNS_T_A);
+        ask_addrs(d, DNS_T_AAAA);
+        if (--d->pending == 0) {
+            round_done(d);
+            return;
+        }
+        if (!d->stopped) rearm(d);
+        return;
+    }
     int type = d->spec.type == DISCOVER_A      ? DNS_T_A
                : d->spec.type == DISCOVER_AAAA ? DNS_T_AAAA
                                                : DNS_T_SRV;
@@ -554,6 +635,10 @@ struct discover *discover_start(struct loop *loop, const struct discover_spec *s
             return NULL;
         }
     }
+    d->next_running = running;
+    d->prev_running = &running;
+    if (running) running->prev_running = &d->next_running;
+    running = d;
     ask(d);
     return d;
 }
@@ -561,6 +646,8 @@ struct discover *discover_start(struct loop *loop, const struct discover_spec *s
 void discover_stop(struct discover *d)
 {
     if (!d) return;
+    *d->prev_running = d->next_running;
+    if (d->next_running) d->next_running->prev_running = d->prev_running;
     d->stopped = 1;
     loop_timer_stop(d->loop, &d->ares_timer);
     loop_timer_stop(d->loop, &d->next);
@@ -580,4 +667,15 @@ void discover_counts(const struct discover *d, uint64_t *ok, uint64_t *failed)
 {
     *ok = d->ok_count;
     *failed = d->failed_count;
+}
+
+void discover_add_counts(struct discover *d, uint64_t ok, uint64_t failed)
+{
+    d->ok_count += ok;
+    d->failed_count += failed;
+}
+
+const struct discover_set *discover_current(const struct discover *d)
+{
+    return d->current;
 }

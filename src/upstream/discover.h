@@ -1,7 +1,7 @@
 /* discover: a pool's backends from DNS (A, AAAA, SRV), resolved with c-ares
  * on the control thread's loop. A worker never waits on DNS: each new set
- * is handed to the owner (main.c), which applies it the way the admin API
- * applies a runtime change.
+ * is handed to the owner (app/discovery.c), which applies it the way the
+ * admin API applies a runtime change.
  *
  * One struct discover per discovered name. It asks, reads the answer
  * (dnsmsg.c), and for SRV asks the addresses of the targets the answer did
@@ -12,8 +12,8 @@
  * min_ttl_ms; past the hold time the set is empty.
  *
  * Backends are identified by address and port: a target that stays across
- * answers is the same backend (main.c keeps its state, counters and pooled
- * connections). */
+ * answers is the same backend (the generation keeps its state, counters and
+ * pooled connections). */
 #ifndef USHER_UPSTREAM_DISCOVER_H
 #define USHER_UPSTREAM_DISCOVER_H
 
@@ -26,7 +26,8 @@
 #define DISCOVER_MAX_TARGETS 256 /* backends one name can give */
 #define DISCOVER_MAX_RESOLVERS 8
 
-enum discover_type { DISCOVER_A, DISCOVER_AAAA, DISCOVER_SRV };
+/* the order of config.h's enum discover_conf_type; A_AAAA asks both and joins them */
+enum discover_type { DISCOVER_A, DISCOVER_AAAA, DISCOVER_SRV, DISCOVER_A_AAAA };
 
 struct discover_spec {
     char pool[64]; /* for the log lines */
@@ -70,6 +71,14 @@ const struct discover_spec *discover_spec_of(const struct discover *d);
 /* Counters (usher_discovery_queries_total{result}): answers with records,
  * failures of any kind. */
 void discover_counts(const struct discover *d, uint64_t *ok, uint64_t *failed);
+/* Adds to d's counters (a discoverer restarted with a new spec keeps the pool's counts). */
+void discover_add_counts(struct discover *d, uint64_t ok, uint64_t failed);
+/* The set in use (the last one handed over). */
+const struct discover_set *discover_current(const struct discover *d);
+
+/* The discoverers running now (control thread), for the metrics: i from 0
+ * while it returns one. */
+const struct discover *discover_running(uint32_t i);
 
 /* ---- the pure parts, for the tests ---- */
 
@@ -89,6 +98,10 @@ struct discover_addr {
 int discover_build_set(const struct discover_spec *spec, const struct dns_answer *answer,
                        const struct discover_addr *addrs, uint32_t naddrs, struct discover_set *out,
                        const char **why);
+/* The set of A_AAAA: the addresses of both answers (target unused), on
+ * spec->port. 0, or -1 when there is none. */
+int discover_build_addrs(const struct discover_spec *spec, const struct discover_addr *addrs,
+                         uint32_t naddrs, struct discover_set *out, const char **why);
 /* Sorts set by address and port and drops duplicates. */
 void discover_sort(struct discover_set *set);
 /* Writes the difference from a to b in words into out; 0 when they hold the

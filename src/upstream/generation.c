@@ -20,9 +20,18 @@ void gen_release(struct generation *g)
     free(g);
 }
 
-/* Backends of new pool np that were in prev carry their health over. */
+/* Backends of new pool np that were in prev carry their health over; a
+ * discovered backend that is new starts DOWN when the pool has active
+ * checks, until its first check passes (health.c), so that it takes no
+ * request before it was seen answering. */
 static void carry_state(struct pool *np, const struct pool_conf *nc, const struct generation *prev)
 {
+    for (uint32_t b = 0; b < np->n; b++) {
+        struct backend *nb = &np->backends[b];
+        if (!nb->conf->dns || !nc->health_interval_ms) continue;
+        atomic_store(&nb->state, BACKEND_DOWN);
+        atomic_store(&nb->unchecked, 1);
+    }
     for (uint32_t p = 0; prev && p < prev->cfg->npools; p++) {
         if (strcmp(prev->cfg->pools[p].name, nc->name)) continue;
         for (uint32_t b = 0; b < np->n; b++)
@@ -33,6 +42,7 @@ static void carry_state(struct pool *np, const struct pool_conf *nc, const struc
                 atomic_store(&nb->state, backend_state(ob));
                 atomic_store(&nb->fails, atomic_load(&ob->fails));
                 atomic_store(&nb->ramp_from_ms, atomic_load(&ob->ramp_from_ms));
+                atomic_store(&nb->unchecked, atomic_load(&ob->unchecked));
                 if (backend_draining(ob) != backend_draining(nb))
                     log_info(backend_draining(ob)
                                  ? "pool '%s': backend %s no longer drains: it takes new "
@@ -75,6 +85,7 @@ struct generation *gen_new(struct config *cfg, const struct generation *prev)
             /* out of slots: shares slot 0's counters rather than failing a reload */
             pools[i].backends[b].slot = slot == UINT32_MAX ? 0 : slot;
         }
+        pool_update_standby(&pools[i]);
     }
     g->listener_slot = calloc(c->nlisteners ? c->nlisteners : 1, sizeof(*g->listener_slot));
     if (!g->listener_slot) {

@@ -67,6 +67,7 @@ static int transition(struct pool *p, struct backend *b, int from, int to, const
 {
     int expected = from;
     if (!atomic_compare_exchange_strong(&b->state, &expected, to)) return 0;
+    pool_update_standby(p); /* SRV priorities: the lowest one with a backend up serves */
     char up[1024];
     health_list_up(p, up, sizeof(up));
     /* --log-format json: the pool and the backend as fields of their own */
@@ -139,7 +140,16 @@ static void check_done(struct check *c, int ok, const char *why)
     stats_note_check(c->be->slot, ok, why);
     int state = backend_state(c->be);
     if (state == BACKEND_DOWN && !c->seen_down) c->ok_streak = 0; /* taken down passively */
-    if (ok) {
+    if (ok && atomic_load(&c->be->unchecked)) {
+        /* a discovered backend: its first passing check lets it in */
+        char reason[400];
+        snprintf(reason, sizeof(reason), "%s, its first check since DNS gave it", why);
+        atomic_store(&c->be->unchecked, 0);
+        c->ok_streak = cfg->health_rise;
+        c->fail_streak = 0;
+        if (cfg->slow_start_ms) balance_slow_start(c->be);
+        transition(h->pool, c->be, BACKEND_DOWN, BACKEND_UP, reason);
+    } else if (ok) {
         c->ok_streak++;
         c->fail_streak = 0;
         if (state == BACKEND_DOWN && c->ok_streak >= cfg->health_rise) {
@@ -329,8 +339,11 @@ struct health *health_start(struct loop *loop, struct pool *p)
         c->be = &p->backends[i];
         c->conn.io.fd = -1;
         c->timer.cb = on_check_timer;
-        /* the first round is spread over a quarter interval: early, not all at once */
-        check_schedule(c, (uint32_t)rand_r(&h->seed) % (cfg->health_interval_ms / 4 + 1));
+        /* the first round is spread over a quarter interval: early, not all at once;
+         * a backend DNS just gave is checked at once: it waits for it */
+        check_schedule(c, atomic_load(&c->be->unchecked)
+                              ? 0
+                              : (uint32_t)rand_r(&h->seed) % (cfg->health_interval_ms / 4 + 1));
     }
     return h;
 }

@@ -4,7 +4,9 @@
  * Active: every interval (with jitter) each backend gets a TCP connect, or an
  * HTTP GET of the health path when one is configured; `rise` successes in a
  * row bring a DOWN backend up, `fall` failures in a row take an UP one down.
- * Until its first result a backend counts as up.
+ * Until its first result a backend counts as up, except one DNS discovery
+ * just gave (backend.unchecked): it is DOWN, checked at once, and its first
+ * passing check brings it up.
  *
  * Passive: workers report how each attempt on real traffic went; `max_fails`
  * failures in a row (connect refused or timed out, reset before a response,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/sock.h"
+#include "upstream/generation.h"
 #include "tls/tls.h"
 
 #define UPCONN_IDLE_MAX 1024 /* idle connections kept per worker and backend */
@@ -221,10 +222,54 @@ static void free_sessions(struct upconn_pool *p)
     }
 }
 
-int upconn_pool_reset(struct upconn_pool *p, uint32_t nbackends, uint32_t idle_ms)
+/* The backend of g that is b's (the same pool and URL: the same counters
+ * slot), for a plain backend, or NULL. by_slot: g's backends by slot. */
+static struct backend *same_backend(struct backend **by_slot, uint32_t nslots,
+                                    const struct backend *b)
 {
+    if (b->conf->tls || b->slot >= nslots) return NULL;
+    struct backend *nb = by_slot[b->slot];
+    /* out of slots, backends share slot 0: the URL tells */
+    return nb && !strcmp(nb->conf->url, b->conf->url) ? nb : NULL;
+}
+
+int upconn_pool_reset(struct upconn_pool *p, const struct generation *g, uint32_t idle_ms)
+{
+    uint32_t nbackends = g->nbackends, nslots = stats_backend_slots();
     struct upconn_idle_list *idle = calloc(nbackends ? nbackends : 1, sizeof(*idle));
-    if (!idle) return -ENOMEM;
+    struct backend **by_slot = calloc(nslots ? nslots : 1, sizeof(*by_slot));
+    if (!idle || !by_slot) {
+        free(idle);
+        free(by_slot);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < g->cfg->npools; i++)
+        for (uint32_t k = 0; k < g->pools[i].n; k++) {
+            struct backend *b = &g->pools[i].backends[k];
+            if (b->slot < nslots && !b->tls) by_slot[b->slot] = b;
+        }
+    /* idle connections to a plain backend that stays move to its new list:
+     * a DNS answer or an API change that keeps a backend keeps its pooled
+     * connections (TLS ones are closed: the new generation's TLS settings
+     * may differ from those they were made with) */
+    for (uint32_t i = 0; p->idle && i < p->nbackends; i++) {
+        struct upconn_idle_list *l = &p->idle[i];
+        struct backend *nb = l->head ? same_backend(by_slot, nslots, l->head->be) : NULL;
+        if (!nb) continue;
+        struct upconn_idle_list *nl = &idle[nb->gindex];
+        while (l->head) {
+            struct upconn *u = l->head;
+            l->head = u->next;
+            l->count--;
+            u->be = nb;
+            u->prev = NULL;
+            u->next = nl->head;
+            if (nl->head) nl->head->prev = u;
+            nl->head = u;
+            nl->count++;
+        }
+    }
+    free(by_slot);
     upconn_close_all_idle(p);
     /* the sessions were made under the old generation's TLS settings */
     free_sessions(p);

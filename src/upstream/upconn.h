@@ -68,9 +68,11 @@ struct upconn {
 /* Sets up p for nbackends backends (all pools of a generation). 0 or -ENOMEM. */
 int upconn_pool_init(struct upconn_pool *p, struct loop *loop, uint32_t nbackends,
                      uint32_t idle_ms);
-/* For a new generation: closes every idle connection (they belong to the
- * old backends) and makes room for nbackends. On -ENOMEM nothing changed. */
-int upconn_pool_reset(struct upconn_pool *p, uint32_t nbackends, uint32_t idle_ms);
+struct generation;
+/* For a new generation g: idle connections to a plain backend g still has
+ * (same pool, same URL) move to it; every other one is closed. On -ENOMEM
+ * nothing changed. */
+int upconn_pool_reset(struct upconn_pool *p, const struct generation *g, uint32_t idle_ms);
 /* Frees the cached objects and the lists. Every connection must be closed
  * and the loop's deferred frees run (upconn_close_all_idle, then an
  * iteration of the loop). */

@@ -95,6 +95,7 @@ YAML_OWN_KEYS = {
     "listeners[].tls.certificates[].key": "key",
     "pools.NAME.backends[]": "backends",
     "pools.NAME.backends[].url": "url",
+    "pools.NAME.discover.resolvers[]": "resolvers",
 }
 
 

@@ -464,8 +464,12 @@ static void cli_side(const struct setting *s, const char *value, const char *bal
     snprintf(arg, sizeof(arg), "%s=%s", s->flag, value);
     /* a pool's tls settings are for https:// backends */
     int https = s->scope == SETTING_POOL && !strncmp(s->key, "tls.", 4);
+    /* a pool's discover settings are for a dns+http:// backend */
+    int disc = s->scope == SETTING_POOL && !strncmp(s->key, "discover.", 9);
     char *argv[8] = {"usher", "-t", "--backend",
-                     https ? "https://127.0.0.1:18101" : "http://127.0.0.1:18101"};
+                     disc    ? "dns+http://web.test:18101"
+                     : https ? "https://127.0.0.1:18101"
+                             : "http://127.0.0.1:18101"};
     int argc = 4;
     if (balance) argv[argc++] = "--balance", argv[argc++] = (char *)balance;
     argv[argc++] = arg;
@@ -490,10 +494,13 @@ static void yaml_side(const struct setting *s, const char *value, const char *ba
     /* a listener's tls section needs certificates (not read here: the files are
      * the TLS layer's business) */
     int tls = s->scope == SETTING_LISTENER && !strncmp(s->key, "tls.", 4);
+    int disc = s->scope == SETTING_POOL && !strncmp(s->key, "discover.", 9);
     if (dot)
         snprintf(setting, sizeof(setting), "%s%.*s: { %s: \"%s\"%s }\n", indent,
                  (int)(dot - s->key), s->key, dot + 1, value,
-                 tls ? ", certificates: [ { cert: /nonexistent.pem } ]" : "");
+                 tls    ? ", certificates: [ { cert: /nonexistent.pem } ]"
+                 : disc ? ", dns: web.test, port: 18101"
+                        : "");
     else
         snprintf(setting, sizeof(setting), "%s%s: \"%s\"\n", indent, s->key, value);
     int fd = mkstemp(path);

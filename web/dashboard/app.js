@@ -508,7 +508,14 @@
       row.urlEl = c.name.querySelector(".backend-url");
     }
     setText(row.nameEl, b.name);
-    setText(row.urlEl, (b.url || "") + (b.source === "api" ? " (added by API)" : ""));
+    setText(
+      row.urlEl,
+      (b.url || "") +
+        (b.source === "api" ? " (added by API)" : "") +
+        (b.source === "dns"
+          ? " (from DNS" + (b.priority !== undefined ? ", priority " + b.priority + (b.standby ? ", standby" : "") : "") + ")"
+          : "")
+    );
     const badge = c.state.firstChild;
     setAttr(badge, "className", "state state-" + b.state);
     setText(badge, stateWord(b.state));

@@ -506,35 +506,6 @@ void admin_reloaded_note(int ok, const char *msg)
 
 /* ---- routing ------------------------------------------------------------------------- */
 
-/* Decodes %XX in a path segment [s, s + n) into out[cap]: 0, or -1 (a bad
- * escape, a NUL, or too long). */
-static int segment(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            unsigned v = 0;
-            for (int j = 1; j <= 2; j++) {
-                char h = i + (size_t)j < n ? s[i + (size_t)j] : 0;
-                unsigned d = h >= '0' && h <= '9'   ? (unsigned)(h - '0')
-                             : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10)
-                             : h >= 'A' && h <= 'F' ? (unsigned)(h - 'A' + 10)
-                                                    : 16u;
-                if (d == 16) return -1;
-                v = v * 16 + d;
-            }
-            if (!v) return -1;
-            c = (char)v;
-            i += 2;
-        }
-        if (k + 1 >= cap) return -1;
-        out[k++] = c;
-    }
-    out[k] = 0;
-    return 0;
-}
-
 int api_is_change(const struct admin_req *rq)
 {
     return strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD");
@@ -626,7 +597,7 @@ void api_handle(const struct admin_req *rq, struct admin_res *rs)
     path += 6;
     char pool[64], rest[256], name[64];
     size_t n = strcspn(path, "/");
-    if (n == 0 || segment(path, n, pool, sizeof(pool)) < 0) {
+    if (n == 0 || series_pct_decode(path, n, pool, sizeof(pool), 0) < 0) {
         api_error(rs, 404, "no such pool");
         return;
     }
@@ -651,7 +622,7 @@ void api_handle(const struct admin_req *rq, struct admin_res *rs)
         api_error(rs, 404, "no such path: %s", rq->path);
         return;
     }
-    if (segment(rest + 10, strlen(rest + 10), name, sizeof(name)) < 0) {
+    if (series_pct_decode(rest + 10, strlen(rest + 10), name, sizeof(name), 0) < 0) {
         api_error(rs, 404, "pool '%s' has no such backend (a bad %%-escape)", pool);
         return;
     }

@@ -252,13 +252,12 @@ static void last(struct jbuf *b, const struct track *k, int64_t end)
     jb_putn(b, "}", 1);
 }
 
-/* A query value, %-decoded ('+' is a space, as in a form): 0, or -1. */
-static int decode(const char *s, size_t n, char *out, size_t cap)
+int series_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus_is_space)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '+') {
+        if (c == '+' && plus_is_space) {
             c = ' ';
         } else if (c == '%') {
             unsigned v = 0;
@@ -319,7 +318,7 @@ int series_parse_query(const char *query, struct series_query *q, char *why, siz
                 snprintf(why, cap, "parameter '%s' given twice", keys[k]);
                 return -1;
             }
-            if (!eq || decode(eq + 1, n - kl - 1, v, sizeof(v)) < 0) {
+            if (!eq || series_pct_decode(eq + 1, n - kl - 1, v, sizeof(v), 1) < 0) {
                 snprintf(why, cap, "parameter '%s': %s", keys[k],
                          eq ? "a bad %-escape or a value too long" : "no value (write name=value)");
                 return -1;

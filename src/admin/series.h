@@ -42,4 +42,9 @@ int series_json(struct jbuf *b, const struct generation *g, const struct series_
 double series_recent_ms(uint32_t slot, const struct stats_backend *now, double q);
 void series_free(void);
 
+/* %XX-decodes [s, s + n) into out[cap]; plus_is_space: '+' is a space (a
+ * query value, as in a form), else a '+' (a path segment). 0, or -1: a bad
+ * escape, a NUL, or too long. */
+int series_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus_is_space);
+
 #endif

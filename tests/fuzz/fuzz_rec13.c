@@ -49,14 +49,14 @@ struct st {
     struct rec13_key cw, cr; /* the client's: it seals with cw, opens usher's records with cr */
     uint8_t *wire;           /* sealed, not yet in the socket */
     size_t wire_len, last_rec;
-    uint8_t *sent; /* the plaintext sealed, in order */
+    uint8_t *sent;              /* the plaintext sealed, in order */
     size_t sent_len, clean_len; /* clean_len: what precedes the first bad byte or alert */
     int poisoned, ended;
-    int barren; /* records in a row without data: past 32 usher refuses them (poisoned) */
+    int barren;   /* records in a row without data: past 32 usher refuses them (poisoned) */
     uint8_t *got; /* what usher read */
     size_t got_len;
     int failed, eof;
-    uint8_t *owed; /* what usher is given to write: owed[j] = j * 13 + 5 */
+    uint8_t *owed;                          /* what usher is given to write: owed[j] = j * 13 + 5 */
     size_t owed_len, owed_offer, owed_seen; /* taken, offered so far, seen by the client */
     uint8_t peerbuf[REC13_HDR + REC13_MAX_BODY + 64];
     size_t peer_len;
@@ -117,8 +117,8 @@ static void drain_peer(struct st *s)
                   rec13_open(&s->cr, s->peerbuf, (size_t)rl, &type, &pl) == 0);
             const uint8_t *p = s->peerbuf + REC13_HDR;
             if (type == REC13_APPDATA) {
-                CHECK("usher-data-matches", s->owed_seen + pl <= s->owed_offer &&
-                                                !memcmp(s->owed + s->owed_seen, p, pl));
+                CHECK("usher-data-matches",
+                      s->owed_seen + pl <= s->owed_offer && !memcmp(s->owed + s->owed_seen, p, pl));
                 s->owed_seen += pl;
             } else if (type == REC13_HANDSHAKE) {
                 /* only a KeyUpdate(update_not_requested), answering ours */
@@ -247,13 +247,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (op == 6 && !s.usher_closed) { /* usher writes */
             size_t len = next16(&s) * 4 % 70000;
             if (s.owed_len + len > SENT_MAX) continue;
-            for (size_t j = s.owed_len; j < s.owed_len + len; j++) s.owed[j] = (uint8_t)(j * 13 + 5);
+            for (size_t j = s.owed_len; j < s.owed_len + len; j++)
+                s.owed[j] = (uint8_t)(j * 13 + 5);
             if (s.owed_len + len > s.owed_offer) s.owed_offer = s.owed_len + len;
             size_t done = 0;
             for (int k = 0; k < 1000 && done < len; k++) {
-                struct iovec iov[2] = {{s.owed + s.owed_len + done, (len - done) / 2},
-                                       {s.owed + s.owed_len + done + (len - done) / 2,
-                                        len - done - (len - done) / 2}};
+                struct iovec iov[2] = {
+                    {s.owed + s.owed_len + done, (len - done) / 2},
+                    {s.owed + s.owed_len + done + (len - done) / 2, len - done - (len - done) / 2}};
                 ssize_t w = conn_writev(&s.c, iov, 2);
                 if (w == -EAGAIN) {
                     drain_peer(&s);

@@ -22,34 +22,20 @@
 #include "net/conn.h"
 #include "tls/tls.h"
 #include "tls/tls_int.h"
+#include "tls_fixture.h"
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events) {}
 
+/* The fixture's context, set up as src/tls/server.c makes them. */
 static SSL_CTX *server_ctx(void)
 {
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    assert_non_null(key);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"test", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
-    /* as server.c makes them */
+    SSL_CTX *ctx = fixture_server_ctx();
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_num_tickets(ctx, 2); /* records after our Finished: counted */
     SSL_CTX_set_keylog_callback(ctx, tls13_keylog);
-    X509_free(x);
-    EVP_PKEY_free(key);
     return ctx;
 }
 

@@ -170,11 +170,11 @@ $(FUZZ_DIR)/fuzz_sni: tests/fuzz/fuzz_sni.c $(FUZZ_DIR)/src/tls/sni.o
 $(FUZZ_DIR)/fuzz_dnsmsg: tests/fuzz/fuzz_dnsmsg.c $(FUZZ_DIR)/src/upstream/dnsmsg.o
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $^ -o $@
 
-$(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
+$(FUZZ_DIR)/fuzz_session: tests/fuzz/fuzz_session.c tests/fuzz/fuzz_common.h tests/fuzz/fuzz_worker.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
 
 # HTTP/2 frames into a whole connection (nghttp2's HPACK inflater checks what comes back)
-$(FUZZ_DIR)/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
+$(FUZZ_DIR)/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h tests/fuzz/fuzz_worker.h $(FUZZ_LIB) $(FUZZ_LLHTTP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer $< $(FUZZ_LIB) $(FUZZ_LLHTTP) $(LDLIBS) -o $@
 
 # the TLS 1.3 record layer (rec13.c, conn_tls13.c) on a socketpair, the client played by the target

@@ -6,13 +6,17 @@
 # nginx backends, keep-alive, 64 connections, usher --threads 1, round robin,
 # its default health checks).
 #
-#   bench/admin_cost.sh [-b BIN] [-n PAIRS] [-d SECONDS] [-c CPUS]
+#   bench/admin_cost.sh [-b BIN] [-n PAIRS] [-d SECONDS] [-c CPUS] [-s]
 #
 # BIN      usher (default build/usher)
 # PAIRS    off/on pairs (default 8; a pair takes about 2 * (SECONDS + 2) s)
 # SECONDS  measured seconds per run (default 8)
 # CPUS     "U,L": usher pinned to CPU U, wrk, nginx and the scraper to CPU L
 #          (default 0,1), so that the load generator does not steal usher's CPU
+# -s       same scraper on both sides: on the "off" side the same curl loop
+#          fetches a backend's /health every second, so that both sides carry
+#          the scraper's own cost (a fork and exec of curl each second, on the
+#          CPU of wrk) and only usher's admin differs
 #
 # Per run, over the measured seconds (after one second of warm-up):
 #   cpu_us/req  usher's user + system time from /proc/PID/stat (all its threads,
@@ -35,10 +39,11 @@ BIN=build/usher
 PAIRS=8
 DUR=8
 CPUS=0,1
-while getopts "b:n:d:c:h" o; do
+SAME=
+while getopts "b:n:d:c:sh" o; do
   case $o in
-    b) BIN=$OPTARG ;; n) PAIRS=$OPTARG ;; d) DUR=$OPTARG ;; c) CPUS=$OPTARG ;;
-    *) sed -n '2,31p' "$0"; exit 2 ;;
+    b) BIN=$OPTARG ;; n) PAIRS=$OPTARG ;; d) DUR=$OPTARG ;; c) CPUS=$OPTARG ;; s) SAME=1 ;;
+    *) sed -n '2,35p' "$0"; exit 2 ;;
   esac
 done
 for tool in wrk nginx curl taskset python3; do
@@ -92,9 +97,11 @@ run() { # off|on -> one line: side cpu_us/req instr/req req/s p99_ms requests sc
   sleep 2.5 # both backends up (health checks)
   taskset -c "$LCPU" wrk -t1 -c64 -d1s "http://127.0.0.1:$PU/" >/dev/null 2>&1 # warm-up
   rm -f "$W/scrapes"
-  if [ "$side" = on ]; then
+  local url="http://127.0.0.1:$PA/metrics"
+  [ "$side" = off ] && url="http://127.0.0.1:$B1/health"
+  if [ "$side" = on ] || [ -n "$SAME" ]; then
     # a scrape every second, as Prometheus with scrape_interval: 1s (its own CPU is not usher's)
-    ( while :; do curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$PA/metrics" >>"$W/scrapes" || true
+    ( while :; do curl -s -o /dev/null -w '%{http_code}\n' "$url" >>"$W/scrapes" || true
         sleep 1; done ) &
     SCRAPER=$!
     taskset -cp "$LCPU" "$SCRAPER" >/dev/null
@@ -126,8 +133,9 @@ run() { # off|on -> one line: side cpu_us/req instr/req req/s p99_ms requests sc
                  instr == "" ? "n/a" : sprintf("%.1f", instr / n), rps, p99, n, sc }' "$W/wrk.out"
 }
 
-printf "# admin_cost.sh: %s pairs of %ss runs, usher on CPU %s, wrk/nginx/scraper on CPU %s, %s CPUs, load %s\n" \
-  "$PAIRS" "$DUR" "$UCPU" "$LCPU" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf "# admin_cost.sh: %s pairs of %ss runs, usher on CPU %s, wrk/nginx/scraper on CPU %s, %s CPUs, load %s%s\n" \
+  "$PAIRS" "$DUR" "$UCPU" "$LCPU" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  "${SAME:+, off side curls /health of a backend each second}"
 printf "# %-4s %12s %10s %9s %8s %9s %7s\n" side cpu_us/req instr/req req/s p99_ms requests scrapes
 : >"$W/runs"
 for i in $(seq 1 "$PAIRS"); do

@@ -16,10 +16,14 @@
 #    steadier on a shared machine;
 # 2. GET /api/v1/pools and /api/v1/series (the dashboard's first poll, a later
 #    poll with since=, and the whole ?top=all): time and size;
-# 3. PAIRS (default 3) pairs of wrk runs of SECONDS (default 10) against "web",
-#    -c16: without scrapes, then with a scrape every second beside it (as
+# 3. PAIRS (default 3) rounds of three wrk runs of SECONDS (default 10) against
+#    "web", -c16: without scrapes; with the same curl loop fetching, every
+#    second, a static file of the size of the exposition from an nginx on CPU L
+#    (the control: the scraper's own cost on the load generator's CPU, which
+#    usher does not cause); and with a scrape of usher every second (as
 #    Prometheus at 1 s): each run's p99, and the medians.
-# Ports from SCRAPE_PORT_BASE (default 19600). Needs wrk, curl, taskset, python3.
+# Ports from SCRAPE_PORT_BASE (default 19600). Needs wrk, curl, nginx, taskset,
+# python3.
 set -euo pipefail
 
 B=build
@@ -31,12 +35,12 @@ CPUS=0,1
 while getopts "b:n:s:d:r:c:h" o; do
   case $o in
     b) B=$OPTARG ;; n) N=$OPTARG ;; s) S=$OPTARG ;; d) DUR=$OPTARG ;; r) PAIRS=$OPTARG ;; c) CPUS=$OPTARG ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    *) sed -n '2,25p' "$0"; exit 2 ;;
   esac
 done
 UCPU=${CPUS%,*} LCPU=${CPUS#*,}
 BASE=${SCRAPE_PORT_BASE:-19600}
-B1=$((BASE+1)) B2=$((BASE+2)) PU=$((BASE+10)) PA=$((BASE+11))
+B1=$((BASE+1)) B2=$((BASE+2)) PU=$((BASE+10)) PA=$((BASE+11)) PF=$((BASE+12))
 W=$(mktemp -d /tmp/usher-scrape.XXXXXX)
 PIDS=()
 SCRAPER=
@@ -100,17 +104,35 @@ for path in /api/v1/pools /api/v1/series "/api/v1/series?since=$((END - 2))" "/a
   printf 'GET %s: %.1f ms (best of 3), %s bytes\n' "$path" "$best" "$(wc -c <"$W/out")"
 done
 
+# the control's file server: a static file as large as the exposition, on CPU L
+mkdir -p "$W/www"; chmod 755 "$W" "$W/www"
+head -c "$bytes" /dev/zero | tr '\0' 'x' >"$W/www/metrics"; chmod 644 "$W/www/metrics"
+cat >"$W/files.conf" <<EOF
+worker_processes 1; daemon off; pid $W/files.pid; error_log $W/files.err warn;
+events { worker_connections 64; }
+http { access_log off; root $W/www; server { listen 127.0.0.1:$PF; } }
+EOF
+L nginx -c "$W/files.conf" -p "$W" & PIDS+=($!)
+for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$PF/metrics" && break; sleep 0.1; done
+
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+loaded() { # url out: a wrk run with that URL fetched every second beside it
+  ( while :; do curl -s -o /dev/null "$1"; sleep 1; done ) & SCRAPER=$!
+  taskset -cp "$LCPU" "$SCRAPER" >/dev/null
+  L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$2"
+  kill $SCRAPER 2>/dev/null || true; wait $SCRAPER 2>/dev/null || true; SCRAPER=
+}
 for r in $(seq 1 "$PAIRS"); do
   L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/quiet.$r"
-  ( while :; do curl -s -o /dev/null "http://127.0.0.1:$PA/metrics"; sleep 1; done ) & SCRAPER=$!
-  taskset -cp "$LCPU" "$SCRAPER" >/dev/null
-  L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/scraped.$r"
-  kill $SCRAPER 2>/dev/null || true; wait $SCRAPER 2>/dev/null || true; SCRAPER=
-  echo "pair $r: wrk p99 without scrapes $(p99 "$W/quiet.$r") ($(rps "$W/quiet.$r") req/s), with a scrape every second $(p99 "$W/scraped.$r") ($(rps "$W/scraped.$r") req/s)"
+  loaded "http://127.0.0.1:$PF/metrics" "$W/control.$r"
+  loaded "http://127.0.0.1:$PA/metrics" "$W/scraped.$r"
+  echo "round $r: wrk p99 without scrapes $(p99 "$W/quiet.$r") ($(rps "$W/quiet.$r") req/s)," \
+    "control $(p99 "$W/control.$r") ($(rps "$W/control.$r") req/s)," \
+    "with a scrape every second $(p99 "$W/scraped.$r") ($(rps "$W/scraped.$r") req/s)"
 done
 med() { awk '{ v = $1; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }' |
   sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 echo "median wrk p99: without scrapes $(for r in $(seq 1 "$PAIRS"); do p99 "$W/quiet.$r"; done | med) ms," \
+  "control (a $bytes-byte file fetched every second) $(for r in $(seq 1 "$PAIRS"); do p99 "$W/control.$r"; done | med) ms," \
   "with a scrape every second $(for r in $(seq 1 "$PAIRS"); do p99 "$W/scraped.$r"; done | med) ms"

@@ -62,113 +62,16 @@
 #include "upstream/generation.h"
 
 #include "fuzz_common.h"
-
-#define MAX_UP 8
-#define CAP (1 << 20)
+#include "fuzz_worker.h"
 
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-static struct config cfg;
-static struct worker w;
-static int backend_lfd = -1;
-static uint64_t clock_ahead;
-
-static uint64_t fuzz_clock(void *arg)
-{
-    return loop_clock_ms() + clock_ahead;
-}
-
-struct stream {
-    char *p;
-    size_t len;
-};
-
-static struct stream down;       /* usher -> client */
-static struct stream client;     /* client -> usher */
-static struct stream up[MAX_UP]; /* usher -> backend, per connection */
-static int up_fd[MAX_UP];
-static int nup;
-
-static void stream_add(struct stream *s, const void *p, size_t n)
-{
-    if (!s->p) s->p = malloc(CAP);
-    if (s->len + n > CAP) n = CAP - s->len;
-    memcpy(s->p + s->len, p, n);
-    s->len += n;
-}
+static struct stream client; /* client -> usher */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    signal(SIGPIPE, SIG_IGN);
-    backend_lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    if (backend_lfd < 0 || bind(backend_lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        listen(backend_lfd, 512) < 0 || getsockname(backend_lfd, (struct sockaddr *)&a, &al) < 0) {
-        perror("fuzz_h2: backend socket");
-        exit(1);
-    }
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u", ntohs(a.sin_port));
-    char *args[] = {"usher", "--listen", "127.0.0.1:9", "--backend", url, "--threads", "1", NULL};
-    int check_only = 0;
-    if (config_from_args(&cfg, 7, args, &check_only) != 0) {
-        fprintf(stderr, "fuzz_h2: configuration refused\n");
-        exit(1);
-    }
-    for (uint32_t i = 0; i < cfg.nlisteners; i++) cfg.listeners[i].addr.in.sin_port = 0;
-    for (uint32_t i = 0; i < cfg.npools; i++) {
-        cfg.pools[i].max_fails = 0;
-        cfg.pools[i].retries = 0;
-    }
-    struct generation *gen = gen_new(&cfg, NULL);
-    int e = gen ? 0 : -ENOMEM;
-    uint32_t bad = 0;
-    if (gen) gen_acquire(gen);
-    if (!e) e = worker_init(&w, 0, gen, &bad);
-    if (e < 0) {
-        fprintf(stderr, "fuzz_h2: setup failed: %s\n", strerror(-e));
-        exit(1);
-    }
-    loop_set_clock(&w.loop, fuzz_clock, NULL);
+    fz_worker_init("fuzz_h2");
     return 0;
-}
-
-static void drain(int fd, struct stream *s)
-{
-    char buf[65536];
-    for (int i = 0; i < 64; i++) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n <= 0) return;
-        stream_add(s, buf, (size_t)n);
-    }
-}
-
-static void pump(int cfd)
-{
-    for (int round = 0; round < 16; round++) {
-        size_t before = down.len;
-        size_t ub = 0;
-        for (int i = 0; i < nup; i++) ub += up[i].len;
-        int n0 = nup;
-        loop_run_once(&w.loop, 0);
-        for (;;) {
-            int fd = accept4(backend_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) break;
-            if (nup == MAX_UP) {
-                close(fd);
-                continue;
-            }
-            up_fd[nup++] = fd;
-        }
-        if (cfd >= 0) drain(cfd, &down);
-        size_t ua = 0;
-        for (int i = 0; i < nup; i++) {
-            if (up_fd[i] >= 0) drain(up_fd[i], &up[i]);
-            ua += up[i].len;
-        }
-        if (round > 1 && down.len == before && ua == ub && nup == n0) return;
-    }
 }
 
 static void client_write(int cfd, const void *p, size_t n)

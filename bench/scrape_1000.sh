@@ -17,11 +17,16 @@
 # 2. GET /api/v1/pools and /api/v1/series (the dashboard's first poll, a later
 #    poll with since=, and the whole ?top=all): time and size;
 # 3. PAIRS (default 3) rounds of three wrk runs of SECONDS (default 10) against
-#    "web", -c16: without scrapes; with the same curl loop fetching, every
-#    second, a static file of the size of the exposition from an nginx on CPU L
+#    "web", -c16: without scrapes; with one curl on CPU L fetching, every
+#    second on one keep-alive connection, a static file of the size of the
+#    exposition from an nginx on CPU L
 #    (the control: the scraper's own cost on the load generator's CPU, which
-#    usher does not cause); and with a scrape of usher every second (as
-#    Prometheus at 1 s): each run's p99, and the medians.
+#    usher does not cause); and with the same curl scraping usher every
+#    second (as Prometheus at 1 s): each run's p99, the medians, and the
+#    rounds' differences scraped minus quiet and scraped minus control
+#    (median, mean and its 95 % CI);
+# 4. one wrk run of SECONDS with scrapes back to back beside it (the worst
+#    case): wrk's p99 and rate, and the scrapes served a second.
 # Ports from SCRAPE_PORT_BASE (default 19600). Needs wrk, curl, nginx, taskset,
 # python3.
 set -euo pipefail
@@ -35,7 +40,7 @@ CPUS=0,1
 while getopts "b:n:s:d:r:c:h" o; do
   case $o in
     b) B=$OPTARG ;; n) N=$OPTARG ;; s) S=$OPTARG ;; d) DUR=$OPTARG ;; r) PAIRS=$OPTARG ;; c) CPUS=$OPTARG ;;
-    *) sed -n '2,25p' "$0"; exit 2 ;;
+    *) sed -n "2,31p" "$0"; exit 2 ;;
   esac
 done
 UCPU=${CPUS%,*} LCPU=${CPUS#*,}
@@ -62,8 +67,10 @@ trap cleanup EXIT
 } >"$W/usher.yaml"
 
 L() { taskset -c "$LCPU" "$@"; }
-L "$B/demo-backend" --port $B1 --name b1 --host 127.0.0.1 >"$W/b1.log" 2>&1 & PIDS+=($!)
-L "$B/demo-backend" --port $B2 --name b2 --host 127.0.0.1 >"$W/b2.log" 2>&1 & PIDS+=($!)
+# what runs in the background is started by taskset itself (which execs it), not
+# through L: $! is then the program's own PID, the one cleanup stops
+taskset -c "$LCPU" "$B/demo-backend" --port $B1 --name b1 --host 127.0.0.1 >"$W/b1.log" 2>&1 & PIDS+=($!)
+taskset -c "$LCPU" "$B/demo-backend" --port $B2 --name b2 --host 127.0.0.1 >"$W/b2.log" 2>&1 & PIDS+=($!)
 taskset -c "$UCPU" "$B/usher" -c "$W/usher.yaml" --threads 1 >"$W/usher.log" 2>&1 & PIDS+=($!)
 USHER_PID=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PA/healthz" && break; sleep 0.1; done
@@ -112,14 +119,17 @@ worker_processes 1; daemon off; pid $W/files.pid; error_log $W/files.err warn;
 events { worker_connections 64; }
 http { access_log off; root $W/www; server { listen 127.0.0.1:$PF; } }
 EOF
-L nginx -c "$W/files.conf" -p "$W" & PIDS+=($!)
+taskset -c "$LCPU" nginx -c "$W/files.conf" -p "$W" & PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$PF/metrics" && break; sleep 0.1; done
 
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 loaded() { # url out: a wrk run with that URL fetched every second beside it
-  ( while :; do curl -s -o /dev/null "$1"; sleep 1; done ) & SCRAPER=$!
-  taskset -cp "$LCPU" "$SCRAPER" >/dev/null
+  # one curl for the whole run, as a Prometheus keeps its connection: the
+  # URL's glob makes DUR+5 fetches on one keep-alive connection, at most one
+  # a second (a curl started every second would cost wrk's CPU a fork, an exec
+  # and a TLS library's start each time, and the p99 would show those)
+  taskset -c "$LCPU" curl -s --rate 1/s "$1?scrape=[1-$((DUR + 5))]" >/dev/null & SCRAPER=$!
   L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$2"
   kill $SCRAPER 2>/dev/null || true; wait $SCRAPER 2>/dev/null || true; SCRAPER=
 }
@@ -133,6 +143,35 @@ for r in $(seq 1 "$PAIRS"); do
 done
 med() { awk '{ v = $1; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }' |
   sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ms_of() { awk '{ v = $1; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }'; }
+for r in $(seq 1 "$PAIRS"); do
+  echo "$(p99 "$W/quiet.$r" | ms_of) $(p99 "$W/control.$r" | ms_of) $(p99 "$W/scraped.$r" | ms_of)"
+done >"$W/pairs"
 echo "median wrk p99: without scrapes $(for r in $(seq 1 "$PAIRS"); do p99 "$W/quiet.$r"; done | med) ms," \
   "control (a $bytes-byte file fetched every second) $(for r in $(seq 1 "$PAIRS"); do p99 "$W/control.$r"; done | med) ms," \
   "with a scrape every second $(for r in $(seq 1 "$PAIRS"); do p99 "$W/scraped.$r"; done | med) ms"
+python3 - "$W/pairs" <<'EOF3'
+import statistics, sys
+rows = [[float(x) for x in l.split()] for l in open(sys.argv[1])]
+T = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+     10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
+for name, k in (("quiet", 0), ("control", 1)):
+    d = [r[2] - r[k] for r in rows]
+    line = "scraped minus %s, per round: %s ms; above in %d of %d rounds; median %+.3f ms" % (
+        name, " ".join("%+.3f" % x for x in d), sum(x > 0 for x in d), len(d), statistics.median(d))
+    if len(d) > 1:
+        m, se = statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
+        t = T.get(len(d) - 1, T[max(k for k in T if k <= len(d) - 1)])
+        line += "; mean %+.3f ms, 95 %% CI %+.3f .. %+.3f" % (m, m - t * se, m + t * se)
+    print(line)
+EOF3
+
+# 4. the worst case for the workers: scrapes back to back (a curl that never
+# waits) beside the same wrk run: wrk's p99 and rate against the quiet runs',
+# and how many scrapes the control thread served meanwhile (it yields the CPU
+# to the worker between chunks, so it gets what the worker leaves)
+taskset -c "$LCPU" curl -s -w '%{stderr}.' "http://127.0.0.1:$PA/metrics?scrape=[1-1000000]" >/dev/null 2>"$W/b2b" & SCRAPER=$!
+L wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$PU/" >"$W/b2b.wrk"
+kill $SCRAPER 2>/dev/null || true; wait $SCRAPER 2>/dev/null || true; SCRAPER=
+echo "scrapes back to back beside wrk: wrk p99 $(p99 "$W/b2b.wrk") ($(rps "$W/b2b.wrk") req/s)," \
+  "$(( $(wc -c <"$W/b2b") / DUR )) scrapes a second"

@@ -2,6 +2,7 @@
 #include "admin/metrics.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,12 @@ static int snapshot(const struct generation *g, uint32_t n)
     return ms.labels.oom ? -1 : 0;
 }
 
+/* A scrape of many backends runs on the control thread, which may share a CPU
+ * with a worker. After each YIELD_EVERY backends of a family it gives the CPU
+ * away (sched_yield), so that a worker that became runnable waits for a slice
+ * of the scrape (tens of microseconds), not for the whole of it. */
+#define YIELD_EVERY 256
+
 static void backends(struct jbuf *b, const struct generation *g)
 {
     uint32_t n = 0;
@@ -261,6 +268,7 @@ static void backends(struct jbuf *b, const struct generation *g)
                 break;
             }
             jb_commit(b, o);
+            if ((i + 1) % YIELD_EVERY == 0) sched_yield();
         }
     }
 }

@@ -204,16 +204,18 @@ def test_http2_usher_own_503_is_counted(start_usher):
 
 
 def test_many_backends_each_with_every_family(start_backend, start_usher_file):
-    """70 backends (more than one chunk of 64 counter slots), one named with a
-    quote and a backslash: every backend has every family, in valid text format
-    (the client library's parser, and promtool when Debian's prometheus is
-    installed), the labels escaped, the counts those of the traffic sent."""
+    """300 backends (more than one chunk of 64 counter slots, more than the 256
+    after which the writer yields the CPU, and an exposition of more than two
+    512 KB writes), one named with a quote and a backslash: every backend has
+    every family, in valid text format (the client library's parser, and
+    promtool when Debian's prometheus is installed), the labels escaped, the
+    counts those of the traffic sent, the body whole (Content-Length)."""
     import shutil
     import subprocess
 
     b = start_backend("many1")
     admin = free_port()
-    many = "\n".join("      - http://127.0.0.%d:%d" % (2 + i % 3, 1 + i) for i in range(69))
+    many = "\n".join("      - http://127.0.0.%d:%d" % (2 + i % 3, 1 + i) for i in range(299))
     text = """
 admin: { bind: "%s:%d" }
 listeners:
@@ -234,7 +236,9 @@ pools:
     r = httpx.get("http://%s:%d/metrics" % (HOST, admin), timeout=10, trust_env=False)
     odd = 'odd "name" \\ here'
     assert 'backend="odd \\"name\\" \\\\ here"' in r.text
-    names = [("web", odd)] + [("many", "127.0.0.%d:%d" % (2 + i % 3, 1 + i)) for i in range(69)]
+    assert len(r.content) == int(r.headers["content-length"]) > 2 * 512 * 1024
+    assert r.text.rstrip("\n").split("\n")[-1].startswith("process_start_time_seconds ")
+    names = [("web", odd)] + [("many", "127.0.0.%d:%d" % (2 + i % 3, 1 + i)) for i in range(299)]
     for pool, name in names:
         lab = {"pool": pool, "backend": name}
         web = pool == "web"

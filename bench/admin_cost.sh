@@ -68,14 +68,8 @@ ulimit -n 20000 2>/dev/null || true
 PERF=
 if command -v perf >/dev/null && perf stat -e instructions -x, -- true 2>&1 | grep -q '^[0-9]'; then PERF=1; fi
 
-cat >"$W/backend.conf" <<EOF
-worker_processes 1; daemon off; pid $W/backend.pid; error_log $W/backend.err warn;
-events { worker_connections 8192; }
-http { access_log off;
-  server { listen 127.0.0.1:$B1 backlog=4096; location / { return 200 "hello from backend1\n"; } location /health { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B2 backlog=4096; location / { return 200 "hello from backend2\n"; } location /health { return 200 "ok\n"; } }
-}
-EOF
+. "$(dirname "$0")/peers_lib.sh"
+peers_backend_conf "$W" $B1 $B2
 taskset -c "$LCPU" nginx -c "$W/backend.conf" -p "$W" & PIDS+=($!)
 
 wait_url() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done

@@ -41,18 +41,10 @@ trap cleanup EXIT
 
 BASE=${H2_NGINX_PORT_BASE:-19800}
 B1=$((BASE+1)) B2=$((BASE+2)) T_HA=$((BASE+21)) T_NG=$((BASE+22)) T_US=$((BASE+23))
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tls.key" -out "$W/tls.crt" \
-  -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-cat "$W/tls.crt" "$W/tls.key" >"$W/tls.pem"
+. "$(dirname "$0")/peers_lib.sh"
+peers_cert "$W"
 
-cat >"$W/backend.conf" <<EOF
-worker_processes 1; daemon off; pid $W/backend.pid; error_log $W/backend.err warn;
-events { worker_connections 8192; }
-http { access_log off;
-  server { listen 127.0.0.1:$B1 backlog=4096; location / { return 200 "hello from backend1\n"; } location /health { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B2 backlog=4096; location / { return 200 "hello from backend2\n"; } location /health { return 200 "ok\n"; } }
-}
-EOF
+peers_backend_conf "$W" $B1 $B2
 cat >"$W/nginxlb.conf" <<EOF
 worker_processes 1; daemon off; pid $W/nginxlb.pid; error_log $W/nginxlb.err warn;
 events { worker_connections 8192; }
@@ -64,26 +56,7 @@ http { access_log off;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 EOF
-cat >"$W/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:$T_HA ssl crt $W/tls.pem alpn h2,http/1.1
-  default_backend be
-backend be
-  balance roundrobin
-  option httpchk GET /health
-  http-reuse always
-  server b1 127.0.0.1:$B1 check inter 2s
-  server b2 127.0.0.1:$B2 check inter 2s
-EOF
+peers_haproxy_cfg "$W/haproxy.cfg" $B1 $B2 "127.0.0.1:$T_HA ssl crt $W/tls.pem alpn h2,http/1.1"
 
 nginx -c "$W/backend.conf" -p "$W" & PIDS+=($!)
 nginx -c "$W/nginxlb.conf" -p "$W" & PIDS+=($!)

@@ -21,7 +21,7 @@
 # request (the four socket calls any HTTP/1 proxy makes per request, and the
 # loopback TCP they run) as measured, and the kernel work per request falls a
 # little as the rate rises (more events per wakeup).
-# Ports from BUDGET_PORT_BASE (default 19800). Needs wrk, nginx, haproxy, openssl, curl.
+# Ports from BUDGET_PORT_BASE (default 19860). Needs wrk, nginx, haproxy, openssl, curl.
 set -euo pipefail
 
 BIN=build/usher
@@ -37,7 +37,7 @@ for tool in wrk nginx haproxy openssl curl; do
   command -v $tool >/dev/null || { echo "tls_budget.sh: needs $tool" >&2; exit 2; }
 done
 [ -x "$BIN" ] || { echo "tls_budget.sh: no executable $BIN (make first)" >&2; exit 2; }
-BASE=${BUDGET_PORT_BASE:-19800}
+BASE=${BUDGET_PORT_BASE:-19860}
 B1=$((BASE + 1)) B2=$((BASE + 2)) T_HA=$((BASE + 3)) T_US=$((BASE + 4)) P_HA=$((BASE + 5)) P_US=$((BASE + 6))
 W=$(mktemp -d /tmp/usher-budget.XXXXXX)
 PIDS=()
@@ -46,38 +46,10 @@ trap cleanup EXIT
 NCPU=$(nproc)
 TICK=$(getconf CLK_TCK)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tls.key" -out "$W/tls.crt" \
-  -days 2 -subj /CN=localhost 2>/dev/null
-cat "$W/tls.crt" "$W/tls.key" >"$W/tls.pem"
-cat >"$W/backend.conf" <<EOF
-worker_processes 1; daemon off; pid $W/backend.pid; error_log $W/backend.err warn;
-events { worker_connections 8192; }
-http { access_log off;
-  server { listen 127.0.0.1:$B1 backlog=4096; location / { return 200 "hello from backend1\n"; } location /health { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B2 backlog=4096; location / { return 200 "hello from backend2\n"; } location /health { return 200 "ok\n"; } }
-}
-EOF
-cat >"$W/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:$P_HA
-  bind 127.0.0.1:$T_HA ssl crt $W/tls.pem alpn h2,http/1.1
-  default_backend be
-backend be
-  balance roundrobin
-  option httpchk GET /health
-  http-reuse always
-  server b1 127.0.0.1:$B1 check inter 2s
-  server b2 127.0.0.1:$B2 check inter 2s
-EOF
+. "$(dirname "$0")/peers_lib.sh"
+peers_cert "$W"
+peers_backend_conf "$W" $B1 $B2
+peers_haproxy_cfg "$W/haproxy.cfg" $B1 $B2 "127.0.0.1:$P_HA" "127.0.0.1:$T_HA ssl crt $W/tls.pem alpn h2,http/1.1"
 nginx -c "$W/backend.conf" -p "$W" & PIDS+=($!)
 haproxy -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 & PIDS+=($!)
 HA_PID=$!

@@ -21,7 +21,8 @@
 #    second on one keep-alive connection, a static file of the size of the
 #    exposition from an nginx on CPU L
 #    (the control: the scraper's own cost on the load generator's CPU, which
-#    usher does not cause); and with the same curl scraping usher every
+#    usher does not cause; an overestimate, as nginx's sending runs on CPU L
+#    too, usher's on CPU U); and with the same curl scraping usher every
 #    second (as Prometheus at 1 s): each run's p99, the medians, and the
 #    rounds' differences scraped minus quiet and scraped minus control
 #    (median, mean and its 95 % CI);
@@ -40,7 +41,7 @@ CPUS=0,1
 while getopts "b:n:s:d:r:c:h" o; do
   case $o in
     b) B=$OPTARG ;; n) N=$OPTARG ;; s) S=$OPTARG ;; d) DUR=$OPTARG ;; r) PAIRS=$OPTARG ;; c) CPUS=$OPTARG ;;
-    *) sed -n "2,31p" "$0"; exit 2 ;;
+    *) sed -n "2,32p" "$0"; exit 2 ;;
   esac
 done
 UCPU=${CPUS%,*} LCPU=${CPUS#*,}

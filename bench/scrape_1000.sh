@@ -142,9 +142,8 @@ for r in $(seq 1 "$PAIRS"); do
     "control $(p99 "$W/control.$r") ($(rps "$W/control.$r") req/s)," \
     "with a scrape every second $(p99 "$W/scraped.$r") ($(rps "$W/scraped.$r") req/s)"
 done
-med() { awk '{ v = $1; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }' |
-  sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 ms_of() { awk '{ v = $1; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }'; }
+med() { ms_of | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 for r in $(seq 1 "$PAIRS"); do
   echo "$(p99 "$W/quiet.$r" | ms_of) $(p99 "$W/control.$r" | ms_of) $(p99 "$W/scraped.$r" | ms_of)"
 done >"$W/pairs"

@@ -105,7 +105,7 @@ for r in $(seq 1 "$ROUNDS"); do
       }'
   done
 done | tee "$W/rows"
-awk '$1 == "haproxy" {h[++nh] = $2} $1 == "usher" {u[++nu] = $2; b[nu] = $(NF)}
+awk '$1 == "haproxy" {h[++nh] = $2} $1 == "usher" {u[++nu] = $2; b[nu] = ($NF == "ERRORS" ? $(NF - 1) : $NF)}
   function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return a[int((n + 1) / 2)] }
   END { mh = med(h, nh); mu = med(u, nu); mb = med(b, nu)

@@ -16,6 +16,8 @@
 
 #include <string.h>
 
+#include "http/tchar.h"
+
 #define MAX_SIZE_DIGITS 15 /* 2^60 bytes: far beyond anything real, far from overflow */
 #define MAX_EXT_BYTES 4096 /* per chunk line */
 #define MAX_TRAILER_BYTES 16384
@@ -43,12 +45,6 @@ static int hexval(unsigned char c)
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /* a byte allowed inside an extension or a field value: VCHAR, SP, HTAB, obs-text */
@@ -152,7 +148,7 @@ static long chunked(struct body *b, char *p, size_t len, int *done, char **out)
         case CK_TRAILER_START:
             if (c == '\r') {
                 b->state = CK_END_LF;
-            } else if (is_tchar(c)) {
+            } else if (http_is_tchar(c)) {
                 b->state = CK_TRAILER_NAME; /* a line starting with whitespace: obs-fold, refused */
             } else {
                 return -1;
@@ -161,7 +157,7 @@ static long chunked(struct body *b, char *p, size_t len, int *done, char **out)
         case CK_TRAILER_NAME:
             if (c == ':')
                 b->state = CK_TRAILER_VALUE;
-            else if (!is_tchar(c))
+            else if (!http_is_tchar(c))
                 return -1;
             break;
         case CK_TRAILER_VALUE:

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/tchar.h"
+
 /* ---- parsing --------------------------------------------------------------- */
 
 static int span_add(struct span *s, const char *at, size_t len)
@@ -141,13 +143,6 @@ size_t h1_find_head_end(const char *p, size_t len, size_t *scanned)
     return 0;
 }
 
-static int is_tchar(unsigned char c)
-{
-    /* RFC 9110 5.6.2 token characters */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 static int span_ieq(struct span s, const char *lit)
 {
     size_t n = strlen(lit);
@@ -186,7 +181,7 @@ static void derive(struct h1_head *h)
         /* RFC 9112 5.1: no whitespace between name and colon; names are tokens */
         if (n.len == 0) h->bad_name = 1;
         for (uint32_t k = 0; k < n.len; k++)
-            if (!is_tchar((unsigned char)n.p[k])) h->bad_name = 1;
+            if (!http_is_tchar((unsigned char)n.p[k])) h->bad_name = 1;
         if (span_ieq(n, "host")) {
             h->nhost++;
             h->host_i = (int32_t)i;
@@ -251,7 +246,7 @@ int h1_parse_head(llhttp_t *parser, struct h1_head *h, const char *p, size_t len
          * the rest of the head behind a stand-in method with no special
          * framing rules, and keep the real one from the bytes. */
         size_t m = 0;
-        while (m < len && is_tchar((unsigned char)p[m])) m++;
+        while (m < len && http_is_tchar((unsigned char)p[m])) m++;
         if (m > 0 && m < len && p[m] == ' ') {
             *parser = saved;
             memset(h, 0, offsetof(struct h1_head, h));
@@ -545,9 +540,21 @@ long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite
                        size_t cap)
 {
     struct out o = {out, 0, cap, 0};
-    char status[16];
-    snprintf(status, sizeof(status), "HTTP/1.1 %03u ", h->status);
-    puts_(&o, status);
+    unsigned st = h->status; /* three digits (h1_parse_response checked) */
+    char status[13] = {'H',
+                       'T',
+                       'T',
+                       'P',
+                       '/',
+                       '1',
+                       '.',
+                       '1',
+                       ' ',
+                       (char)('0' + st / 100 % 10),
+                       (char)('0' + st / 10 % 10),
+                       (char)('0' + st % 10),
+                       ' '};
+    put(&o, status, sizeof(status));
     put_span(&o, h->reason);
     put(&o, "\r\n", 2);
     for (uint32_t i = 0; i < h->nheaders; i++) {

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "http/h1.h"
+#include "http/tchar.h"
 
 static struct h1_head head;
 
@@ -151,6 +152,35 @@ static void response_rewrite(void **state)
     n = h1_write_response(&head, &rw, out, sizeof(out));
     out[n] = 0;
     assert_string_equal(out, "HTTP/1.1 200 OK\r\nX-End: e\r\nConnection: close\r\n\r\n");
+}
+
+static void status_line_is_written_from_the_code(void **state)
+{
+    static const struct {
+        const char *in, *line;
+    } cases[] = {
+        {"HTTP/1.1 101 Switching Protocols\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n"},
+        {"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n"},
+        {"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
+        {"HTTP/1.1 599 \r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 599 \r\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(parse(0, cases[i].in, 0), 0);
+        struct h1_response_rewrite rw = {.conn = H1_CONN_NONE};
+        long n = h1_write_response(&head, &rw, out, sizeof(out));
+        assert_true(n > 0);
+        out[n] = 0;
+        assert_memory_equal(out, cases[i].line, strlen(cases[i].line));
+    }
+}
+
+static void tchar_is_rfc9110_token(void **state)
+{
+    for (int c = 0; c < 256; c++) {
+        int want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   (c && c < 128 && strchr("!#$%&'*+-.^_`|~", c));
+        assert_int_equal(http_is_tchar((unsigned char)c), want);
+    }
 }
 
 static void head_response_has_no_body(void **state)
@@ -464,6 +494,8 @@ int main(void)
         cmocka_unit_test(rewrite_keeps_chunked_framing),
         cmocka_unit_test(rewrite_request_reports_overflow),
         cmocka_unit_test(response_rewrite),
+        cmocka_unit_test(status_line_is_written_from_the_code),
+        cmocka_unit_test(tchar_is_rfc9110_token),
         cmocka_unit_test(head_response_has_no_body),
         cmocka_unit_test(too_many_headers_flagged),
         cmocka_unit_test(request_checks),

@@ -540,20 +540,15 @@ long h1_write_response(const struct h1_head *h, const struct h1_response_rewrite
                        size_t cap)
 {
     struct out o = {out, 0, cap, 0};
-    unsigned st = h->status; /* three digits (h1_parse_response checked) */
-    char status[13] = {'H',
-                       'T',
-                       'T',
-                       'P',
-                       '/',
-                       '1',
-                       '.',
-                       '1',
-                       ' ',
-                       (char)('0' + st / 100 % 10),
-                       (char)('0' + st / 10 % 10),
-                       (char)('0' + st % 10),
-                       ' '};
+    /* the status is three digits (h1_check_response); snprintf cost more
+     * than the rest of this function */
+    unsigned st = h->status;
+    char status[13];
+    memcpy(status, "HTTP/1.1 ", 9);
+    status[9] = (char)('0' + st / 100 % 10);
+    status[10] = (char)('0' + st / 10 % 10);
+    status[11] = (char)('0' + st % 10);
+    status[12] = ' ';
     put(&o, status, sizeof(status));
     put_span(&o, h->reason);
     put(&o, "\r\n", 2);

@@ -8,9 +8,12 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "tls/aesgcm.h"
+
 static EVP_KDF *hkdf;
 static const EVP_CIPHER *ciphers[3];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int fast = 1; /* AES-GCM by aesgcm.c where the CPU allows (rec13_set_fast) */
 
 static void fetch(void)
 {
@@ -91,9 +94,15 @@ static int derive(struct rec13_key *k)
     int ok = rec13_expand_label(k->suite, k->secret, k->secret_len, "key", NULL, 0, key, kl) == 0 &&
              rec13_expand_label(k->suite, k->secret, k->secret_len, "iv", NULL, 0, k->iv, 12) == 0;
     if (ok) {
-        if (!k->ctx) k->ctx = EVP_CIPHER_CTX_new();
-        /* the key once; each record sets only its nonce */
-        ok = k->ctx && EVP_CipherInit_ex(k->ctx, ciphers[k->suite], NULL, key, NULL, k->enc) == 1;
+        aesgcm_free(k->gcm);
+        k->gcm = NULL;
+        if (fast && k->suite != REC13_CHACHA20_POLY1305) k->gcm = aesgcm_new(key, kl);
+        if (!k->gcm) {
+            if (!k->ctx) k->ctx = EVP_CIPHER_CTX_new();
+            /* the key once; each record sets only its nonce */
+            ok = k->ctx &&
+                 EVP_CipherInit_ex(k->ctx, ciphers[k->suite], NULL, key, NULL, k->enc) == 1;
+        }
     }
     OPENSSL_cleanse(key, sizeof(key));
     return ok ? 0 : -1;
@@ -131,8 +140,15 @@ int rec13_key_update(struct rec13_key *k)
     return derive(k);
 }
 
+int rec13_set_fast(int on)
+{
+    fast = on && aesgcm_supported();
+    return fast;
+}
+
 void rec13_key_free(struct rec13_key *k)
 {
+    aesgcm_free(k->gcm);
     EVP_CIPHER_CTX_free(k->ctx);
     OPENSSL_cleanse(k, sizeof(*k));
 }
@@ -142,6 +158,34 @@ static void nonce_of(const struct rec13_key *k, uint8_t nonce[12])
 {
     memcpy(nonce, k->iv, 12);
     for (int i = 0; i < 8; i++) nonce[11 - i] ^= (uint8_t)(k->seq >> (8 * i));
+}
+
+/* The AEAD through EVP (ChaCha20-Poly1305, or no AES-NI): buf, len bytes,
+ * in place, the record header as AAD. 0 or -1. */
+static int evp_open(EVP_CIPHER_CTX *c, const uint8_t nonce[12], const uint8_t *hdr, uint8_t *buf,
+                    size_t len, uint8_t *tag)
+{
+    int outl = 0;
+    if (EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, 0) != 1 ||
+        EVP_CipherUpdate(c, NULL, &outl, hdr, REC13_HDR) != 1 ||
+        EVP_CipherUpdate(c, buf, &outl, buf, (int)len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, REC13_TAG, tag) != 1 ||
+        EVP_CipherFinal_ex(c, buf + outl, &outl) != 1)
+        return -1;
+    return 0;
+}
+
+static int evp_seal(EVP_CIPHER_CTX *c, const uint8_t nonce[12], const uint8_t *hdr, uint8_t *buf,
+                    size_t len, uint8_t *tag)
+{
+    int outl = 0, fin = 0;
+    if (EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, 1) != 1 ||
+        EVP_CipherUpdate(c, NULL, &outl, hdr, REC13_HDR) != 1 ||
+        EVP_CipherUpdate(c, buf, &outl, buf, (int)len) != 1 ||
+        EVP_CipherFinal_ex(c, buf + outl, &fin) != 1 || (size_t)outl + (size_t)fin != len ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, REC13_TAG, tag) != 1)
+        return -1;
+    return 0;
 }
 
 long rec13_header(const uint8_t *h, size_t have)
@@ -166,12 +210,9 @@ int rec13_open(struct rec13_key *k, uint8_t *rec, size_t rec_len, uint8_t *type,
     nonce_of(k, nonce);
     size_t clen = rec_len - REC13_HDR - REC13_TAG;
     uint8_t *body = rec + REC13_HDR;
-    int outl = 0;
-    if (EVP_CipherInit_ex(k->ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
-        EVP_CipherUpdate(k->ctx, NULL, &outl, rec, REC13_HDR) != 1 || /* AAD: the header (5.2) */
-        EVP_CipherUpdate(k->ctx, body, &outl, body, (int)clen) != 1 ||
-        EVP_CIPHER_CTX_ctrl(k->ctx, EVP_CTRL_AEAD_SET_TAG, REC13_TAG, body + clen) != 1 ||
-        EVP_CipherFinal_ex(k->ctx, body + outl, &outl) != 1)
+    /* AAD: the header (5.2) */
+    if ((k->gcm ? aesgcm_open(k->gcm, nonce, rec, REC13_HDR, body, clen, body + clen)
+                : evp_open(k->ctx, nonce, rec, body, clen, body + clen)) < 0)
         return -REC13_AL_BAD_RECORD_MAC;
     k->seq++;
     /* TLSInnerPlaintext: content, the type (non-zero), zeros (5.4) */
@@ -199,7 +240,7 @@ long rec13_seal(struct rec13_key *k, uint8_t type, const struct iovec *iov, int 
     out[3] = (uint8_t)(body >> 8);
     out[4] = (uint8_t)body;
     /* The plaintext and its type are gathered in out first, then encrypted
-     * in place by one update: each EVP update costs more than copying a
+     * in place in one pass: each EVP update costs more than copying a
      * record's worth, and a short one goes through GCM's byte-wise path. */
     uint8_t *plain = out + REC13_HDR;
     size_t at = 0;
@@ -210,12 +251,8 @@ long rec13_seal(struct rec13_key *k, uint8_t type, const struct iovec *iov, int 
     plain[at++] = type;
     uint8_t nonce[12];
     nonce_of(k, nonce);
-    int outl = 0, fin = 0;
-    if (EVP_CipherInit_ex(k->ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
-        EVP_CipherUpdate(k->ctx, NULL, &outl, out, REC13_HDR) != 1 ||
-        EVP_CipherUpdate(k->ctx, plain, &outl, plain, (int)at) != 1 ||
-        EVP_CipherFinal_ex(k->ctx, plain + outl, &fin) != 1 || (size_t)outl + (size_t)fin != at ||
-        EVP_CIPHER_CTX_ctrl(k->ctx, EVP_CTRL_AEAD_GET_TAG, REC13_TAG, plain + at) != 1)
+    if ((k->gcm ? aesgcm_seal(k->gcm, nonce, out, REC13_HDR, plain, at, plain + at)
+                : evp_seal(k->ctx, nonce, out, plain, at, plain + at)) < 0)
         return -1;
     at += REC13_HDR;
     k->seq++;

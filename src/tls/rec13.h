@@ -36,7 +36,10 @@ enum {
 
 enum rec13_suite { REC13_AES_128_GCM, REC13_AES_256_GCM, REC13_CHACHA20_POLY1305 };
 
+struct aesgcm;
+
 struct rec13_key {
+    struct aesgcm *gcm;  /* AES-GCM without EVP (aesgcm.h), where the CPU allows; else: */
     EVP_CIPHER_CTX *ctx; /* keyed once per traffic secret; per record only the nonce is set */
     uint64_t seq;        /* of the next record (RFC 8446 5.3) */
     uint8_t iv[12];
@@ -64,6 +67,10 @@ int rec13_key_init(struct rec13_key *k, int suite, int enc, const uint8_t *secre
                    size_t secret_len, uint64_t seq);
 /* The next generation of k (RFC 8446 7.2: "traffic upd"), sequence number 0. 0 or -1. */
 int rec13_key_update(struct rec13_key *k);
+/* Whether AES-GCM keys made from now on use aesgcm.c (on by default where
+ * the CPU has AES-NI and PCLMULQDQ) or EVP: returns the setting in force.
+ * For the tests, which run both. */
+int rec13_set_fast(int on);
 /* Frees the context and wipes the secret. */
 void rec13_key_free(struct rec13_key *k);
 

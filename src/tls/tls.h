@@ -5,6 +5,8 @@
  *   conn_tls13.c  after a TLS 1.3 server handshake, the connection leaves
  *               OpenSSL: usher runs the record layer with rec13.c (the
  *               codec); tls.record_layer: openssl keeps it on OpenSSL
+ *   aesgcm.c    AES-GCM for rec13.c without EVP: AES-NI rounds, OpenSSL's
+ *               CRYPTO_gcm128 mode
  *   server.c    one struct tls_server per TLS listener: its certificates
  *               grouped by names (one SSL_CTX per group: an ECDSA and an RSA
  *               certificate for the same names share one), SNI, ALPN,

@@ -157,6 +157,14 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
     return 0;
 }
 
+int config_pool_tls(const struct pool_conf *p)
+{
+    if (p->discover.dns[0] && p->discover.scheme == DISC_HTTPS) return 1;
+    for (uint32_t i = 0; i < p->nbackends; i++)
+        if (p->backends[i].tls) return 1;
+    return 0;
+}
+
 /* balance_names() folded into lines of the help's second column. */
 static void names_folded(char *out, size_t cap)
 {
@@ -460,8 +468,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             int disc = config_parse_discover_url(val, &dc, why, sizeof(why));
             if (disc < 0) FAIL("--backend '%s': %s", val, why);
             if (disc > 0 && p->discover.dns[0])
-                FAIL("--backend '%s': only one dns+http:// or srv+http:// backend (the pool "
-                     "already discovers %s)",
+                FAIL("--backend '%s': only one dns+http(s):// or srv+http(s):// backend (the "
+                     "pool already discovers %s)",
                      val, p->discover.dns);
             if (disc > 0) {
                 p->discover = dc;
@@ -567,11 +575,10 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                                                 : "--backend",
                         dwhy);
     }
-    int any_https = 0;
-    for (uint32_t k = 0; k < p->nbackends; k++) any_https |= p->backends[k].tls;
-    if (backend_tls_flag && !any_https)
-        return fail("%s is given but no --backend https://HOST:PORT uses it%s", backend_tls_flag,
-                    "");
+    if (backend_tls_flag && !config_pool_tls(p))
+        return fail("%s is given but no --backend https://HOST:PORT uses it (nor a "
+                    "dns+https:// or srv+https:// one)%s",
+                    backend_tls_flag, "");
     for (size_t k = 0; k < nonly; k++) {
         if (!strcmp(p->balance, only[k]->only_balance)) continue;
         char msg[256];

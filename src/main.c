@@ -42,14 +42,14 @@ static struct {
 
 #define FAILURE_REPORT_MS 60000
 
-/* Whether c has a TLS listener or an https:// backend. */
+/* Whether c has a TLS listener or an https:// backend (or a pool that
+ * discovers https:// ones). */
 static int any_tls(const struct config *c)
 {
     for (uint32_t i = 0; i < c->nlisteners; i++)
         if (c->listeners[i].tls) return 1;
     for (uint32_t i = 0; i < c->npools; i++)
-        for (uint32_t b = 0; b < c->pools[i].nbackends; b++)
-            if (c->pools[i].backends[b].tls) return 1;
+        if (config_pool_tls(&c->pools[i])) return 1;
     return 0;
 }
 
@@ -86,12 +86,12 @@ static void log_lines(int level, const char *prefix, char *text)
 }
 
 /* The TLS side of next, for a reload: 0, or minus the number of errors (logged). */
-static int reload_tls(const struct config *next, struct gen_tls *out)
+static int reload_tls(const struct config *next, struct gen_tls *out, int log_loaded)
 {
     char *etext = NULL, *wtext = NULL;
     size_t elen = 0, wlen = 0;
     FILE *errs = open_memstream(&etext, &elen), *warns = open_memstream(&wtext, &wlen);
-    int rc = errs && warns ? gen_tls_new(next, errs, warns, 1, out) : -1;
+    int rc = errs && warns ? gen_tls_new(next, errs, warns, log_loaded, out) : -1;
     if (errs) fclose(errs);
     if (warns) fclose(warns);
     if (rc < 0) { /* -(the number of errors) */
@@ -222,16 +222,25 @@ static void describe(const struct generation *g, uint32_t nthreads)
                  pc->discover.dns[0]
                      ? (pc->nbackends ? " (with those DNS gives)" : "none yet (DNS gives them)")
                      : "");
-        uint32_t https = 0;
-        for (uint32_t b = 0; b < pc->nbackends; b++) https += pc->backends[b].tls;
+        /* those DNS will give count as one of their scheme */
+        uint32_t https = 0, plain = 0;
+        for (uint32_t b = 0; b < pc->nbackends; b++) {
+            if (pc->backends[b].dns) continue;
+            https += pc->backends[b].tls;
+            plain += !pc->backends[b].tls;
+        }
+        if (pc->discover.dns[0]) {
+            https += pc->discover.scheme == DISC_HTTPS;
+            plain += pc->discover.scheme != DISC_HTTPS;
+        }
         if (pc->health_interval_ms)
             log_info("pool '%s': health checks: %s every %u ms (timeout %u ms, rise %u, fall %u); "
                      "%u failures in a row on live traffic take a backend out",
                      pc->name,
                      pc->health_path[0] ? (https ? "HTTP GET (over TLS for https://)" : "HTTP GET")
-                     : https && https == pc->nbackends ? "TLS handshake"
-                     : https ? "TCP connect (a TLS handshake for https://)"
-                             : "TCP connect",
+                     : https && !plain  ? "TLS handshake"
+                     : https            ? "TCP connect (a TLS handshake for https://)"
+                                        : "TCP connect",
                      pc->health_interval_ms, pc->health_timeout_ms, pc->health_rise,
                      pc->health_fall, pc->max_fails);
         if (pc->slow_start_ms)
@@ -302,16 +311,23 @@ static int switch_to(struct config *next, struct gen_tls *tls, const char *what,
     return 0;
 }
 
-/* The admin API: a configuration built from the one in force. */
-static int admin_apply(struct config *next, char *msg, size_t cap)
+/* A configuration built from the one in force; log_tls: say again what the
+ * TLS contexts were made with. */
+static int apply_change(struct config *next, int log_tls, char *msg, size_t cap)
 {
     struct gen_tls tls = {0};
-    if (any_tls(next) && (tls_init() < 0 || reload_tls(next, &tls) < 0)) {
+    if (any_tls(next) && (tls_init() < 0 || reload_tls(next, &tls, log_tls) < 0)) {
         config_free(next);
         snprintf(msg, cap, "the TLS side could not be set up (see the log)");
         return -1;
     }
     return switch_to(next, &tls, "runtime change applied", msg, cap);
+}
+
+/* The admin API's changes. */
+static int admin_apply(struct config *next, char *msg, size_t cap)
+{
+    return apply_change(next, 1, msg, cap);
 }
 
 /* Discovery (app/discovery.c): the configuration in force, and a new set
@@ -328,7 +344,8 @@ static int discovery_apply(struct config *next, char *msg, size_t cap)
         snprintf(msg, cap, "shutting down");
         return -1;
     }
-    return admin_apply(next, msg, cap);
+    /* the TLS settings are the file's, said at start: not again at each answer */
+    return apply_change(next, 0, msg, cap);
 }
 
 /* SIGHUP or the API: read the file again; if it is valid, switch every
@@ -349,7 +366,7 @@ static int reload(char *msg, size_t cap)
             return 1;
         }
         log_info("received SIGHUP: reading the certificates again");
-        if (config_copy(&next, ctl.gen->cfg) < 0 || reload_tls(&next, &tls) < 0) {
+        if (config_copy(&next, ctl.gen->cfg) < 0 || reload_tls(&next, &tls, 1) < 0) {
             snprintf(msg, cap, "reload failed: still serving with the previous certificates");
             log_warn("%s", msg);
             config_free(&next);
@@ -390,7 +407,7 @@ static int reload(char *msg, size_t cap)
     discovery_fill(&next);   /* the backends DNS gives stay */
     admin_overlay(&next, 1); /* the API's changes stay */
     int terrs = 0;
-    if (any_tls(&next) && (tls_init() < 0 || (terrs = reload_tls(&next, &tls)) < 0)) {
+    if (any_tls(&next) && (tls_init() < 0 || (terrs = reload_tls(&next, &tls, 1)) < 0)) {
         terrs = -terrs;
         snprintf(msg, cap, "reload of %s failed (%d TLS error%s, see the log)", file, terrs,
                  terrs == 1 ? "" : "s");

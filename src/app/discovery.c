@@ -76,6 +76,17 @@ static struct disc_pool *find(const char *pool)
     return NULL;
 }
 
+/* The DNS name a discovered https:// backend of p is checked against: its SRV
+ * target's, else discover.dns (without a final dot). */
+static void tls_name_of(const struct pool_conf *p, const struct discover_target *t, char *out,
+                        size_t cap)
+{
+    const char *name = t->name[0] ? t->name : p->discover.dns;
+    size_t n = strlen(name);
+    if (n && name[n - 1] == '.') n--;
+    snprintf(out, cap, "%.*s", (int)n, name);
+}
+
 /* Pool p's backends: the static (and API) ones, then those of set. */
 static void fill_pool(struct pool_conf *p, const struct discover_set *set)
 {
@@ -94,11 +105,11 @@ static void fill_pool(struct pool_conf *p, const struct discover_set *set)
     unsigned maxw = 0;
     for (uint32_t i = 0; i < set->n; i++)
         if (set->t[i].weight > maxw) maxw = set->t[i].weight;
-    int srv = p->discover.type == DISC_SRV;
+    int srv = p->discover.type == DISC_SRV, https = p->discover.scheme == DISC_HTTPS;
     for (uint32_t i = 0; i < set->n && p->nbackends < CONFIG_MAX_BACKENDS; i++) {
         char hostport[64], url[80], why[160];
         discover_target_text(&set->t[i], hostport, sizeof(hostport));
-        snprintf(url, sizeof(url), "http://%s", hostport);
+        snprintf(url, sizeof(url), "%s://%s", https ? "https" : "http", hostport);
         struct backend_conf *bc = &p->backends[p->nbackends];
         if (config_parse_backend(url, bc, why, sizeof(why)) < 0) continue; /* cannot be */
         int dup = 0; /* a static backend with the same address or name wins */
@@ -108,6 +119,9 @@ static void fill_pool(struct pool_conf *p, const struct discover_set *set)
         bc->dns = srv ? BACKEND_DNS_SRV : BACKEND_DNS_ADDR;
         bc->weight = srv ? discovery_weight(set->t[i].weight, maxw) : 1;
         bc->priority = srv ? set->t[i].priority : 0;
+        /* the name a certificate can carry (an address is no use to SNI): the
+         * SRV target, else the name asked; the pool's tls.server_name wins */
+        if (https) tls_name_of(p, &set->t[i], bc->tls_name, sizeof(bc->tls_name));
         p->nbackends++;
     }
 }

@@ -157,6 +157,14 @@ int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_
     return 0;
 }
 
+int config_pool_tls(const struct pool_conf *p)
+{
+    if (p->discover.dns[0] && p->discover.scheme == DISC_HTTPS) return 1;
+    for (uint32_t i = 0; i < p->nbackends; i++)
+        if (p->backends[i].tls) return 1;
+    return 0;
+}
+
 /* balance_names() folded into lines of the help's second column. */
 static void names_folded(char *out, size_t cap)
 {
@@ -232,6 +240,10 @@ static void usage(FILE *f)
             "  --backend srv+http://_service._proto.NAME\n"
             "                            backends from DNS SRV records: their targets,\n"
             "                            ports, weights and priorities\n"
+            "  --backend dns+https://NAME:PORT, srv+https://_service._proto.NAME\n"
+            "                            the same over TLS (the backend TLS flags below):\n"
+            "                            the certificate is checked for NAME, or the SRV\n"
+            "                            target's name, not for the address\n"
             "  --resolver HOST:PORT      the DNS server to ask (repeatable, at most 8;\n"
             "                            default: those of /etc/resolv.conf)\n"
             "  --dns-min-ttl DUR         ask again no sooner than this (default 1s)\n"
@@ -243,7 +255,8 @@ static void usage(FILE *f)
             "                            true)\n"
             "  --backend-tls-ca FILE     CAs for that check (default: the system store)\n"
             "  --backend-tls-server-name NAME\n"
-            "                            SNI and the name checked (default: the URL's host)\n"
+            "                            SNI and the name checked (default: the URL's host;\n"
+            "                            from DNS: the name asked, or the SRV target)\n"
             "  --backend-tls-cert FILE   a client certificate for the backends\n"
             "  --backend-tls-key FILE    its key, unless it is in the certificate file\n"
             "  --balance NAME            how to pick a backend (default round-robin):\n"
@@ -460,8 +473,8 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
             int disc = config_parse_discover_url(val, &dc, why, sizeof(why));
             if (disc < 0) FAIL("--backend '%s': %s", val, why);
             if (disc > 0 && p->discover.dns[0])
-                FAIL("--backend '%s': only one dns+http:// or srv+http:// backend (the pool "
-                     "already discovers %s)",
+                FAIL("--backend '%s': only one dns+http(s):// or srv+http(s):// backend (the "
+                     "pool already discovers %s)",
                      val, p->discover.dns);
             if (disc > 0) {
                 p->discover = dc;
@@ -567,11 +580,10 @@ int config_from_args(struct config *c, int argc, char **argv, int *check_only)
                                                 : "--backend",
                         dwhy);
     }
-    int any_https = 0;
-    for (uint32_t k = 0; k < p->nbackends; k++) any_https |= p->backends[k].tls;
-    if (backend_tls_flag && !any_https)
-        return fail("%s is given but no --backend https://HOST:PORT uses it%s", backend_tls_flag,
-                    "");
+    if (backend_tls_flag && !config_pool_tls(p))
+        return fail("%s is given but no --backend https://HOST:PORT uses it (nor a "
+                    "dns+https:// or srv+https:// one)%s",
+                    backend_tls_flag, "");
     for (size_t k = 0; k < nonly; k++) {
         if (!strcmp(p->balance, only[k]->only_balance)) continue;
         char msg[256];

@@ -23,6 +23,9 @@ struct backend_conf {
     uint8_t api;       /* added through the admin API, not by the file */
     uint8_t dns;       /* enum backend_source_dns: discovered from DNS (app/discovery.c) */
     uint16_t priority; /* SRV priority (dns == BACKEND_DNS_SRV): the lowest up one serves */
+    /* a discovered https:// backend: the DNS name its certificate must carry
+     * and the SNI (the name asked, or the SRV target); "": the URL's host */
+    char tls_name[256];
 };
 
 /* backend_conf.dns */
@@ -31,11 +34,14 @@ enum backend_source_dns { BACKEND_STATIC = 0, BACKEND_DNS_ADDR = 1, BACKEND_DNS_
 #define CONFIG_MAX_RESOLVERS 8
 /* discover.type (settings.c's choices, in this order) */
 enum discover_conf_type { DISC_A, DISC_AAAA, DISC_SRV, DISC_A_AAAA };
+/* discover.scheme (settings.c's choices, in this order): what the backends speak */
+enum discover_conf_scheme { DISC_HTTP, DISC_HTTPS };
 
 /* A pool's backends from DNS (docs/DISCOVERY.md): off while dns is "". */
 struct discover_conf {
     char dns[254];                            /* the name asked */
     uint8_t type;                             /* enum discover_conf_type */
+    uint8_t scheme;                           /* enum discover_conf_scheme */
     uint32_t port;                            /* A and AAAA: the backends' port; 0 for SRV */
     char resolvers[CONFIG_MAX_RESOLVERS][64]; /* "HOST:PORT"; none: /etc/resolv.conf */
     uint32_t nresolvers;
@@ -210,6 +216,10 @@ int config_parse_duration(const char *s, uint32_t *ms);
  * an explanation written into why. */
 int config_parse_backend(const char *s, struct backend_conf *b, char *why, size_t why_cap);
 
+/* Whether p may speak TLS to a backend: it has a static https:// one, or it
+ * discovers with scheme https (its tls settings apply, its tls_client is built). */
+int config_pool_tls(const struct pool_conf *p);
+
 /* Checks a pool's discover settings together (the port for A and AAAA only, an
  * SRV name's shape, min_ttl <= max_ttl): 0, or -EINVAL with why written and
  * *key set to the key at fault ("port", "dns", "max_ttl"). */
@@ -219,8 +229,9 @@ int config_check_discover(const struct discover_conf *d, char *why, size_t why_c
  * out in the form c-ares takes: 0, or -EINVAL with why written. */
 int config_parse_resolver(const char *s, char *out, size_t cap, char *why, size_t why_cap);
 /* Parses a quick-mode "dns+http://NAME:PORT" or "srv+http://_svc._proto.NAME"
- * into d (type, name, port): 1 when s is one of them, 0 when it is not (a
- * plain URL), -EINVAL with why written when it is one but wrong. */
+ * (or dns+https://, srv+https://: TLS to the backends) into d (type, scheme,
+ * name, port): 1 when s is one of them, 0 when it is not (a plain URL),
+ * -EINVAL with why written when it is one but wrong. */
 int config_parse_discover_url(const char *s, struct discover_conf *d, char *why, size_t why_cap);
 
 /* Checks the admin listener's settings (after USHER_ADMIN_TOKEN fills an

@@ -42,6 +42,9 @@ static const char *const listener_protocols[] = {"auto", "http1", "h2", NULL}; /
 static const char *const record_layers[] = {"usher", "openssl", NULL}; /* enum tls_record_layer */
 /* enum discover_conf_type order; a+aaaa asks both (quick mode's dns+http://) */
 static const char *const discover_types[] = {"a", "aaaa", "srv", "a+aaaa", NULL};
+/* enum discover_conf_scheme order; https: the pool's tls settings apply (quick mode's dns+https://)
+ */
+static const char *const discover_schemes[] = {"http", "https", NULL};
 
 /* clang-format off */
 const struct setting settings_table[] = {
@@ -215,6 +218,9 @@ const struct setting settings_table[] = {
     {.key = "discover.type", .type = SETTING_ENUM, POOL(discover.type), .choices = discover_types,
      .def = "a+aaaa"},
     {.key = "discover.port", .type = SETTING_UINT, .min = 1, .max = 65535, POOL(discover.port)},
+    /* what the discovered backends speak: https:// URLs, the pool's tls settings */
+    {.key = "discover.scheme", .type = SETTING_ENUM, POOL(discover.scheme),
+     .choices = discover_schemes, .def = "http"},
     /* a TTL below min_ttl is asked again after min_ttl, above max_ttl after max_ttl */
     {.key = "discover.min_ttl", .flag = "--dns-min-ttl", .type = SETTING_DURATION, .min = 100,
      .max = 24 * 3600 * 1000U, POOL(discover.min_ttl_ms), .def = "1s"},
@@ -696,26 +702,28 @@ int config_parse_resolver(const char *s, char *out, size_t cap, char *why, size_
 
 int config_parse_discover_url(const char *s, struct discover_conf *d, char *why, size_t why_cap)
 {
-    int srv = !strncmp(s, "srv+http://", 11);
-    if (!srv && strncmp(s, "dns+http://", 11)) {
-        if (!strncmp(s, "dns+", 4) || !strncmp(s, "srv+", 4)) {
-            snprintf(why, why_cap,
-                     "expected dns+http://NAME:PORT or srv+http://_service._proto.NAME");
-            return -EINVAL;
-        }
-        return 0;
+    int srv = !strncmp(s, "srv+", 4);
+    if (!srv && strncmp(s, "dns+", 4)) return 0;
+    int https = !strncmp(s + 4, "https://", 8);
+    if (!https && strncmp(s + 4, "http://", 7)) {
+        snprintf(why, why_cap,
+                 "expected dns+http://NAME:PORT or srv+http://_service._proto.NAME "
+                 "(dns+https://, srv+https:// for TLS to the backends)");
+        return -EINVAL;
     }
-    const char *name = s + 11;
+    const char *name = s + 4 + (https ? 8 : 7);
+    int plen = (int)(name - s); /* "dns+https://": said in the messages as given */
     char host[256];
     size_t n = strcspn(name, ":/,");
     if (n >= sizeof(host) || n == 0) {
-        snprintf(why, why_cap, "expected a DNS name after %.11s", s);
+        snprintf(why, why_cap, "expected a DNS name after %.*s", plen, s);
         return -EINVAL;
     }
     memcpy(host, name, n);
     host[n] = 0;
     const char *rest = name + n;
     d->type = srv ? DISC_SRV : DISC_A_AAAA;
+    d->scheme = https ? DISC_HTTPS : DISC_HTTP;
     d->port = 0;
     if (*rest == ':') {
         char *end;
@@ -741,10 +749,12 @@ int config_parse_discover_url(const char *s, struct discover_conf *d, char *why,
     const char *key;
     char cwhy[256];
     if (config_check_discover(d, cwhy, sizeof(cwhy), &key) < 0) {
-        snprintf(why, why_cap, "%s",
-                 !strcmp(key, "port") && srv ? "srv+http:// takes no port: the SRV records give it"
-                 : !strcmp(key, "port")      ? "dns+http://NAME:PORT needs the backends' port"
-                                             : cwhy);
+        if (!strcmp(key, "port") && srv)
+            snprintf(why, why_cap, "%.*s takes no port: the SRV records give it", plen, s);
+        else if (!strcmp(key, "port"))
+            snprintf(why, why_cap, "%.*sNAME:PORT needs the backends' port", plen, s);
+        else
+            snprintf(why, why_cap, "%s", cwhy);
         return -EINVAL;
     }
     return 1;

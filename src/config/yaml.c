@@ -314,9 +314,9 @@ static void read_backends(struct walk *w, const yaml_node_t *n, struct pool_conf
     }
 }
 
-/* discover: { dns: NAME, type: a|aaaa|srv|a+aaaa, port: N, resolvers: [...], min_ttl,
- * max_ttl, hold, timeout }: the table's keys, the resolvers list, then the
- * block checked as a whole (config_check_discover). */
+/* discover: { dns: NAME, type: a|aaaa|srv|a+aaaa, port: N, scheme: http|https,
+ * resolvers: [...], min_ttl, max_ttl, hold, timeout }: the table's keys, the resolvers list, then
+ * the block checked as a whole (config_check_discover). */
 static void read_discover(struct walk *w, const yaml_node_t *n, struct pool_conf *p,
                           const char *where)
 {
@@ -386,12 +386,12 @@ static void read_pool(struct walk *w, const char *name, const yaml_node_t *n, st
             "(backends from DNS)",
             where);
     yaml_node_t *t = get(w, n, "tls");
-    int https = 0;
-    for (uint32_t i = 0; i < p->nbackends; i++) https |= p->backends[i].tls;
-    if (t && p->nbackends && w->errors == before && !https)
+    /* a pool that discovers its https:// backends has none yet, and its tls
+     * section is what they will use */
+    if (t && w->errors == before && !config_pool_tls(p))
         err(w, t,
             "%s: tls: no backend of the pool is https:// (TLS to a backend is asked for by "
-            "its URL)",
+            "its URL, or by discover.scheme: https for the backends DNS gives)",
             where);
 }
 

@@ -4,6 +4,7 @@
  * checks: TLS 1.2 or 1.3, ALPN http/1.1, the backend's certificate checked
  * (by default) against the system store or the pool's CA file, an optional
  * client certificate. The name is per connection: the pool's server_name,
+ * else the DNS name of a backend found through DNS (backend_conf.tls_name),
  * else the backend URL's host, is sent as SNI (not for an address: RFC 6066
  * section 3 forbids literal IPs there) and is the name (or the address) the
  * certificate must carry.
@@ -205,7 +206,11 @@ struct tls_client *tls_client_new(const struct config *cfg, const struct pool_co
         if (p->tls_verify)
             log_info("pool '%s': TLS to backends: certificates checked against %s for %s%s",
                      p->name, p->tls_ca[0] ? p->tls_ca : "the system's CAs",
-                     p->tls_server_name[0] ? p->tls_server_name : "each URL's host", cert);
+                     p->tls_server_name[0] ? p->tls_server_name
+                     : p->discover.dns[0] && p->discover.scheme == DISC_HTTPS
+                         ? "each URL's host (a backend from DNS: its DNS name)"
+                         : "each URL's host",
+                     cert);
         else
             log_warn("pool '%s': TLS to backends WITHOUT certificate checks (tls verify is "
                      "false): whoever can reach the path to a backend can read and change the "
@@ -221,18 +226,23 @@ fail:
 
 /* ---- connections ------------------------------------------------------------------- */
 
-/* The name for backend b: cl's server_name, or the host of b's authority
- * ("10.0.0.1:8443", "[::1]", "localhost"), without brackets. */
+/* The name for backend b: cl's server_name, else the DNS name a discovered
+ * backend was found under (its URL holds only an address), else the host of
+ * b's authority ("10.0.0.1:8443", "[::1]", "localhost"), without brackets. */
 static void name_of(const struct tls_client *cl, const struct backend_conf *b, char *out,
                     size_t cap)
 {
-    const char *s = cl->server_name[0] ? cl->server_name : b->authority;
+    const char *name = cl->server_name[0] ? cl->server_name : b->tls_name;
+    if (name[0]) {
+        snprintf(out, cap, "%s", name);
+        return;
+    }
+    const char *s = b->authority;
     if (s[0] == '[') {
         snprintf(out, cap, "%.*s", (int)strcspn(s + 1, "]"), s + 1);
         return;
     }
-    size_t n = cl->server_name[0] ? strlen(s) : strcspn(s, ":");
-    snprintf(out, cap, "%.*s", (int)n, s);
+    snprintf(out, cap, "%.*s", (int)strcspn(s, ":"), s);
 }
 
 int tls_client_attach(struct conn *c, struct tls_client *cl, const struct backend_conf *b,

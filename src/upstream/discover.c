@@ -19,8 +19,9 @@
 
 /* ---- the pure parts ---------------------------------------------------------------- */
 
+/* name: the SRV target, or NULL (A, AAAA) */
 static void put_target(struct discover_set *out, int family, const uint8_t *a, uint16_t port,
-                       uint16_t weight, uint16_t priority)
+                       uint16_t weight, uint16_t priority, const char *name)
 {
     if (out->n >= DISCOVER_MAX_TARGETS) return;
     struct discover_target *t = &out->t[out->n++];
@@ -40,6 +41,7 @@ static void put_target(struct discover_set *out, int family, const uint8_t *a, u
     }
     t->weight = weight;
     t->priority = priority;
+    if (name) snprintf(t->name, sizeof(t->name), "%s", name);
 }
 
 static void min_ttl(struct discover_set *out, uint32_t ttl)
@@ -59,7 +61,7 @@ int discover_build_set(const struct discover_spec *spec, const struct dns_answer
             const struct dns_record *r = &answer->records[i];
             if (!r->answer || r->type != want) continue;
             put_target(out, want == DNS_T_A ? AF_INET : AF_INET6,
-                       want == DNS_T_A ? r->u.a : r->u.aaaa, spec->port, 1, 0);
+                       want == DNS_T_A ? r->u.a : r->u.aaaa, spec->port, 1, 0, NULL);
             min_ttl(out, r->ttl);
         }
     } else {
@@ -76,7 +78,7 @@ int discover_build_set(const struct discover_spec *spec, const struct dns_answer
                     continue;
                 put_target(out, a->type == DNS_T_A ? AF_INET : AF_INET6,
                            a->type == DNS_T_A ? a->u.a : a->u.aaaa, s->u.srv.port, s->u.srv.weight,
-                           s->u.srv.priority);
+                           s->u.srv.priority, s->u.srv.target);
                 min_ttl(out, a->ttl);
             }
             for (uint32_t k = 0; k < naddrs; k++) {
@@ -84,7 +86,8 @@ int discover_build_set(const struct discover_spec *spec, const struct dns_answer
                 if (a->target >= answer->nrecords ||
                     strcmp(answer->records[a->target].u.srv.target, s->u.srv.target))
                     continue;
-                put_target(out, a->family, a->a, s->u.srv.port, s->u.srv.weight, s->u.srv.priority);
+                put_target(out, a->family, a->a, s->u.srv.port, s->u.srv.weight, s->u.srv.priority,
+                           s->u.srv.target);
                 min_ttl(out, a->ttl);
             }
             if (out->n > before) min_ttl(out, s->ttl);
@@ -106,7 +109,7 @@ int discover_build_addrs(const struct discover_spec *spec, const struct discover
     out->n = 0;
     out->ttl_s = UINT32_MAX;
     for (uint32_t i = 0; i < naddrs; i++) {
-        put_target(out, addrs[i].family, addrs[i].a, spec->port, 1, 0);
+        put_target(out, addrs[i].family, addrs[i].a, spec->port, 1, 0, NULL);
         min_ttl(out, addrs[i].ttl);
     }
     discover_sort(out);
@@ -135,13 +138,22 @@ static int cmp_target(const void *pa, const void *pb)
     return (int)ntohs(x->sin6_port) - (int)ntohs(y->sin6_port);
 }
 
+/* The order of a set: by address and port, then by name, so that of one
+ * address under two SRV target names every usher keeps the same one. */
+static int cmp_sorted(const void *pa, const void *pb)
+{
+    const struct discover_target *a = pa, *b = pb;
+    int c = cmp_target(a, b);
+    return c ? c : strcmp(a->name, b->name);
+}
+
 void discover_sort(struct discover_set *set)
 {
-    qsort(set->t, set->n, sizeof(set->t[0]), cmp_target);
+    qsort(set->t, set->n, sizeof(set->t[0]), cmp_sorted);
     uint32_t w = 0;
     for (uint32_t i = 0; i < set->n; i++) {
         /* the same address and port twice (two SRV records, or A and an
-         * additional record): one backend, the first record's weight */
+         * additional record): one backend, the first name's record */
         if (w && !cmp_target(&set->t[w - 1], &set->t[i])) continue;
         set->t[w++] = set->t[i];
     }
@@ -162,16 +174,16 @@ void discover_target_text(const struct discover_target *t, char *out, size_t cap
     }
 }
 
-/* Appends one change ("+10.0.0.4:8080 (weight 10)") to out, kept a string. */
+/* Appends one change ("+10.0.0.4:8080 (weight 10)") to out, kept a string;
+ * with_name: its SRV target name too ("~10.0.0.4:8080 (weight 10, target b.test)"). */
 static void say(char *out, size_t cap, size_t *off, const char *sign,
-                const struct discover_target *t, int with_weight)
+                const struct discover_target *t, int with_weight, int with_name)
 {
-    char addr[64], extra[48] = "";
+    char addr[64], prio[24] = "", name[DNS_NAME_MAX + 12] = "", extra[DNS_NAME_MAX + 64] = "";
     discover_target_text(t, addr, sizeof(addr));
-    if (with_weight && t->priority)
-        snprintf(extra, sizeof(extra), " (weight %u, priority %u)", t->weight, t->priority);
-    else if (with_weight)
-        snprintf(extra, sizeof(extra), " (weight %u)", t->weight);
+    if (t->priority) snprintf(prio, sizeof(prio), ", priority %u", t->priority);
+    if (with_name) snprintf(name, sizeof(name), ", target %s", t->name[0] ? t->name : ".");
+    if (with_weight) snprintf(extra, sizeof(extra), " (weight %u%s%s)", t->weight, prio, name);
     if (*off + 1 >= cap) return;
     int n = snprintf(out + *off, cap - *off, "%s%s%s%s", *off ? ", " : "", sign, addr, extra);
     if (n < 0) return;
@@ -188,14 +200,18 @@ int discover_diff(const struct discover_set *a, const struct discover_set *b, ch
     while (i < a->n || k < b->n) {
         int c = i >= a->n ? 1 : k >= b->n ? -1 : cmp_target(&a->t[i], &b->t[k]);
         if (c < 0) {
-            say(out, cap, &off, "-", &a->t[i++], 0);
+            say(out, cap, &off, "-", &a->t[i++], 0, 0);
             changed = 1;
         } else if (c > 0) {
-            say(out, cap, &off, "+", &b->t[k++], 1);
+            say(out, cap, &off, "+", &b->t[k++], 1, 0);
             changed = 1;
         } else {
-            if (a->t[i].weight != b->t[k].weight || a->t[i].priority != b->t[k].priority) {
-                say(out, cap, &off, "~", &b->t[k], 1);
+            /* the same backend; another SRV target name for it is a change
+             * too: its https:// connections check that name from now on */
+            int renamed = strcmp(a->t[i].name, b->t[k].name) != 0;
+            if (a->t[i].weight != b->t[k].weight || a->t[i].priority != b->t[k].priority ||
+                renamed) {
+                say(out, cap, &off, "~", &b->t[k], 1, renamed);
                 changed = 1;
             }
             i++, k++;

@@ -13,7 +13,8 @@
  *
  * Backends are identified by address and port: a target that stays across
  * answers is the same backend (the generation keeps its state, counters and
- * pooled connections). */
+ * pooled connections), even when the SRV target name it is found under
+ * changes (that is a change of the set too: the name is what TLS checks). */
 #ifndef USHER_UPSTREAM_DISCOVER_H
 #define USHER_UPSTREAM_DISCOVER_H
 
@@ -45,6 +46,10 @@ struct discover_target {
     socklen_t addrlen;
     uint16_t weight;   /* SRV weight (RFC 2782; 0 is a weight too), else 1 */
     uint16_t priority; /* SRV priority (lowest first), else 0 */
+    /* SRV: the target's name (lower case, no final dot), what an https://
+     * backend's certificate is checked against; "" for A and AAAA (the name
+     * asked is the backends' name) */
+    char name[DNS_NAME_MAX + 1];
 };
 
 struct discover_set {
@@ -102,10 +107,11 @@ int discover_build_set(const struct discover_spec *spec, const struct dns_answer
  * spec->port. 0, or -1 when there is none. */
 int discover_build_addrs(const struct discover_spec *spec, const struct discover_addr *addrs,
                          uint32_t naddrs, struct discover_set *out, const char **why);
-/* Sorts set by address and port and drops duplicates. */
+/* Sorts set by address and port and drops duplicates (the same address and
+ * port under two SRV target names: the name first in byte order stays). */
 void discover_sort(struct discover_set *set);
 /* Writes the difference from a to b in words into out; 0 when they hold the
- * same targets with the same weights and priorities. */
+ * same targets with the same weights, priorities and SRV target names. */
 int discover_diff(const struct discover_set *a, const struct discover_set *b, char *out,
                   size_t cap);
 /* The delay before the next question after an answer of ttl_s seconds. */

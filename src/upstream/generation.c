@@ -125,10 +125,11 @@ int gen_tls_new(const struct config *cfg, FILE *errs, FILE *warns, int log_loade
             !(t.servers[i] = tls_server_new(cfg, &cfg->listeners[i], errs, warns, log_loaded)))
             bad = 1;
     for (uint32_t i = 0; i < cfg->npools; i++) {
+        /* a pool that discovers https:// backends has its context before DNS
+         * gave any: usher -t and a reload check its files all the same */
         const struct pool_conf *p = &cfg->pools[i];
-        int https = 0;
-        for (uint32_t b = 0; b < p->nbackends; b++) https |= p->backends[b].tls;
-        if (https && !(t.clients[i] = tls_client_new(cfg, p, errs, warns, log_loaded))) bad = 1;
+        if (config_pool_tls(p) && !(t.clients[i] = tls_client_new(cfg, p, errs, warns, log_loaded)))
+            bad = 1;
     }
     if (bad) {
         gen_tls_free(&t);

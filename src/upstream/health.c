@@ -174,6 +174,15 @@ static void check_done(struct check *c, int ok, const char *why)
             log_with(LOG_INFO, f, 2,
                      "backend %s: health check failed (%s), %u of %u before it is taken out",
                      c->be->conf->url, why, c->fail_streak, cfg->health_fall);
+        } else if (c->fail_streak == 1 && atomic_load(&c->be->unchecked)) {
+            /* a backend DNS gave that never passed: it never had a transition
+             * to say why it takes no traffic (a certificate that does not
+             * name it, a port that refuses), so say it once */
+            const struct log_field f[] = {{"pool", cfg->name}, {"backend", c->be->conf->url}};
+            log_with(LOG_WARN, f, 2,
+                     "backend %s: its first check since DNS gave it failed (%s); it takes no "
+                     "requests until a check passes",
+                     c->be->conf->url, why);
         }
     }
     c->seen_down = backend_state(c->be) == BACKEND_DOWN;

@@ -384,6 +384,7 @@ BAD_BLOCKS = [
     ("discover: { dns: web.test, port: 80, min_ttl: 10s, max_ttl: 2s }", "2s }", "max_ttl (2000 ms) is below min_ttl"),
     ("discover: { dns: web.test, port: 80, ttl: 2s }", "ttl", "unknown key 'ttl'"),
     ("discover: { port: 80 }", "discover: { port: 80 }", "'dns' is required"),
+    ("discover: { dns: web.test, port: 80, scheme: tls }", "tls }", "discover.scheme: expected http or https"),
 ]
 
 

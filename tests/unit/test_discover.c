@@ -158,6 +158,60 @@ static void test_diff_in_words(void **state)
     assert_int_equal(strlen(out), 11);
 }
 
+/* Each SRV backend carries its target's name (what TLS checks); A and AAAA
+ * ones none. One address under two names is one backend, under the first
+ * name in byte order whatever the records' order; a new name for the same
+ * address is a change, said with the name. */
+static void test_srv_target_names(void **state)
+{
+    (void)state;
+    struct discover_spec s = spec(DISCOVER_SRV);
+    const char *why = NULL;
+    ans.nrecords = 0;
+    add_srv("node-b.web.test", 60, 0, 10, 8443);
+    add_srv("node-a.web.test", 60, 0, 10, 8443);
+    add_srv("node-c.web.test", 60, 0, 10, 8443);
+    add_a(0, "node-b.web.test", 60, 10, 0, 0, 1);
+    add_a(0, "node-a.web.test", 60, 10, 0, 0, 1); /* the same address as node-b */
+    add_a(0, "node-c.web.test", 60, 10, 0, 0, 3);
+    assert_int_equal(discover_build_set(&s, &ans, NULL, 0, &set, &why), 0);
+    assert_int_equal(set.n, 2);
+    assert_string_equal(text(&set.t[0]), "10.0.0.1:8443");
+    assert_string_equal(set.t[0].name, "node-a.web.test");
+    assert_string_equal(set.t[1].name, "node-c.web.test");
+    /* the records in another order: the same set */
+    ans.nrecords = 0;
+    add_srv("node-c.web.test", 60, 0, 10, 8443);
+    add_srv("node-a.web.test", 60, 0, 10, 8443);
+    add_srv("node-b.web.test", 60, 0, 10, 8443);
+    add_a(0, "node-a.web.test", 60, 10, 0, 0, 1);
+    add_a(0, "node-c.web.test", 60, 10, 0, 0, 3);
+    add_a(0, "node-b.web.test", 60, 10, 0, 0, 1);
+    assert_int_equal(discover_build_set(&s, &ans, NULL, 0, &other, &why), 0);
+    char out[512];
+    assert_int_equal(discover_diff(&set, &other, out, sizeof(out)), 0);
+    assert_string_equal(other.t[0].name, "node-a.web.test");
+    /* node-c's address now under another name: the same backend, renamed */
+    ans.nrecords = 0;
+    add_srv("node-a.web.test", 60, 0, 10, 8443);
+    add_srv("node-d.web.test", 60, 0, 10, 8443);
+    add_a(0, "node-a.web.test", 60, 10, 0, 0, 1);
+    add_a(0, "node-d.web.test", 60, 10, 0, 0, 3);
+    assert_int_equal(discover_build_set(&s, &ans, NULL, 0, &other, &why), 0);
+    assert_int_equal(discover_diff(&set, &other, out, sizeof(out)), 1);
+    assert_string_equal(out, "~10.0.0.3:8443 (weight 10, target node-d.web.test)");
+    /* A records: no name */
+    struct discover_spec a = spec(DISCOVER_A);
+    ans.nrecords = 0;
+    add_a(1, "web.test", 30, 10, 0, 0, 7);
+    assert_int_equal(discover_build_set(&a, &ans, NULL, 0, &set, &why), 0);
+    assert_string_equal(set.t[0].name, "");
+    struct discover_addr both[1] = {{.family = AF_INET, .ttl = 5}};
+    both[0].a[0] = 10, both[0].a[3] = 8;
+    assert_int_equal(discover_build_addrs(&a, both, 1, &set, &why), 0);
+    assert_string_equal(set.t[0].name, "");
+}
+
 static void test_next_question_follows_the_ttl_within_bounds(void **state)
 {
     (void)state;
@@ -178,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_srv_targets_from_additional_records_and_lookups),
         cmocka_unit_test(test_aaaa_text_in_brackets),
         cmocka_unit_test(test_diff_in_words),
+        cmocka_unit_test(test_srv_target_names),
         cmocka_unit_test(test_next_question_follows_the_ttl_within_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -145,10 +145,23 @@ static void quick_mode_urls(void **state)
         config_parse_discover_url("srv+http://_http._tcp.web.test/", &d, why, sizeof(why)), 1);
     assert_int_equal(d.type, DISC_SRV);
     assert_int_equal(d.port, 0);
+    assert_int_equal(d.scheme, DISC_HTTP);
     static const char *const bad[] = {
-        "dns+http://web.test",         "dns+http://web.test:0",   "dns+http://web.test:80/x",
-        "srv+http://_http._tcp.web:1", "srv+http://web.test",     "dns+https://web.test:443",
-        "dns+http://-web.test:80",     "dns+http://web..test:80", "dns+http://:80",
+        "dns+http://web.test",
+        "dns+http://web.test:0",
+        "dns+http://web.test:80/x",
+        "srv+http://_http._tcp.web:1",
+        "srv+http://web.test",
+        "dns+ftp://web.test:443",
+        "dns+http://-web.test:80",
+        "dns+http://web..test:80",
+        "dns+http://:80",
+        "dns+https://web.test",
+        "srv+https://web.test",
+        "srv+https://_h._tcp.web:443",
+        "dns+https://:443",
+        "dns+httpss://web.test:1",
+        "srv+https//_h._tcp.web.test",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         d = pc.discover;
@@ -156,6 +169,71 @@ static void quick_mode_urls(void **state)
         assert_int_equal(config_parse_discover_url(bad[i], &d, why, sizeof(why)), -EINVAL);
         assert_true(why[0]);
     }
+}
+
+/* dns+https:// and srv+https://: the same forms, with TLS to the backends;
+ * the messages name the form given. */
+static void quick_mode_https_urls(void **state)
+{
+    struct pool_conf pc;
+    config_pool_defaults(&pc);
+    assert_int_equal(pc.discover.scheme, DISC_HTTP); /* the default */
+    char why[256];
+    struct discover_conf d = pc.discover;
+    assert_int_equal(config_parse_discover_url("dns+https://web.test:8443", &d, why, sizeof(why)),
+                     1);
+    assert_string_equal(d.dns, "web.test");
+    assert_int_equal(d.port, 8443);
+    assert_int_equal(d.type, DISC_A_AAAA);
+    assert_int_equal(d.scheme, DISC_HTTPS);
+    d = pc.discover;
+    assert_int_equal(
+        config_parse_discover_url("srv+https://_web._tcp.service.consul", &d, why, sizeof(why)), 1);
+    assert_string_equal(d.dns, "_web._tcp.service.consul");
+    assert_int_equal(d.type, DISC_SRV);
+    assert_int_equal(d.port, 0);
+    assert_int_equal(d.scheme, DISC_HTTPS);
+    /* a later http form does not keep https */
+    assert_int_equal(config_parse_discover_url("dns+http://web.test:80", &d, why, sizeof(why)), 1);
+    assert_int_equal(d.scheme, DISC_HTTP);
+    d = pc.discover;
+    assert_int_equal(config_parse_discover_url("dns+https://web.test", &d, why, sizeof(why)),
+                     -EINVAL);
+    assert_string_equal(why, "dns+https://NAME:PORT needs the backends' port");
+    assert_int_equal(
+        config_parse_discover_url("srv+https://_h._tcp.web.test:443", &d, why, sizeof(why)),
+        -EINVAL);
+    assert_string_equal(why, "srv+https:// takes no port: the SRV records give it");
+    assert_int_equal(config_parse_discover_url("dns+ftp://web.test:21", &d, why, sizeof(why)),
+                     -EINVAL);
+    assert_non_null(strstr(why, "dns+https://, srv+https://"));
+    /* a plain https:// URL is not a discovery one */
+    assert_int_equal(config_parse_discover_url("https://10.0.0.1", &d, why, sizeof(why)), 0);
+}
+
+/* config_pool_tls: a static https:// backend, or discovery with scheme https. */
+static void pool_tls(void **state)
+{
+    struct pool_conf pc;
+    config_pool_defaults(&pc);
+    struct backend_conf b[2];
+    char why[160];
+    assert_int_equal(config_parse_backend("http://10.0.0.1:80", &b[0], why, sizeof(why)), 0);
+    assert_int_equal(config_parse_backend("https://10.0.0.2", &b[1], why, sizeof(why)), 0);
+    pc.backends = b;
+    pc.nbackends = 1;
+    assert_false(config_pool_tls(&pc));
+    pc.nbackends = 2;
+    assert_true(config_pool_tls(&pc));
+    pc.nbackends = 1;
+    snprintf(pc.discover.dns, sizeof(pc.discover.dns), "web.test");
+    assert_false(config_pool_tls(&pc)); /* scheme http */
+    pc.discover.scheme = DISC_HTTPS;
+    assert_true(config_pool_tls(&pc));
+    pc.nbackends = 0;
+    assert_true(config_pool_tls(&pc)); /* no backend yet: DNS will give https:// ones */
+    pc.discover.dns[0] = 0;
+    assert_false(config_pool_tls(&pc)); /* scheme without discover: nothing */
 }
 
 static void resolvers(void **state)
@@ -185,6 +263,8 @@ int main(void)
         cmocka_unit_test(one_priority_needs_no_work),
         cmocka_unit_test(empty_pool_picks_nothing),
         cmocka_unit_test(quick_mode_urls),
+        cmocka_unit_test(quick_mode_https_urls),
+        cmocka_unit_test(pool_tls),
         cmocka_unit_test(resolvers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -636,6 +636,68 @@ static void backend_tls_without_https(void **state)
     config_free(&c);
 }
 
+/* Reads text as a file: the number of errors, their words into err (freed by the caller). */
+static int load_text(struct config *c, const char *text, char **err)
+{
+    char path[] = "/tmp/test_settings_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    size_t len = 0;
+    FILE *errs = open_memstream(err, &len);
+    config_defaults(c);
+    int n = config_load_file(c, path, errs);
+    fclose(errs);
+    unlink(path);
+    return n;
+}
+
+/* A pool that discovers with scheme https may have a tls section without any
+ * static https:// backend; with scheme http (the default) it may not. */
+static void discover_scheme_and_tls(void **state)
+{
+    struct config c;
+    char *err = NULL;
+    static const char head[] = "listeners:\n  - bind: 127.0.0.1:18001\n    pool: web\n"
+                               "pools:\n  web:\n";
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "%s    discover: { dns: web.test, port: 8443, scheme: https }\n"
+             "    tls: { ca: /ca.pem, server_name: web.test }\n",
+             head);
+    assert_int_equal(load_text(&c, text, &err), 0);
+    assert_int_equal(c.pools[0].discover.scheme, DISC_HTTPS);
+    assert_true(config_pool_tls(&c.pools[0]));
+    assert_string_equal(c.pools[0].tls_ca, "/ca.pem");
+    free(err);
+    config_free(&c);
+    /* beside a static http:// backend: the tls section is the discovered ones' */
+    snprintf(text, sizeof(text),
+             "%s    backends: [ \"http://127.0.0.1:18101\" ]\n"
+             "    discover: { dns: _h._tcp.web.test, type: srv, scheme: https }\n"
+             "    tls: { verify: true }\n",
+             head);
+    assert_int_equal(load_text(&c, text, &err), 0);
+    free(err);
+    config_free(&c);
+    snprintf(text, sizeof(text),
+             "%s    discover: { dns: web.test, port: 8080 }\n    tls: { ca: /ca.pem }\n", head);
+    assert_int_equal(load_text(&c, text, &err), 1);
+    assert_int_equal(c.pools[0].discover.scheme, DISC_HTTP);
+    assert_non_null(strstr(err, ":7:10: pool 'web': tls: no backend of the pool is https://"));
+    assert_non_null(strstr(err, "discover.scheme: https"));
+    free(err);
+    config_free(&c);
+    snprintf(text, sizeof(text), "%s    discover: { dns: web.test, port: 8080, scheme: tls }\n",
+             head);
+    assert_int_equal(load_text(&c, text, &err), 1);
+    assert_non_null(strstr(err, ":6:52: discover.scheme: expected http or https, not 'tls'"));
+    free(err);
+    config_free(&c);
+}
+
 /* --log-level, --log-format, --user and --group may come with -c FILE and win over
  * the file, at start and (config_apply_overrides) at every reload; other flags may not. */
 static void flags_that_win_over_the_file(void **state)
@@ -822,6 +884,7 @@ int main(void)
         cmocka_unit_test(every_flag_agrees_on_every_value),
         cmocka_unit_test(backend_urls),
         cmocka_unit_test(backend_tls_without_https),
+        cmocka_unit_test(discover_scheme_and_tls),
         cmocka_unit_test(unknown_flag_and_key),
         cmocka_unit_test(help_names_every_flag),
         cmocka_unit_test(flags_that_win_over_the_file),
